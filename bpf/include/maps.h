@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "types.h"
+
+#ifndef MAX_ROUTES
+#define MAX_ROUTES (1 << 20)
+#endif
+#ifndef MAX_TUNNELS
+#define MAX_TUNNELS 4096
+#endif
+
+/* Inner destination prefix -> next hop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_ROUTES);
+	__type(key, struct route_key);
+	__type(value, struct route);
+} routes SEC(".maps");
+
+/* Source-specific default routes (::/0 from <prefix>): inner source prefix
+ * -> next hop, consulted when no destination route matches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, struct route_key);
+	__type(value, struct route);
+} source_routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, __u32);
+	__type(value, struct tunnel);
+} tunnels SEC(".maps");
+
+/* Outer source (+ GRE key) of received packets -> tunnel id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, struct endpoint_key);
+	__type(value, __u32);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, __u32);
+	__type(value, struct tunnel_stats);
+} tunnel_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} reason_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LIMIT_MAX);
+	__type(key, __u32);
+	__type(value, struct token_bucket);
+} limiters SEC(".maps");

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Classification of packets arriving on an underlay interface. It works on
+ * plain packet pointers so that the tcx and the XDP programs share it; each
+ * hook then carries out the verdict with its own helpers. */
+#pragma once
+
+#include "common.h"
+
+enum verdict {
+	V_NOT_TUNNEL, /* leave to the stack */
+	V_CONTROL,    /* ours, but for the daemon: pass still encapsulated */
+	V_UNKNOWN,    /* tunnel packet from an endpoint we have no tunnel with */
+	V_MALFORMED,
+	V_LOCAL,      /* decapsulate, deliver to this node */
+	V_SLOW_PATH,  /* decapsulate, let the overlay stack finish it */
+	V_TRANSIT,    /* rewrite the outer headers for the next tunnel */
+};
+
+struct underlay_ctx {
+	__u32 olen;       /* outer header bytes after Ethernet */
+	__u32 in_tunnel;  /* tunnel the packet arrived on */
+	__u32 out_tunnel; /* next tunnel, for V_TRANSIT */
+	__u32 reason;     /* counter for V_SLOW_PATH and drops */
+	struct tunnel next;
+	struct iphdr *outer;   /* packet pointers, valid until the packet */
+	struct ipv6hdr *inner; /* is resized */
+};
+
+/* Largest header span the classifier reads: Ethernet, the longest outer
+ * header, IPv6, UDP. */
+#define UNDERLAY_PARSE_LEN (ETH_HLEN + GRE_KEY_OVERHEAD + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+
+static __always_inline int is_control(const struct ipv6hdr *ip6, void *end)
+{
+	if (ipv6_not_routable(&ip6->daddr))
+		return 1;
+	if (ip6->nexthdr != IPPROTO_UDP)
+		return 0;
+	struct udphdr *udp = (void *)(ip6 + 1);
+	if ((void *)(udp + 1) > end)
+		return 0;
+	return udp->dest == bpf_htons(BABEL_PORT) ||
+	       (cfg_control_port && udp->dest == cfg_control_port);
+}
+
+/* pkt_len is the frame's length; gso_size is non-zero for GSO super-packets,
+ * whose inner packets are checked against the MTU segment by segment. */
+static __always_inline enum verdict underlay_classify(void *data, void *end, __u32 pkt_len,
+						      __u32 gso_size, struct underlay_ctx *c)
+{
+	struct ethhdr *eth = data;
+	struct endpoint_key ek = {};
+
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return V_NOT_TUNNEL;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end)
+		return V_NOT_TUNNEL;
+	if (ip->ihl != 5 || ip->version != 4)
+		return V_NOT_TUNNEL; /* we never send IPv4 options */
+
+	c->outer = ip;
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return V_NOT_TUNNEL;
+		if (!cfg_fou_port || udp->dest != cfg_fou_port)
+			return V_NOT_TUNNEL;
+		ek.type = TUNNEL_FOU;
+		c->olen = FOU_OVERHEAD;
+		c->inner = (void *)(udp + 1);
+	} else if (ip->protocol == IPPROTO_GRE_) {
+		struct gre_hdr *gre = (void *)(ip + 1);
+		if ((void *)(gre + 1) > end)
+			return V_MALFORMED;
+		__u16 flags = bpf_ntohs(gre->flags);
+		if (gre->proto != bpf_htons(ETH_P_IPV6) ||
+		    (flags & (GRE_FLAG_CSUM | GRE_FLAG_SEQ | GRE_VERSION_MASK)))
+			return V_NOT_TUNNEL;
+		ek.type = TUNNEL_GRE;
+		c->olen = GRE_OVERHEAD;
+		c->inner = (void *)(gre + 1);
+		if (flags & GRE_FLAG_KEY) {
+			__be32 *key = (void *)(gre + 1);
+			if ((void *)(key + 1) > end)
+				return V_MALFORMED;
+			ek.key = *key;
+			c->olen = GRE_KEY_OVERHEAD;
+			c->inner = (void *)(key + 1);
+		}
+	} else {
+		return V_NOT_TUNNEL;
+	}
+	if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET)) {
+		c->reason = REASON_OUTER_FRAGMENT;
+		return V_NOT_TUNNEL;
+	}
+
+	ek.remote = ip->saddr;
+	__u32 *id = bpf_map_lookup_elem(&endpoints, &ek);
+	if (!id)
+		return V_UNKNOWN;
+	c->in_tunnel = *id;
+
+	struct ipv6hdr *ip6 = c->inner;
+	if ((void *)(ip6 + 1) > end)
+		return V_MALFORMED;
+	if (ip6->version != 6)
+		return V_MALFORMED;
+	if (is_control(ip6, end))
+		return V_CONTROL;
+
+	struct route *r = route_lookup(ip6);
+	if (!r) {
+		c->reason = REASON_NO_ROUTE;
+		return V_SLOW_PATH;
+	}
+	if (r->flags & ROUTE_F_LOCAL)
+		return V_LOCAL;
+	if (ip6->hop_limit <= 1) {
+		c->reason = REASON_HOP_LIMIT;
+		return V_SLOW_PATH;
+	}
+	c->out_tunnel = r->tunnel;
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &c->out_tunnel);
+	if (!t) {
+		c->reason = REASON_NO_ROUTE;
+		return V_SLOW_PATH;
+	}
+	if (inner_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size) > t->mtu) {
+		c->reason = REASON_TOO_BIG;
+		return V_SLOW_PATH;
+	}
+	if (outer_len(t) != c->olen) {
+		/* Re-encapsulating into another shape is left to the overlay
+		 * stack and the egress program. */
+		c->reason = REASON_SLOW_PATH;
+		return V_SLOW_PATH;
+	}
+	c->next = *t;
+	return V_TRANSIT;
+}
+
+/* Rewrites the outer headers in place for c->next and decrements the inner
+ * hop limit, through the pointers underlay_classify left in c. */
+static __always_inline int transit_rewrite(void *end, struct underlay_ctx *c)
+{
+	struct iphdr *ip = c->outer;
+	struct ipv6hdr *ip6 = c->inner;
+
+	if ((void *)(ip6 + 1) > end || (void *)(ip + 1) > end)
+		return -1;
+	ip6->hop_limit--;
+	ip->saddr = c->next.local;
+	ip->daddr = c->next.remote;
+	ip->ttl = OUTER_TTL;
+	if (c->next.type == TUNNEL_FOU) {
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return -1;
+		udp->dest = c->next.port;
+		udp->check = 0;
+	} else if (c->next.flags & TUNNEL_F_KEY) {
+		__be32 *key = (void *)(ip6)-sizeof(__be32);
+		if ((void *)key < (void *)(ip + 1) || (void *)(key + 1) > end)
+			return -1;
+		*key = c->next.key;
+	}
+	ipv4_set_csum(ip);
+	return 0;
+}

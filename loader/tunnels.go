@@ -1,0 +1,108 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+)
+
+// ResolveUnderlay fills t.Ifindex with the interface the kernel routes
+// t.Remote through, and checks that t.Local is an address of this host.
+// It must run in the data plane's network namespace (see InNetns).
+func ResolveUnderlay(t *Tunnel) error {
+	routes, err := netlink.RouteGet(net.IP(t.Remote.AsSlice()))
+	if err != nil || len(routes) == 0 {
+		return fmt.Errorf("tunnel %d: no IPv4 route to %s", t.ID, t.Remote)
+	}
+	t.Ifindex = uint32(routes[0].LinkIndex)
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.IP.Equal(net.IP(t.Local.AsSlice())) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tunnel %d: %s is not an address of this host", t.ID, t.Local)
+}
+
+// AddTunnel creates a tunnel; ErrExists if the id or the endpoint (remote,
+// type, key) is taken. Ifindex must be set (ResolveUnderlay).
+func (d *Datapath) AddTunnel(t Tunnel) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if t.Ifindex == 0 {
+		return fmt.Errorf("tunnel %d: underlay interface not resolved", t.ID)
+	}
+	ek, id := t.endpoint(), t.ID
+	if err := d.maps.Endpoints.Update(&ek, &id, ebpf.UpdateNoExist); err != nil {
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			return fmt.Errorf("tunnel %d: a tunnel with remote %s (%s) %w", t.ID, t.Remote, t.Type, ErrExists)
+		}
+		return err
+	}
+	v := t.value()
+	if err := d.maps.Tunnels.Update(&id, &v, ebpf.UpdateNoExist); err != nil {
+		d.maps.Endpoints.Delete(&ek)
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			return fmt.Errorf("tunnel %d %w", t.ID, ErrExists)
+		}
+		return err
+	}
+	zero := make([]datapathTunnelStats, ebpf.MustPossibleCPU())
+	if err := d.maps.TunnelCounters.Update(&id, zero, ebpf.UpdateAny); err != nil {
+		d.maps.Tunnels.Delete(&id)
+		d.maps.Endpoints.Delete(&ek)
+		return err
+	}
+	return nil
+}
+
+// Tunnel returns one tunnel.
+func (d *Datapath) Tunnel(id uint32) (Tunnel, error) {
+	var v datapathTunnel
+	if err := d.maps.Tunnels.Lookup(&id, &v); err != nil {
+		return Tunnel{}, fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
+	}
+	return tunnelFromValue(id, &v), nil
+}
+
+// DeleteTunnel removes a tunnel. It refuses while routes still use it.
+func (d *Datapath) DeleteTunnel(id uint32) error {
+	t, err := d.Tunnel(id)
+	if err != nil {
+		return err
+	}
+	routes, err := d.Routes()
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range routes {
+		if !r.Local && r.Tunnel == id {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("tunnel %d still carries %d route(s): delete them first", id, n)
+	}
+	ek := t.endpoint()
+	return errors.Join(d.maps.Endpoints.Delete(&ek), d.maps.Tunnels.Delete(&id), d.maps.TunnelCounters.Delete(&id))
+}
+
+// Tunnels lists every tunnel.
+func (d *Datapath) Tunnels() ([]Tunnel, error) {
+	var out []Tunnel
+	var id uint32
+	var v datapathTunnel
+	it := d.maps.Tunnels.Iterate()
+	for it.Next(&id, &v) {
+		out = append(out, tunnelFromValue(id, &v))
+	}
+	return out, it.Err()
+}

@@ -1,0 +1,189 @@
+package loader
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// TunnelType is the encapsulation of a tunnel.
+type TunnelType uint8
+
+const (
+	FOU TunnelType = TunnelType(datapathTunnelTypeTUNNEL_FOU)
+	GRE TunnelType = TunnelType(datapathTunnelTypeTUNNEL_GRE)
+)
+
+// ParseTunnelType accepts "fou" or "gre".
+func ParseTunnelType(s string) (TunnelType, error) {
+	switch strings.ToLower(s) {
+	case "fou":
+		return FOU, nil
+	case "gre":
+		return GRE, nil
+	}
+	return 0, fmt.Errorf("unknown tunnel type %q (want fou or gre)", s)
+}
+
+func (t TunnelType) String() string {
+	switch t {
+	case FOU:
+		return "fou"
+	case GRE:
+		return "gre"
+	}
+	return fmt.Sprintf("type%d", uint8(t))
+}
+
+// MarshalText makes tunnel types readable in JSON.
+func (t TunnelType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// Overhead is the number of outer header bytes the encapsulation adds.
+func (t TunnelType) Overhead(withKey bool) int {
+	if t == FOU || withKey {
+		return 28
+	}
+	return 24
+}
+
+// Tunnel is one tunnel endpoint as the data plane sees it.
+type Tunnel struct {
+	ID      uint32     `json:"id"`
+	Type    TunnelType `json:"type"`
+	Local   netip.Addr `json:"local"`
+	Remote  netip.Addr `json:"remote"`
+	Port    uint16     `json:"port,omitempty"` // FOU destination port
+	Key     uint32     `json:"key,omitempty"`  // GRE key, when HasKey
+	HasKey  bool       `json:"has_key,omitempty"`
+	MTU     uint16     `json:"mtu"`
+	Ifindex uint32     `json:"ifindex"` // underlay interface towards Remote
+}
+
+// Validate checks the fields that do not depend on the system.
+func (t *Tunnel) Validate() error {
+	if t.Type != FOU && t.Type != GRE {
+		return fmt.Errorf("tunnel %d: unknown type", t.ID)
+	}
+	if !t.Local.Is4() || !t.Remote.Is4() {
+		return fmt.Errorf("tunnel %d: local and remote must be IPv4 addresses", t.ID)
+	}
+	if t.Type == FOU && t.Port == 0 {
+		return fmt.Errorf("tunnel %d: a FOU tunnel needs a port", t.ID)
+	}
+	if t.Type == FOU && t.HasKey {
+		return fmt.Errorf("tunnel %d: only GRE tunnels have a key", t.ID)
+	}
+	if t.MTU < 1280 {
+		return fmt.Errorf("tunnel %d: MTU %d is below the IPv6 minimum of 1280", t.ID, t.MTU)
+	}
+	return nil
+}
+
+func (t *Tunnel) value() datapathTunnel {
+	v := datapathTunnel{
+		Local:   be32(t.Local),
+		Remote:  be32(t.Remote),
+		Ifindex: t.Ifindex,
+		Port:    htons(t.Port),
+		Mtu:     t.MTU,
+		Type:    uint8(t.Type),
+	}
+	if t.HasKey {
+		v.Flags = uint8(datapathTunnelFlagsTUNNEL_F_KEY)
+		v.Key = htonl(t.Key)
+	}
+	return v
+}
+
+func tunnelFromValue(id uint32, v *datapathTunnel) Tunnel {
+	t := Tunnel{
+		ID:      id,
+		Type:    TunnelType(v.Type),
+		Local:   addrFromBE32(v.Local),
+		Remote:  addrFromBE32(v.Remote),
+		Port:    ntohs(v.Port),
+		MTU:     v.Mtu,
+		Ifindex: v.Ifindex,
+	}
+	if v.Flags&uint8(datapathTunnelFlagsTUNNEL_F_KEY) != 0 {
+		t.HasKey, t.Key = true, ntohl(v.Key)
+	}
+	return t
+}
+
+func (t *Tunnel) endpoint() datapathEndpointKey {
+	k := datapathEndpointKey{Remote: be32(t.Remote), Type: uint8(t.Type)}
+	if t.HasKey {
+		k.Key = htonl(t.Key)
+	}
+	return k
+}
+
+// Nexthop is where a route sends packets.
+type Nexthop struct {
+	Tunnel uint32 `json:"tunnel,omitempty"`
+	Local  bool   `json:"local,omitempty"` // deliver to this node's overlay device
+	Class  uint8  `json:"class,omitempty"` // traffic class
+}
+
+// Route is one entry of the route map. Src is ::/0 except for
+// source-specific default routes (Dst ::/0).
+type Route struct {
+	Dst netip.Prefix `json:"dst"`
+	Src netip.Prefix `json:"src"`
+	Nexthop
+}
+
+func routeKey(p netip.Prefix) datapathRouteKey {
+	return datapathRouteKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
+}
+
+func prefixFromKey(k *datapathRouteKey) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen))
+}
+
+func (nh Nexthop) value() datapathRoute {
+	v := datapathRoute{Tunnel: nh.Tunnel, Class: nh.Class}
+	if nh.Local {
+		v.Flags = uint8(datapathRouteFlagsROUTE_F_LOCAL)
+		v.Tunnel = 0
+	}
+	return v
+}
+
+func nexthopFromValue(v *datapathRoute) Nexthop {
+	if v.Flags&uint8(datapathRouteFlagsROUTE_F_LOCAL) != 0 {
+		return Nexthop{Local: true, Class: v.Class}
+	}
+	return Nexthop{Tunnel: v.Tunnel, Class: v.Class}
+}
+
+// The BPF side keeps addresses, ports and keys in network byte order inside
+// fields that Go reads as native (little-endian) integers.
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func addrFromBE32(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func ntohs(v uint16) uint16 { return htons(v) }
+
+func htonl(v uint32) uint32 {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func ntohl(v uint32) uint32 { return htonl(v) }
