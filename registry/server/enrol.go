@@ -1,0 +1,469 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
+	"github.com/re6st-bpf/re6st-bpf/registry/ca"
+	"github.com/re6st-bpf/re6st-bpf/registry/store"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+)
+
+// TokenMailSubject and the body below are the token mail re6st sends.
+const TokenMailSubject = "[re6stnet] Token Request"
+
+func (s *Server) hello(c *call) ([]byte, error) {
+	prefix := c.arg("client_prefix")
+	protocol := 1
+	if text, ok := c.args["protocol"]; ok {
+		var err error
+		if protocol, err = strconv.Atoi(text); err != nil || protocol < 0 {
+			return nil, errBadRequest("protocol %q is not a number", text)
+		}
+	}
+	key, err := s.nodeKey(prefix)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := wire.NewHelloSecret(s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	answer, err := wire.SealHello(key, s.cfg.Authority.Key, secret)
+	if err != nil {
+		return nil, err
+	}
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	sess := s.sessions[prefix]
+	if sess == nil {
+		sess = &session{}
+		s.sessions[prefix] = sess
+	}
+	// Keep the key of the running chain so that a third party calling
+	// hello does not break it; replace only the pending hello key.
+	if len(sess.keys) == 0 {
+		sess.keys = [][]byte{nil}
+	}
+	sess.keys = append(sess.keys[:1], secret)
+	sess.protocol = protocol
+	return answer, nil
+}
+
+func (s *Server) getCa(*call) ([]byte, error) {
+	return s.cfg.Authority.CertPEM, nil
+}
+
+// newToken returns 8 distinct random lowercase letters, as re6st does.
+func newToken() (string, error) {
+	letters := []byte("abcdefghijklmnopqrstuvwxyz")
+	for i := range 8 {
+		j, err := rand.Int(rand.Reader, big.NewInt(int64(len(letters)-i)))
+		if err != nil {
+			return "", err
+		}
+		k := i + int(j.Int64())
+		letters[i], letters[k] = letters[k], letters[i]
+	}
+	return string(letters[:8]), nil
+}
+
+// insertNewToken stores a fresh random token for email.
+func (s *Server) insertNewToken(email string) (string, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	for {
+		token, err := newToken()
+		if err != nil {
+			return "", err
+		}
+		err = s.cfg.Store.Update(func(tx *store.Tx) error {
+			return tx.InsertToken(store.Token{Token: token, Email: email, PrefixLen: s.cfg.PrefixLength, Date: s.cfg.Now().Unix()})
+		})
+		if !errors.Is(err, store.ErrTokenExists) {
+			return token, err
+		}
+	}
+}
+
+func validEmail(email string) error {
+	if len(email) > 254 || strings.ContainsAny(email, "\r\n <>,;") || !strings.Contains(email, "@") {
+		return errBadRequest("%q is not an e-mail address", email)
+	}
+	return nil
+}
+
+func (s *Server) requestToken(c *call) ([]byte, error) {
+	if s.cfg.Mailer == nil {
+		return nil, errForbidden("registration by e-mail is disabled on this registry (no mail host)")
+	}
+	if s.cfg.PrefixLength == 0 {
+		return nil, errForbidden("registration by token is disabled on this registry (prefix length 0)")
+	}
+	email := c.arg("email")
+	if err := validEmail(email); err != nil {
+		return nil, err
+	}
+	token, err := s.insertNewToken(email)
+	if err != nil {
+		return nil, err
+	}
+	body := "Hello, your token to join re6st network is: " + token + "\n"
+	if err := s.cfg.Mailer.Send(email, TokenMailSubject, body); err != nil {
+		s.cfg.Logger.Error().Err(err).Str("email", email).Msg("cannot send the token mail")
+		return nil, refuse(http.StatusBadGateway, "cannot send the token mail")
+	}
+	s.cfg.Logger.Info().Str("email", email).Msg("token mailed")
+	return nil, nil
+}
+
+// clientIP is the address the request came from: the forwarded client
+// when a trusted proxy (an authorized origin) says so, the peer otherwise.
+func (s *Server) clientIP(c *call) netip.Addr {
+	if forwarded := c.header.Get("X-Forwarded-For"); forwarded != "" && s.isAuthorized(c.peer) {
+		first, _, _ := strings.Cut(forwarded, ",")
+		if addr, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
+			return addr.Unmap()
+		}
+	}
+	return c.peer
+}
+
+// community picks the community of a new node: from the location it sent
+// ("CC,CONT", either part may be empty), else from GeoIP, else "*".
+func (s *Server) community(c *call) (string, error) {
+	country, continent := "", ""
+	if location := c.arg("location"); location != "" {
+		var ok bool
+		country, continent, ok = strings.Cut(location, ",")
+		if !ok || len(country) > 2 || len(continent) > 2 {
+			return "", errBadRequest("location %q is not \"CC,CONT\" (e.g. FR,EU)", location)
+		}
+	} else if s.cfg.GeoIP != nil {
+		if location, ok := s.cfg.GeoIP.Lookup(s.clientIP(c)); ok {
+			country, continent = location.Country, location.Continent
+		}
+	}
+	return s.cfg.Communities.Lookup(country, continent), nil
+}
+
+func (s *Server) requestCertificate(c *call) ([]byte, error) {
+	csr, key, err := ca.ParseRequest([]byte(c.arg("req")))
+	if err != nil {
+		return nil, errBadRequest("%s", err.Error())
+	}
+	token := c.arg("token")
+	if token != "" && s.cfg.PrefixLength == 0 {
+		return nil, errForbidden("registration by token is disabled on this registry")
+	}
+	if token == "" && s.cfg.AnonymousPrefixLength == 0 {
+		return nil, errForbidden("anonymous registration is disabled on this registry")
+	}
+	community, err := s.community(c)
+	if err != nil {
+		return nil, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var certPEM []byte
+	var subjectSerial int
+	var becameRegistry bool
+	err = s.cfg.Store.Update(func(tx *store.Tx) error {
+		email, prefixLen := "", s.cfg.AnonymousPrefixLength
+		if token != "" {
+			row, found, err := tx.LookupToken(token)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return errUnknownToken
+			}
+			if _, err := tx.DeleteToken(token); err != nil {
+				return err
+			}
+			email, prefixLen = row.Email, row.PrefixLen
+		}
+		prefix, err := alloc.Allocate(tx, s.hostBits, prefixLen, community)
+		if errors.Is(err, alloc.ErrExhausted) {
+			return refuse(http.StatusServiceUnavailable, "%s", err.Error())
+		}
+		if err != nil {
+			return err
+		}
+		subjectSerial = s.freeSubjectSerial()
+		subject, err := ca.NodeSubject(csr.RawSubject, prefix, subjectSerial)
+		if err != nil {
+			return errBadRequest("certificate request subject: %s", err.Error())
+		}
+		now := s.cfg.Now()
+		if certPEM, err = s.sign(tx, subject, key, now, now.Add(s.cfg.CertDuration)); err != nil {
+			return err
+		}
+		if err := tx.SetCertificate(prefix, email, string(certPEM)); err != nil {
+			return err
+		}
+		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix {
+			return err
+		}
+		// The first node ever enrolled is the registry's own node.
+		becameRegistry = true
+		if err := tx.SetConfig(store.ConfigPrefix, prefix); err != nil {
+			return err
+		}
+		return s.publish(tx, false)
+	})
+	if errors.Is(err, errUnknownToken) {
+		s.cfg.Logger.Info().Msg("certificate requested with an unknown token")
+		return nil, nil // re6st answers 204: the client reports an invalid or expired token
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.subjectSerials[subjectSerial] = true
+	if becameRegistry {
+		if err := s.reload(); err != nil {
+			return nil, err
+		}
+	}
+	s.cfg.Logger.Info().Int("subject_serial", subjectSerial).Bool("anonymous", token == "").Msg("certificate issued")
+	return certPEM, nil
+}
+
+var errUnknownToken = errors.New("unknown token")
+
+// freeSubjectSerial is the smallest subject serialNumber not in use (it
+// numbers the IPv4 subnets of the optional IPv4 payload).
+func (s *Server) freeSubjectSerial() int {
+	for i := 0; ; i++ {
+		if !s.subjectSerials[i] {
+			return i
+		}
+	}
+}
+
+// sign issues a certificate with the next serial number.
+func (s *Server) sign(tx *store.Tx, subject []byte, key *rsa.PublicKey, notBefore, notAfter time.Time) ([]byte, error) {
+	serial, _, err := tx.ConfigInt(store.ConfigSerial)
+	if err != nil {
+		return nil, err
+	}
+	serial++
+	if err := tx.SetConfig(store.ConfigSerial, serial); err != nil {
+		return nil, err
+	}
+	return s.cfg.Authority.Sign(ca.Issue{RawSubject: subject, PublicKey: key, Serial: uint64(serial), NotBefore: notBefore, NotAfter: notAfter})
+}
+
+func (s *Server) renewCertificate(c *call) ([]byte, error) {
+	prefix := c.arg("cn")
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var certPEM []byte
+	err := s.cfg.Store.Update(func(tx *store.Tx) error {
+		block, found, err := tx.Block(prefix)
+		if err != nil {
+			return err
+		}
+		if !found || !block.Issued() {
+			return errNotFound("no certificate for prefix %q", prefix)
+		}
+		cert, err := ca.ParseCertificate([]byte(block.Cert))
+		if err != nil {
+			return err
+		}
+		serial, err := ca.SerialUint64(cert)
+		if err != nil {
+			return err
+		}
+		revoked, err := tx.IsRevoked(serial)
+		if err != nil {
+			return err
+		}
+		now := s.cfg.Now()
+		notAfter := cert.NotAfter
+		switch {
+		case revoked: // a new serial, the same expiry
+		case cert.NotAfter.Add(-RenewPeriod).Before(now):
+			notAfter = now.Add(s.cfg.CertDuration)
+		default:
+			certPEM = []byte(block.Cert)
+			return nil
+		}
+		if certPEM, err = s.sign(tx, cert.RawSubject, cert.PublicKey.(*rsa.PublicKey), now, notAfter); err != nil {
+			return err
+		}
+		return tx.ReplaceCertificate(prefix, string(certPEM))
+	})
+	return certPEM, err
+}
+
+// revoke revokes by serial (the prefix is kept: the owner can renew) or by
+// CN "n/len" (the prefix is freed).
+func (s *Server) revoke(c *call) ([]byte, error) {
+	target := c.arg("cn_or_serial")
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var freed *x509.Certificate
+	err := s.cfg.Store.Update(func(tx *store.Tx) error {
+		cert, prefix, err := findCertificate(tx, target)
+		if err != nil {
+			return err
+		}
+		if prefix != "" {
+			if err := tx.FreeBlock(prefix); err != nil {
+				return err
+			}
+			if err := alloc.Merge(tx); err != nil {
+				return err
+			}
+			freed = cert
+		}
+		if !cert.NotAfter.After(s.cfg.Now()) {
+			return nil // expired: nobody can use it, no CRL entry needed
+		}
+		serial, err := ca.SerialUint64(cert)
+		if err != nil {
+			return err
+		}
+		if err := tx.Revoke(serial, cert.NotAfter.Unix()); err != nil {
+			return err
+		}
+		return s.publish(tx, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if freed != nil {
+		prefix, _ := ca.NodePrefix(freed)
+		s.dropSession(prefix)
+		if serial, ok := ca.SubjectSerial(freed); ok {
+			delete(s.subjectSerials, serial)
+		}
+	}
+	s.cfg.Logger.Info().Str("target", target).Msg("certificate revoked")
+	return nil, s.reload()
+}
+
+// findCertificate finds a certificate by decimal serial (prefix returned
+// empty) or by CN (prefix returned).
+func findCertificate(tx *store.Tx, target string) (*x509.Certificate, string, error) {
+	if serial, err := strconv.ParseUint(target, 10, 64); err == nil {
+		blocks, err := tx.IssuedBlocks()
+		if err != nil {
+			return nil, "", err
+		}
+		for _, block := range blocks {
+			cert, err := ca.ParseCertificate([]byte(block.Cert))
+			if err == nil && cert.SerialNumber.IsUint64() && cert.SerialNumber.Uint64() == serial {
+				return cert, "", nil
+			}
+		}
+		return nil, "", errNotFound("no certificate with serial %d", serial)
+	}
+	prefix, err := wire.PrefixFromCommonName(target)
+	if err != nil {
+		return nil, "", errBadRequest("%q is neither a serial number nor a CN: %s", target, err.Error())
+	}
+	block, found, err := tx.Block(prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	if !found || !block.Issued() {
+		return nil, "", errNotFound("no certificate with CN %s", target)
+	}
+	cert, err := ca.ParseCertificate([]byte(block.Cert))
+	return cert, prefix, err
+}
+
+func (s *Server) isToken(c *call) ([]byte, error) {
+	var found bool
+	err := s.cfg.Store.View(func(tx *store.Tx) error {
+		var err error
+		_, found, err = tx.LookupToken(c.arg("token"))
+		return err
+	})
+	if err != nil || !found {
+		return nil, err
+	}
+	return []byte("1"), nil
+}
+
+func (s *Server) deleteToken(c *call) ([]byte, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return nil, s.cfg.Store.Update(func(tx *store.Tx) error {
+		_, err := tx.DeleteToken(c.arg("token"))
+		return err
+	})
+}
+
+// addToken adds a token for email; without a token argument a random one
+// is made and returned.
+func (s *Server) addToken(c *call) ([]byte, error) {
+	if s.cfg.PrefixLength == 0 {
+		return nil, errForbidden("registration by token is disabled on this registry (prefix length 0)")
+	}
+	email := c.arg("email")
+	if err := validEmail(email); err != nil {
+		return nil, err
+	}
+	token := c.arg("token")
+	if token == "" {
+		token, err := s.insertNewToken(email)
+		return []byte(token), err
+	}
+	if len(token) > 64 || strings.ContainsAny(token, " \t\r\n") {
+		return nil, errBadRequest("token %q is too long or has blanks", token)
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.cfg.Store.Update(func(tx *store.Tx) error {
+		return tx.InsertToken(store.Token{Token: token, Email: email, PrefixLen: s.cfg.PrefixLength, Date: s.cfg.Now().Unix()})
+	})
+	if errors.Is(err, store.ErrTokenExists) {
+		return nil, refuse(http.StatusConflict, "token %q already exists", token)
+	}
+	return nil, err
+}
+
+func (s *Server) blockByEmail(email string) (store.Block, bool, error) {
+	var blocks []store.Block
+	err := s.cfg.Store.View(func(tx *store.Tx) error {
+		var err error
+		blocks, err = tx.BlocksByEmail(email)
+		return err
+	})
+	if err != nil || len(blocks) == 0 {
+		return store.Block{}, false, err
+	}
+	return blocks[0], true, nil
+}
+
+func (s *Server) getNodePrefix(c *call) ([]byte, error) {
+	block, found, err := s.blockByEmail(c.arg("email"))
+	if err != nil || !found {
+		return nil, err
+	}
+	return []byte(wire.CommonName(block.Prefix)), nil
+}
+
+func (s *Server) getIPv6Address(c *call) ([]byte, error) {
+	block, found, err := s.blockByEmail(c.arg("email"))
+	if err != nil || !found {
+		return nil, err
+	}
+	subnet, err := wire.Subnet(s.cfg.Authority.Network, block.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(subnet.Addr().String()), nil
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
+	"github.com/re6st-bpf/re6st-bpf/registry/ca"
+	"github.com/re6st-bpf/re6st-bpf/registry/geoip"
+	"github.com/re6st-bpf/re6st-bpf/registry/mail"
+	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/registry/relay"
+	"github.com/re6st-bpf/re6st-bpf/registry/store"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+)
+
+// Lifetimes, as re6st defines them.
+const (
+	DefaultCertDuration = 365 * 24 * time.Hour
+	RenewPeriod         = 30 * 24 * time.Hour
+	DefaultGracePeriod  = 100 * 24 * time.Hour
+	KeyRotationPhase1   = time.Hour // NETCONF_TEMP: valid_until during phase 1
+)
+
+// Config is what a registry is made of.
+type Config struct {
+	Authority             *ca.Authority
+	Store                 *store.Store
+	Settings              netparams.Settings
+	PrefixLength          int // for e-mail and admin tokens; 0 disables them
+	AnonymousPrefixLength int // 0 disables anonymous registration
+	CertDuration          time.Duration
+	GracePeriod           time.Duration
+	Communities           alloc.Communities
+	GeoIP                 *geoip.Database // optional
+	Mailer                mail.Sender     // nil: requestToken is refused
+	AuthorizedOrigins     []netip.Addr
+	DHParams              []byte       // optional contents served by getDh
+	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
+	Logger                zerolog.Logger
+	Now                   func() time.Time // defaults to time.Now
+}
+
+// Server is a running registry.
+type Server struct {
+	cfg      Config
+	hostBits int
+
+	// writeMu serialises every state change, like re6st's registry lock.
+	writeMu        sync.Mutex
+	subjectSerials map[int]bool
+	published      atomic.Pointer[published]
+
+	sessionsMu sync.Mutex
+	sessions   map[string]*session
+
+	bootstrap bootstrapState
+}
+
+// published is the network state nodes see, swapped after each commit.
+type published struct {
+	document       netparams.Document
+	crl            map[uint64]bool
+	registryPrefix string
+}
+
+// session is the hash-chain state of one node: the key of the last
+// successful call and the key of the latest hello.
+type session struct {
+	keys     [][]byte
+	protocol int
+}
+
+// New opens a registry on an open store: checks the communities against
+// the allocated blocks, creates the first Babel key of a new network,
+// publishes the parameters (bumping the version if the settings changed)
+// and loads the in-memory indexes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CertDuration == 0 {
+		cfg.CertDuration = DefaultCertDuration
+	}
+	if cfg.GracePeriod == 0 {
+		cfg.GracePeriod = DefaultGracePeriod
+	}
+	s := &Server{
+		cfg:            cfg,
+		hostBits:       128 - len(cfg.Authority.Network),
+		subjectSerials: map[int]bool{},
+		sessions:       map[string]*session{},
+	}
+	if maxLen := cfg.Communities.MaxLength() + max(cfg.PrefixLength, cfg.AnonymousPrefixLength); maxLen > s.hostBits {
+		return nil, fmt.Errorf("prefix length %d plus community bits do not fit in the %d host bits of the network", maxLen-cfg.Communities.MaxLength(), s.hostBits)
+	}
+	err := cfg.Store.Update(func(tx *store.Tx) error {
+		if err := cfg.Communities.CheckAgainst(tx); err != nil {
+			return err
+		}
+		_, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix)
+		if err != nil {
+			return err
+		}
+		slots, err := readSlots(tx)
+		if err != nil {
+			return err
+		}
+		if !hasPrefix && !slots[0].Set && !slots[1].Set && !slots[2].Set {
+			key, err := newBabelKey()
+			if err != nil {
+				return err
+			}
+			if err := tx.SetConfig(store.ConfigBabelHMAC[0], key); err != nil {
+				return err
+			}
+		}
+		return s.publish(tx, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.reload(); err != nil {
+		return nil, err
+	}
+	return s, cfg.Store.View(func(tx *store.Tx) error {
+		blocks, err := tx.IssuedBlocks()
+		if err != nil {
+			return err
+		}
+		for _, block := range blocks {
+			cert, err := ca.ParseCertificate([]byte(block.Cert))
+			if err != nil {
+				return fmt.Errorf("certificate of prefix %q in the database: %w", block.Prefix, err)
+			}
+			if serial, ok := ca.SubjectSerial(cert); ok {
+				s.subjectSerials[serial] = true
+			}
+		}
+		return nil
+	})
+}
+
+func newBabelKey() ([]byte, error) {
+	key := make([]byte, netparams.BabelKeySize)
+	_, err := rand.Read(key)
+	return key, err
+}
+
+func readSlots(tx *store.Tx) (netparams.Slots, error) {
+	var slots netparams.Slots
+	for i, name := range store.ConfigBabelHMAC {
+		key, ok, err := tx.ConfigBytes(name)
+		if err != nil {
+			return slots, err
+		}
+		slots[i] = netparams.Slot{Set: ok, Key: key}
+	}
+	return slots, nil
+}
+
+func writeSlots(tx *store.Tx, slots netparams.Slots) error {
+	for i, name := range store.ConfigBabelHMAC {
+		var err error
+		if slots[i].Set {
+			err = tx.SetConfig(name, append([]byte{}, slots[i].Key...))
+		} else {
+			err = tx.DeleteConfig(name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish recomputes the versioned parameters and bumps the signed
+// version if they changed (or if force is set: the Babel keys changed).
+func (s *Server) publish(tx *store.Tx, force bool) error {
+	revocations, err := tx.Revocations()
+	if err != nil {
+		return err
+	}
+	serials := make([]uint64, len(revocations))
+	for i, r := range revocations {
+		serials[i] = r.Serial
+	}
+	prefix, _, err := tx.ConfigBytes(store.ConfigPrefix)
+	if err != nil {
+		return err
+	}
+	canonical := netparams.Canonical(s.cfg.Settings, serials, string(prefix))
+	last, _, err := tx.ConfigBytes(store.ConfigLastConfig)
+	if err != nil {
+		return err
+	}
+	if !force && string(last) == canonical {
+		return nil
+	}
+	var version uint64
+	if signed, ok, err := tx.ConfigBytes(store.ConfigVersion); err != nil {
+		return err
+	} else if ok {
+		if version, err = wire.VersionNumber(signed); err != nil {
+			return fmt.Errorf("stored network version: %w", err)
+		}
+	}
+	signed, err := wire.EncodeVersion(version+1, s.cfg.Authority.Key)
+	if err != nil {
+		return err
+	}
+	if err := tx.SetConfig(store.ConfigVersion, signed); err != nil {
+		return err
+	}
+	return tx.SetConfig(store.ConfigLastConfig, canonical)
+}
+
+// reload reads the published state back from the database.
+func (s *Server) reload() error {
+	return s.cfg.Store.View(func(tx *store.Tx) error {
+		var p published
+		var err error
+		last, _, err := tx.ConfigBytes(store.ConfigLastConfig)
+		if err != nil {
+			return err
+		}
+		p.document.Canonical = string(last)
+		if p.document.SignedVersion, _, err = tx.ConfigBytes(store.ConfigVersion); err != nil {
+			return err
+		}
+		if p.document.ValidUntil, _, err = tx.ConfigInt(store.ConfigValidUntil); err != nil {
+			return err
+		}
+		slots, err := readSlots(tx)
+		if err != nil {
+			return err
+		}
+		p.document.Sign, p.document.Accept = slots.Published()
+		prefix, _, err := tx.ConfigBytes(store.ConfigPrefix)
+		if err != nil {
+			return err
+		}
+		p.registryPrefix = string(prefix)
+		revocations, err := tx.Revocations()
+		if err != nil {
+			return err
+		}
+		p.crl = map[uint64]bool{}
+		for _, r := range revocations {
+			p.crl[r.Serial] = true
+		}
+		s.published.Store(&p)
+		return nil
+	})
+}
+
+// Version returns the current network version number.
+func (s *Server) Version() uint64 {
+	version, _ := wire.VersionNumber(s.published.Load().document.SignedVersion)
+	return version
+}
+
+// issuedCertificate returns the certificate held by prefix.
+func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
+	var block store.Block
+	var found bool
+	err := s.cfg.Store.View(func(tx *store.Tx) error {
+		var err error
+		block, found, err = tx.Block(prefix)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found || !block.Issued() {
+		return nil, errNotFound("no certificate for prefix %q", prefix)
+	}
+	return ca.ParseCertificate([]byte(block.Cert))
+}
+
+func (s *Server) nodeKey(prefix string) (*rsa.PublicKey, error) {
+	cert, err := s.issuedCertificate(prefix)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("node certificate without an RSA key")
+	}
+	return key, nil
+}
+
+func (s *Server) dropSession(prefix string) {
+	s.sessionsMu.Lock()
+	delete(s.sessions, prefix)
+	s.sessionsMu.Unlock()
+}
