@@ -147,9 +147,7 @@ int underlay_tc(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	struct ethhdr eth;
-	__builtin_memcpy(eth.h_dest, (void *)cfg_overlay_mac, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, (void *)cfg_overlay_mac, ETH_ALEN);
-	eth.h_proto = bpf_htons(ETH_P_IPV6);
+	overlay_eth(&eth);
 	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0) {
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
@@ -233,9 +231,7 @@ int underlay_xdp(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, (void *)cfg_overlay_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, (void *)cfg_overlay_mac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	overlay_eth(eth);
 	return bpf_redirect(cfg_overlay_peer_ifindex, 0);
 }
 

@@ -138,3 +138,15 @@ func ensureBPFFS() error {
 	}
 	return nil
 }
+
+// Attachments returns the recorded attachments, each marked with whether its
+// link is still pinned (and so attached).
+func (d *Datapath) Attachments() ([]Attachment, error) {
+	out := make([]Attachment, len(d.State.Attachments))
+	for i, a := range d.State.Attachments {
+		_, err := os.Stat(filepath.Join(pinDir(d.State.Instance), "link_"+a.Interface))
+		a.Pinned = err == nil
+		out[i] = a
+	}
+	return out, nil
+}

@@ -213,7 +213,7 @@ func createOverlay(st *State, opts Options) (overlayDevice, error) {
 		return dev, fmt.Errorf("interface %q already exists", opts.Overlay)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: opts.Overlay, MTU: mtu, Flags: net.FlagUp},
+		LinkAttrs: netlink.LinkAttrs{Name: opts.Overlay, MTU: mtu},
 		PeerName:  st.OverlayPeer,
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
@@ -223,6 +223,9 @@ func createOverlay(st *State, opts Options) (overlayDevice, error) {
 		for _, kv := range [][2]string{
 			{"net/ipv6/conf/" + st.OverlayPeer + "/disable_ipv6", "1"},
 			{"net/ipv6/conf/" + opts.Overlay + "/accept_ra", "0"},
+			// No link-local address: nothing but routed traffic leaves
+			// the overlay device.
+			{"net/ipv6/conf/" + opts.Overlay + "/addr_gen_mode", "1"},
 			{"net/ipv6/conf/all/forwarding", "1"},
 		} {
 			if err := os.WriteFile(filepath.Join("/proc/sys", kv[0]), []byte(kv[1]), 0); err != nil {

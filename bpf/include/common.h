@@ -54,6 +54,27 @@ struct outer_hdr {
 	};
 };
 
+/* An Ethernet header addressed to the overlay device, so that the stack
+ * takes the frame as its own. The configuration is read element by element:
+ * a memcpy would let the compiler fold the volatile array to its initial
+ * zeroes. */
+static __always_inline void overlay_eth(struct ethhdr *eth)
+{
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++) {
+		eth->h_dest[i] = cfg_overlay_mac[i];
+		eth->h_source[i] = cfg_overlay_mac[i];
+	}
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+}
+
+static __always_inline void node_addr(struct in6_addr *a)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		a->s6_addr[i] = cfg_node_addr[i];
+}
+
 static __always_inline void count(__u32 reason)
 {
 	__u64 *c = bpf_map_lookup_elem(&reason_counters, &reason);

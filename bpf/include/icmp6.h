@@ -128,7 +128,7 @@ static __always_inline int icmp6_send_error(struct __sk_buff *skb, __u8 type, __
 	err.ip6.payload_len = bpf_htons(sizeof(err.icmp) + quote);
 	err.ip6.nexthdr = IPPROTO_ICMPV6;
 	err.ip6.hop_limit = 64;
-	__builtin_memcpy(&err.ip6.saddr, (void *)cfg_node_addr, sizeof(err.ip6.saddr));
+	node_addr(&err.ip6.saddr);
 	err.icmp.icmp6_type = type;
 	err.icmp.icmp6_code = code;
 	err.icmp.icmp6_dataun.un_data32[0] = bpf_htonl(info);
@@ -147,9 +147,7 @@ static __always_inline int icmp6_send_error(struct __sk_buff *skb, __u8 type, __
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &err, sizeof(err), 0) < 0)
 		return TC_ACT_SHOT;
 	struct ethhdr eth;
-	__builtin_memcpy(eth.h_dest, (void *)cfg_overlay_mac, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, (void *)cfg_overlay_mac, ETH_ALEN);
-	eth.h_proto = bpf_htons(ETH_P_IPV6);
+	overlay_eth(&eth);
 	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0)
 		return TC_ACT_SHOT;
 	count(REASON_ICMP_SENT);

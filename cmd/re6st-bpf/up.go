@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+func upCmd(g *globals) *cobra.Command {
+	var (
+		opts    loader.Options
+		address string
+		hook    string
+	)
+	cmd := &cobra.Command{
+		Use:   "up --underlay IF [--underlay IF ...] --address ADDR/LEN",
+		Short: "Create the overlay device, load and attach the data plane",
+		Long: `Creates the overlay device (a NOARP veth pair, default re6st0/re6st0p) with ADDR,
+whose prefix length LEN is the whole overlay network's (the kernel route for
+the network points at the overlay device), enables IPv6 forwarding (the slow
+path relies on it), loads the BPF programs and attaches them: tcx egress on the
+overlay device, and on every underlay either tcx ingress or XDP (--hook; auto
+chooses tcx for virtual drivers such as veth and XDP for NICs with native XDP).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := netip.ParsePrefix(address)
+			if err != nil {
+				return fmt.Errorf("--address %q: want ADDR/LEN, e.g. 2001:db8:1::1/32", address)
+			}
+			opts.Address, opts.Hook, opts.Instance, opts.Netns = p, loader.Hook(hook), g.instance, g.netns
+			d, err := loader.Up(opts)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if g.json {
+				return g.printJSON(d.State)
+			}
+			for _, a := range d.State.Attachments {
+				fmt.Printf("%s: %s at %s", a.Interface, a.Program, a.Hook)
+				if a.Why != "" && a.Why != "requested" {
+					fmt.Printf(" (%s)", a.Why)
+				}
+				fmt.Println()
+			}
+			fmt.Printf("%s up: %s, MTU %d, FOU port %d\n", d.State.Overlay, d.State.Address, d.State.MTU, d.State.FOUPort)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&opts.Underlays, "underlay", nil, "underlay interface (repeatable)")
+	f.StringVar(&address, "address", "", "node address with the network prefix length, e.g. 2001:db8:1::1/32")
+	f.StringVar(&hook, "hook", "auto", "underlay ingress hook: tc, xdp or auto")
+	f.StringVar(&opts.Overlay, "overlay", loader.DefaultOverlay, "overlay device name")
+	f.Uint16Var(&opts.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of incoming FOU tunnels")
+	f.Uint16Var(&opts.ControlPort, "control-port", loader.DefaultControlPort, "UDP port of the node protocol (passed to the daemon)")
+	f.IntVar(&opts.MTU, "mtu", 0, "overlay MTU (default: smallest underlay MTU - 28)")
+	cmd.MarkFlagRequired("underlay")
+	cmd.MarkFlagRequired("address")
+	return cmd
+}
+
+func downCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Detach the data plane and remove the overlay device, pins and state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return loader.Down(g.instance)
+		},
+	}
+}
