@@ -250,7 +250,8 @@ func (s *Server) checkOrigin(c *call) error {
 }
 
 // authenticate checks the request MAC against the session keys of the
-// node and advances its hash chain. It returns the key for the answer.
+// node and advances its hash chain. It returns the key the request was
+// made with, from which the MAC of the answer is derived.
 func (s *Server) authenticate(c *call, requestURI, header string) ([]byte, error) {
 	if header == "" {
 		return nil, errBadRequest("missing %s header", wire.HMACHeader)
@@ -270,7 +271,7 @@ func (s *Server) authenticate(c *call, requestURI, header string) ([]byte, error
 		if key != nil && subtle.ConstantTimeCompare(mac, wire.RequestMAC(key, requestURI)) == 1 {
 			sess.keys = [][]byte{wire.NextKey(key)}
 			c.protocol = sess.protocol
-			return wire.ResponseKey(key), nil
+			return key, nil
 		}
 	}
 	return nil, errBadRequest("wrong HMAC")
