@@ -161,6 +161,25 @@ int underlay_tc(struct __sk_buff *skb)
 	return bpf_redirect(cfg_overlay_ifindex, BPF_F_INGRESS);
 }
 
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(__u32 *)a == *(__u32 *)b && *(__u16 *)(a + 4) == *(__u16 *)(b + 4);
+}
+
+/* Remembers the link-layer path of a tunnel from a packet that came in on
+ * it; written only when it changed. */
+static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u32 tunnel)
+{
+	struct tunnel_l2 *l = bpf_map_lookup_elem(&tunnel_l2s, &tunnel);
+	if (l && l->ifindex == ctx->ingress_ifindex && mac_eq(l->dmac, eth->h_source) &&
+	    mac_eq(l->smac, eth->h_dest))
+		return;
+	struct tunnel_l2 n = { .ifindex = ctx->ingress_ifindex };
+	__builtin_memcpy(n.smac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(n.dmac, eth->h_source, ETH_ALEN);
+	bpf_map_update_elem(&tunnel_l2s, &tunnel, &n, BPF_ANY);
+}
+
 SEC("xdp")
 int underlay_xdp(struct xdp_md *ctx)
 {
@@ -169,6 +188,9 @@ int underlay_xdp(struct xdp_md *ctx)
 	__u32 len = end - data;
 	enum verdict v = underlay_classify(data, end, len, 0, &c);
 	__u32 inner_len = len - ETH_HLEN - c.olen;
+
+	if (c.in_tunnel && (void *)((struct ethhdr *)data + 1) <= end)
+		learn_l2(ctx, data, c.in_tunnel);
 
 	switch (v) {
 	case V_NOT_TUNNEL:
@@ -186,27 +208,22 @@ int underlay_xdp(struct xdp_md *ctx)
 		count(REASON_DROP_MALFORMED);
 		return XDP_DROP;
 	case V_TRANSIT: {
-		struct bpf_fib_lookup fib = {
-			.family = AF_INET,
-			.ipv4_src = c.next.local,
-			.ipv4_dst = c.next.remote,
-			.ifindex = c.next.ifindex,
-		};
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT) == BPF_FIB_LKUP_RET_SUCCESS) {
+		struct tunnel_l2 *l2 = bpf_map_lookup_elem(&tunnel_l2s, &c.out_tunnel);
+		if (l2) {
 			count_tunnel(c.in_tunnel, inner_len, 0);
 			if (transit_rewrite(end, &c) < 0) {
 				count(REASON_DROP_MALFORMED);
 				return XDP_DROP;
 			}
 			struct ethhdr *eth = data;
-			__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-			__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+			__builtin_memcpy(eth->h_dest, l2->dmac, ETH_ALEN);
+			__builtin_memcpy(eth->h_source, l2->smac, ETH_ALEN);
 			count(REASON_TRANSIT);
 			count_tunnel(c.out_tunnel, inner_len, 1);
-			return bpf_redirect(fib.ifindex, 0);
+			return bpf_redirect(l2->ifindex, 0);
 		}
-		/* Unresolved neighbour: the slow path's egress program
-		 * resolves it. */
+		/* Nothing came from that tunnel yet: the slow path's egress
+		 * program resolves the neighbour. */
 		count(REASON_SLOW_PATH);
 		break;
 	}

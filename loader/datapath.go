@@ -97,6 +97,7 @@ func mapsByName(m *datapathMaps) map[string]**ebpf.Map {
 		"tunnels":         &m.Tunnels,
 		"endpoints":       &m.Endpoints,
 		"tunnel_counters": &m.TunnelCounters,
+		"tunnel_l2s":      &m.TunnelL2s,
 		"reason_counters": &m.ReasonCounters,
 		"limiters":        &m.Limiters,
 		"csum_scratch":    &m.CsumScratch,

@@ -93,6 +93,13 @@ const (
 	datapathTunnelFlagsTUNNEL_F_KEY datapathTunnelFlags = 1
 )
 
+type datapathTunnelL2 struct {
+	_       structs.HostLayout
+	Smac    [6]uint8
+	Dmac    [6]uint8
+	Ifindex uint32
+}
+
 type datapathTunnelStats struct {
 	_         structs.HostLayout
 	RxPackets uint64
@@ -119,6 +126,7 @@ const (
 	datapathMapRoutes                = "routes"
 	datapathMapSourceRoutes          = "source_routes"
 	datapathMapTunnelCounters        = "tunnel_counters"
+	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
@@ -195,6 +203,7 @@ type datapathMapSpecs struct {
 	Routes         *ebpf.MapSpec `ebpf:"routes"`
 	SourceRoutes   *ebpf.MapSpec `ebpf:"source_routes"`
 	TunnelCounters *ebpf.MapSpec `ebpf:"tunnel_counters"`
+	TunnelL2s      *ebpf.MapSpec `ebpf:"tunnel_l2s"`
 	Tunnels        *ebpf.MapSpec `ebpf:"tunnels"`
 }
 
@@ -243,6 +252,7 @@ type datapathMaps struct {
 	Routes         *ebpf.Map `ebpf:"routes"`
 	SourceRoutes   *ebpf.Map `ebpf:"source_routes"`
 	TunnelCounters *ebpf.Map `ebpf:"tunnel_counters"`
+	TunnelL2s      *ebpf.Map `ebpf:"tunnel_l2s"`
 	Tunnels        *ebpf.Map `ebpf:"tunnels"`
 }
 
@@ -255,6 +265,7 @@ func (m *datapathMaps) Close() error {
 		m.Routes,
 		m.SourceRoutes,
 		m.TunnelCounters,
+		m.TunnelL2s,
 		m.Tunnels,
 	)
 }

@@ -92,7 +92,11 @@ func (d *Datapath) DeleteTunnel(id uint32) error {
 		return fmt.Errorf("tunnel %d still carries %d route(s): delete them first", id, n)
 	}
 	ek := t.endpoint()
-	return errors.Join(d.maps.Endpoints.Delete(&ek), d.maps.Tunnels.Delete(&id), d.maps.TunnelCounters.Delete(&id))
+	err = d.maps.TunnelL2s.Delete(&id)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		err = nil // nothing was learnt
+	}
+	return errors.Join(d.maps.Endpoints.Delete(&ek), d.maps.Tunnels.Delete(&id), d.maps.TunnelCounters.Delete(&id), err)
 }
 
 // Tunnels lists every tunnel.

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -62,6 +63,9 @@ type Tunnel struct {
 
 // Validate checks the fields that do not depend on the system.
 func (t *Tunnel) Validate() error {
+	if t.ID == 0 {
+		return errors.New("tunnel id 0 is reserved")
+	}
 	if t.Type != FOU && t.Type != GRE {
 		return fmt.Errorf("tunnel %d: unknown type", t.ID)
 	}

@@ -23,7 +23,6 @@
 #endif
 
 #define TCX_NEXT (-1)
-#define AF_INET 2
 #define IPPROTO_GRE_ 47
 #define GRE_FLAG_CSUM 0x8000
 #define GRE_FLAG_KEY 0x2000

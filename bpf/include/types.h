@@ -52,6 +52,15 @@ struct endpoint_key {
 	__u8 pad[3];
 };
 
+/* Link-layer addresses towards a tunnel's remote, learnt by the XDP program
+ * from the packets that arrive on the tunnel (XDP has no neighbour
+ * resolution of its own). */
+struct tunnel_l2 {
+	__u8 smac[6]; /* our address on the underlay */
+	__u8 dmac[6]; /* the remote's, or its gateway's */
+	__u32 ifindex;
+};
+
 struct tunnel_stats {
 	__u64 rx_packets;
 	__u64 rx_bytes;

@@ -18,7 +18,7 @@ enum verdict {
 
 struct underlay_ctx {
 	__u32 olen;       /* outer header bytes after Ethernet */
-	__u32 in_tunnel;  /* tunnel the packet arrived on */
+	__u32 in_tunnel;  /* tunnel the packet arrived on; ids start at 1 */
 	__u32 out_tunnel; /* next tunnel, for V_TRANSIT */
 	__u32 reason;     /* counter for V_SLOW_PATH and drops */
 	struct tunnel next;

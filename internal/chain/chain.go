@@ -1,0 +1,187 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+// Options choose the topology and the data plane.
+type Options struct {
+	Nodes   int               // at least 2
+	Overlay bool              // load the data plane (false: plain reference only)
+	Encap   loader.TunnelType // FOU or GRE
+	GREKey  bool
+	Hook    loader.Hook
+}
+
+// Node is one namespace of the chain.
+type Node struct {
+	NS *netns.NS
+	// Overlay is the node's re6st address, Plain its reference IPv6
+	// address (on the left link, or the right one for the first node).
+	Overlay, Plain netip.Addr
+	// Left and Right are the underlay interfaces ("" at the ends).
+	Left, Right string
+	Datapath    *loader.Datapath
+}
+
+// Chain is a built topology.
+type Chain struct {
+	Nodes []*Node
+}
+
+// First and Last are the ends of the chain.
+func (c *Chain) First() *Node { return c.Nodes[0] }
+func (c *Chain) Last() *Node  { return c.Nodes[len(c.Nodes)-1] }
+
+func linkV4(i int, side int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 41, byte(i + 1), byte(side)})
+}
+func linkV6(i int, side int) netip.Addr {
+	return netip.MustParseAddr(fmt.Sprintf("fd41:%x::%d", i+1, side))
+}
+
+// OverlayPrefix is node i's /48.
+func OverlayPrefix(i int) netip.Prefix {
+	return netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x::/48", i+1))
+}
+
+// Network is the whole overlay.
+var Network = netip.MustParsePrefix("2001:db8::/32")
+
+// Build creates the chain for a test or benchmark; it is torn down when the
+// test ends. Not root: the test is skipped.
+func Build(tb testing.TB, o Options) *Chain {
+	tb.Helper()
+	c := &Chain{}
+	for i := 0; i < o.Nodes; i++ {
+		ns := netns.ForTest(tb, fmt.Sprintf("ch%d", i))
+		c.Nodes = append(c.Nodes, &Node{NS: ns})
+	}
+	if err := c.build(o); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		for _, n := range c.Nodes {
+			if n.Datapath != nil {
+				n.Datapath.Close()
+				loader.Down(n.NS.Name)
+			}
+		}
+	})
+	return c
+}
+
+func (c *Chain) build(o Options) error {
+	n := len(c.Nodes)
+	for i := 0; i+1 < n; i++ {
+		a, b := c.Nodes[i], c.Nodes[i+1]
+		a.Right, b.Left = fmt.Sprintf("r%d", i), fmt.Sprintf("l%d", i+1)
+		if err := netns.Veth(a.NS, a.Right, b.NS, b.Left); err != nil {
+			return err
+		}
+		for _, x := range []struct {
+			node *Node
+			dev  string
+			side int
+		}{{a, a.Right, 1}, {b, b.Left, 2}} {
+			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(linkV4(i, x.side), 24)); err != nil {
+				return err
+			}
+			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(linkV6(i, x.side), 64)); err != nil {
+				return err
+			}
+		}
+	}
+	for i, node := range c.Nodes {
+		if err := node.NS.Sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+			return err
+		}
+		node.Plain = linkV6(i-1, 2)
+		if i == 0 {
+			node.Plain = linkV6(0, 1)
+		}
+		// Plain reference routes: every link subnet not adjacent goes
+		// through the neighbour on its side.
+		for k := 0; k+1 < n; k++ {
+			var via netip.Addr
+			switch {
+			case k < i-1:
+				via = linkV6(i-1, 1)
+			case k > i:
+				via = linkV6(i, 2)
+			default:
+				continue
+			}
+			if _, err := node.NS.Run("ip", "-6", "route", "add", fmt.Sprintf("fd41:%x::/64", k+1), "via", via.String()); err != nil {
+				return err
+			}
+		}
+		node.Overlay = OverlayPrefix(i).Addr().Next()
+		if o.Overlay {
+			if err := c.overlay(o, i); err != nil {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+const (
+	tunnelLeft  = 1
+	tunnelRight = 2
+)
+
+func (c *Chain) overlay(o Options, i int) error {
+	node := c.Nodes[i]
+	var underlays []string
+	for _, u := range []string{node.Left, node.Right} {
+		if u != "" {
+			underlays = append(underlays, u)
+		}
+	}
+	d, err := loader.Up(loader.Options{
+		Instance: node.NS.Name, Netns: node.NS.Name, Hook: o.Hook, Underlays: underlays,
+		Address: netip.PrefixFrom(node.Overlay, Network.Bits()),
+	})
+	if err != nil {
+		return err
+	}
+	node.Datapath = d
+	add := func(id uint32, link int, local, remote netip.Addr) error {
+		t := loader.Tunnel{ID: id, Type: o.Encap, Local: local, Remote: remote, MTU: uint16(d.State.MTU)}
+		if o.Encap == loader.FOU {
+			t.Port = loader.DefaultFOUPort
+		} else if o.GREKey {
+			t.HasKey, t.Key = true, 1000+uint32(link) // both ends of a link agree
+		}
+		if err := loader.InNetns(node.NS.Name, func() error { return loader.ResolveUnderlay(&t) }); err != nil {
+			return err
+		}
+		return d.AddTunnel(t)
+	}
+	var errs []error
+	if node.Left != "" {
+		errs = append(errs, add(tunnelLeft, i-1, linkV4(i-1, 2), linkV4(i-1, 1)))
+	}
+	if node.Right != "" {
+		errs = append(errs, add(tunnelRight, i, linkV4(i, 1), linkV4(i, 2)))
+	}
+	errs = append(errs, d.AddRoute(OverlayPrefix(i), netip.Prefix{}, loader.Nexthop{Local: true}))
+	for j := range c.Nodes {
+		if j == i {
+			continue
+		}
+		id := uint32(tunnelRight)
+		if j < i {
+			id = tunnelLeft
+		}
+		errs = append(errs, d.AddRoute(OverlayPrefix(j), netip.Prefix{}, loader.Nexthop{Tunnel: id}))
+	}
+	return errors.Join(errs...)
+}
