@@ -1,0 +1,260 @@
+package babel
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Delays before buffered messages are sent: urgent ones (retractions,
+// router-id switches, requests) go out within a few milliseconds, the others
+// are batched for up to a quarter of the Hello interval (at most 0.5 s).
+const (
+	urgentDelay  = 10 * time.Millisecond
+	maxBatchWait = 2 * time.Second
+)
+
+// outBuffer collects what is to be sent to one destination address.
+type outBuffer struct {
+	dst      netip.Addr
+	hello    bool
+	ihus     bool
+	msgs     []Message
+	updates  []RouteKey
+	queued   map[RouteKey]bool
+	fullDump bool
+}
+
+func newOutBuffer(dst netip.Addr) *outBuffer {
+	return &outBuffer{dst: dst, queued: make(map[RouteKey]bool)}
+}
+
+func (b *outBuffer) addUpdate(key RouteKey) {
+	if !b.queued[key] {
+		b.queued[key] = true
+		b.updates = append(b.updates, key)
+	}
+}
+
+func (b *outBuffer) empty() bool {
+	return !b.hello && !b.ihus && !b.fullDump && len(b.msgs) == 0 && len(b.updates) == 0
+}
+
+func (b *outBuffer) reset() {
+	b.hello, b.ihus, b.fullDump = false, false, false
+	b.msgs, b.updates = b.msgs[:0], b.updates[:0]
+	clear(b.queued)
+}
+
+func (i *iface) unicastBuffer(addr netip.Addr) *outBuffer {
+	b := i.ucast[addr]
+	if b == nil {
+		b = newOutBuffer(addr)
+		i.ucast[addr] = b
+	}
+	return b
+}
+
+func (r *Router) batchDelay(i *iface, urgent bool) time.Duration {
+	if urgent {
+		return r.jitter(urgentDelay, 0.5)
+	}
+	return r.jitter(min(i.cfg.HelloInterval, maxBatchWait)/4, 0.25)
+}
+
+// queueUpdate schedules an update for key on interface i.
+func (r *Router) queueUpdate(i *iface, key RouteKey, urgent bool) {
+	i.mcast.addUpdate(key)
+	r.scheduleFlush(i, r.batchDelay(i, urgent))
+}
+
+// queueUpdateAll schedules an update for key on every interface.
+func (r *Router) queueUpdateAll(key RouteKey, urgent bool) {
+	for _, i := range r.ifaces {
+		r.queueUpdate(i, key, urgent)
+	}
+}
+
+// scheduleFlush makes sure the interface's buffers are sent within delay.
+func (r *Router) scheduleFlush(i *iface, delay time.Duration) {
+	at := r.clock.Now() + delay
+	if i.flushTimer != nil {
+		if i.flushAt <= at {
+			return
+		}
+		i.flushTimer.Stop()
+	}
+	i.flushAt = at
+	i.flushTimer = r.clock.AfterFunc(delay, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if i.removed {
+			return
+		}
+		i.flushTimer = nil
+		r.flush(i)
+	})
+}
+
+// scheduleHello (re)arms the Hello timer of i.
+func (r *Router) scheduleHello(i *iface, delay time.Duration) {
+	if i.helloTimer != nil {
+		i.helloTimer.Stop()
+	}
+	i.helloTimer = r.clock.AfterFunc(delay, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if i.removed {
+			return
+		}
+		r.sendHello(i)
+		r.scheduleHello(i, r.jitter(i.cfg.HelloInterval*19/20, 0.05))
+	})
+}
+
+// sendHello sends a multicast Hello now, with IHUs every third Hello (every
+// Hello on wireless links), as babeld does.
+func (r *Router) sendHello(i *iface) {
+	i.helloSeqno++
+	i.hellosSent++
+	i.triggeredHello = false
+	i.mcast.hello = true
+	if i.cfg.Type == LinkWireless || i.hellosSent%3 == 0 {
+		i.mcast.ihus = true
+	}
+	r.flush(i)
+}
+
+// scheduleUpdate (re)arms the periodic full dump of i.
+func (r *Router) scheduleUpdate(i *iface, delay time.Duration) {
+	i.updateTimer = r.clock.AfterFunc(delay, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if i.removed {
+			return
+		}
+		i.mcast.fullDump = true
+		i.lastFullDump = r.clock.Now()
+		r.flush(i)
+		r.scheduleUpdate(i, r.jitter(i.cfg.UpdateInterval, 0.1))
+	})
+}
+
+// flush sends everything buffered on i.
+func (r *Router) flush(i *iface) {
+	now := r.clock.Now()
+	if i.flushTimer != nil {
+		i.flushTimer.Stop()
+		i.flushTimer = nil
+	}
+	r.flushBuffer(i, i.mcast, now)
+	for addr, b := range i.ucast {
+		r.flushBuffer(i, b, now)
+		delete(i.ucast, addr)
+	}
+}
+
+// packetWriter fills packets for one destination, sending each when full.
+type packetWriter struct {
+	r          *Router
+	i          *iface
+	dst        netip.Addr
+	hasContent bool
+}
+
+func (w *packetWriter) start() {
+	e := w.r.enc
+	e.Reset()
+	limit := w.i.cfg.MTU - 40 - 8
+	if a := w.i.auth; a != nil {
+		for _, k := range a.cfg.Sign {
+			limit -= 2 + k.newHash().Size()
+		}
+		_ = e.Append(a.nextPC())
+	}
+	e.limit = limit
+	w.hasContent = false
+}
+
+func (w *packetWriter) add(m Message) {
+	err := w.r.enc.Append(m)
+	if errors.Is(err, ErrPacketFull) && w.hasContent {
+		w.send()
+		w.start()
+		err = w.r.enc.Append(m)
+	}
+	if err != nil {
+		w.r.log.Error().Err(err).Str("interface", w.i.name).Msg("babel: cannot encode message")
+		return
+	}
+	w.hasContent = true
+}
+
+func (w *packetWriter) send() {
+	if !w.hasContent {
+		return
+	}
+	pkt := w.r.enc.Bytes()
+	if w.i.auth != nil {
+		pkt = w.i.auth.sign(w.i.local, w.dst, pkt)
+	}
+	w.i.stats.PacketsSent++
+	w.i.stats.BytesSent += uint64(len(pkt))
+	if err := w.i.t.Send(w.dst, pkt); err != nil {
+		w.r.log.Debug().Err(err).Str("interface", w.i.name).Stringer("dst", w.dst).Msg("babel: send")
+	}
+	w.hasContent = false
+}
+
+func (r *Router) flushBuffer(i *iface, b *outBuffer, now time.Duration) {
+	if b.empty() {
+		return
+	}
+	w := &packetWriter{r: r, i: i, dst: b.dst}
+	w.start()
+	if b.hello {
+		w.add(Hello{Seqno: i.helloSeqno, Interval: CentisOf(i.cfg.HelloInterval), HasTimestamp: i.cfg.Timestamps, Timestamp: micros(now)})
+	}
+	if b.ihus {
+		for _, n := range i.neighbours {
+			w.add(r.ihuFor(n, now))
+		}
+	}
+	for _, m := range b.msgs {
+		w.add(m)
+	}
+	if b.fullDump {
+		for key := range r.exported {
+			r.addUpdate(w, key, now)
+		}
+		for key, d := range r.dests {
+			if d.selected != nil {
+				r.addUpdate(w, key, now)
+			}
+		}
+	} else {
+		for _, key := range b.updates {
+			r.addUpdate(w, key, now)
+		}
+	}
+	w.send()
+	b.reset()
+}
+
+// addUpdate writes the update we currently advertise for key: our own
+// prefix, our selected route (noting the feasibility distance), or a
+// retraction.
+func (r *Router) addUpdate(w *packetWriter, key RouteKey, now time.Duration) {
+	u := Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval), Metric: Infinity}
+	if metric, ok := r.exported[key]; ok {
+		u.RouterID, u.Seqno, u.Metric = r.id, r.seqno, metric
+	} else if d := r.dests[key]; d != nil && d.selected != nil {
+		rt := d.selected
+		if w.i.cfg.SplitHorizon && rt.neigh.iface == w.i {
+			return
+		}
+		u.RouterID, u.Seqno, u.Metric = rt.routerID, rt.seqno, r.metric(rt)
+		r.noteAdvertised(key, u.RouterID, u.Seqno, u.Metric, now)
+	}
+	w.add(u)
+}

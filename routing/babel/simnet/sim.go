@@ -1,0 +1,231 @@
+package simnet
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/re6st-bpf/re6st-bpf/routing/babel"
+)
+
+// Options configure a Sim.
+type Options struct {
+	// Seed makes jitter and topologies reproducible.
+	Seed uint64
+	// Interface is the configuration of every interface (default: a
+	// tunnel with a 1 s Hello interval).
+	Interface babel.InterfaceConfig
+	// Delay is the one-way delay of links (default 1 ms).
+	Delay time.Duration
+	// CheckLoops checks after every event that no selected route forms a
+	// forwarding loop.
+	CheckLoops bool
+}
+
+// Node is one simulated router exporting one prefix.
+type Node struct {
+	Index  int
+	Router *babel.Router
+	Prefix netip.Prefix
+	Alive  bool
+	links  []*Link
+}
+
+// Sim is a network of routers on a virtual clock.
+type Sim struct {
+	Clock *Clock
+	Net   *Network
+	Nodes []*Node
+	opts  Options
+	rand  *rand.Rand
+	owner map[netip.Addr]*Node
+	keys  map[babel.RouteKey]*Node
+
+	changed []nodeKey
+	loops   []string
+}
+
+type nodeKey struct {
+	node *Node
+	key  babel.RouteKey
+}
+
+// NodePrefix is the prefix node i exports: 2001:db8:XXXX:XXXX::/64.
+func NodePrefix(i int) netip.Prefix {
+	var a [16]byte
+	a[0], a[1], a[2], a[3] = 0x20, 0x01, 0x0d, 0xb8
+	binary.BigEndian.PutUint32(a[4:8], uint32(i))
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// New builds n routers, each exporting NodePrefix(i), with no links.
+func New(n int, opts Options) (*Sim, error) {
+	if opts.Interface.HelloInterval == 0 {
+		opts.Interface = babel.DefaultInterfaceConfig(babel.LinkTunnel)
+		opts.Interface.HelloInterval = time.Second
+	}
+	if opts.Delay == 0 {
+		opts.Delay = time.Millisecond
+	}
+	clock := NewClock(time.Second)
+	s := &Sim{
+		Clock: clock,
+		Net:   NewNetwork(clock),
+		opts:  opts,
+		rand:  rand.New(rand.NewPCG(opts.Seed, 1)),
+		owner: make(map[netip.Addr]*Node),
+		keys:  make(map[babel.RouteKey]*Node),
+	}
+	for i := range n {
+		var id babel.RouterID
+		binary.BigEndian.PutUint64(id[:], uint64(i)+1)
+		r, err := babel.NewRouter(babel.Config{
+			RouterID: id,
+			Clock:    clock,
+			Rand:     rand.New(rand.NewPCG(opts.Seed, uint64(i)+2)),
+		})
+		if err != nil {
+			return nil, err
+		}
+		node := &Node{Index: i, Router: r, Prefix: NodePrefix(i), Alive: true}
+		if err := r.Export(node.Prefix, netip.Prefix{}, 0); err != nil {
+			return nil, err
+		}
+		if opts.CheckLoops {
+			r.Subscribe(func(c babel.RouteChange) { s.changed = append(s.changed, nodeKey{node, c.Key}) })
+		}
+		s.keys[babel.KeyOf(node.Prefix, netip.Prefix{})] = node
+		s.Nodes = append(s.Nodes, node)
+	}
+	return s, nil
+}
+
+// Rand is the simulation's random source (for topologies).
+func (s *Sim) Rand() *rand.Rand { return s.rand }
+
+// Connect links nodes a and b with a point-to-point link (a tunnel).
+func (s *Sim) Connect(a, b int) (*Link, error) {
+	l := s.Net.NewLink(s.opts.Delay)
+	for _, x := range []int{a, b} {
+		node := s.Nodes[x]
+		ep := l.Attach()
+		s.owner[ep.LocalAddr()] = node
+		name := fmt.Sprintf("t%d", len(node.links))
+		if err := node.Router.AddInterface(name, s.opts.Interface, ep); err != nil {
+			return nil, err
+		}
+		node.links = append(node.links, l)
+	}
+	return l, nil
+}
+
+// Kill stops a node: its router closes and its links go down.
+func (s *Sim) Kill(i int) {
+	node := s.Nodes[i]
+	node.Alive = false
+	for _, l := range node.links {
+		l.SetUp(false)
+	}
+	_ = node.Router.Close()
+}
+
+// Run advances the simulation by d, checking loops after every event if
+// asked to.
+func (s *Sim) Run(d time.Duration) {
+	var after func()
+	if s.opts.CheckLoops {
+		after = s.checkLoops
+	}
+	s.Clock.Advance(d, after)
+}
+
+// Loops returns the forwarding loops seen so far.
+func (s *Sim) Loops() []string { return s.loops }
+
+// checkLoops walks the forwarding path of every destination whose selected
+// route changed during the last event. Any new loop must go through a
+// changed route, so this finds every loop at the instant it forms.
+func (s *Sim) checkLoops() {
+	for _, c := range s.changed {
+		if path, ok := s.walk(c.node, c.key); !ok {
+			s.loops = append(s.loops, fmt.Sprintf("t=%s %s: %v", s.Clock.Now(), c.key, path))
+		}
+	}
+	s.changed = s.changed[:0]
+}
+
+// walk follows next hops for key from start. It returns false when it
+// runs into a loop.
+func (s *Sim) walk(start *Node, key babel.RouteKey) ([]int, bool) {
+	seen := map[*Node]bool{}
+	var path []int
+	for n := start; n != nil && n.Alive; {
+		if seen[n] {
+			return append(path, n.Index), false
+		}
+		seen[n] = true
+		path = append(path, n.Index)
+		if s.keys[key] == n {
+			return path, true
+		}
+		sel, ok := n.Router.Selected(key)
+		if !ok {
+			return path, true
+		}
+		n = s.owner[sel.Neighbour]
+	}
+	return path, true
+}
+
+// Reachable reports whether a's forwarding path to b's prefix ends at b
+// through live nodes only.
+func (s *Sim) Reachable(a, b *Node) bool {
+	key := babel.KeyOf(b.Prefix, netip.Prefix{})
+	for n, hops := a, 0; hops <= len(s.Nodes); hops++ {
+		if n == b {
+			return true
+		}
+		sel, ok := n.Router.Selected(key)
+		if !ok {
+			return false
+		}
+		n = s.owner[sel.Neighbour]
+		if n == nil || !n.Alive {
+			return false
+		}
+	}
+	return false
+}
+
+// Unreachable counts ordered pairs of live nodes whose forwarding path
+// does not deliver; 0 means the network has converged.
+func (s *Sim) Unreachable() int {
+	bad := 0
+	for _, a := range s.Nodes {
+		if !a.Alive {
+			continue
+		}
+		for _, b := range s.Nodes {
+			if b.Alive && a != b && !s.Reachable(a, b) {
+				bad++
+			}
+		}
+	}
+	return bad
+}
+
+// RunUntilConverged advances in steps of check until every pair of live
+// nodes can reach each other, or until limit has elapsed. It returns the
+// time taken and whether the network converged.
+func (s *Sim) RunUntilConverged(limit, check time.Duration) (time.Duration, bool) {
+	start := s.Clock.Now()
+	for s.Clock.Now()-start < limit {
+		s.Run(check)
+		if s.Unreachable() == 0 {
+			return s.Clock.Now() - start, true
+		}
+	}
+	return s.Clock.Now() - start, false
+}
