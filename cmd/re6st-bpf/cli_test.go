@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+)
+
+// Bad input gets a one-line error and a non-zero exit, and changes nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	ns := netns.ForTest(t, "cli")
+	peer := netns.ForTest(t, "clip")
+	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix("10.42.0.1/24")))
+
+	bin := filepath.Join(t.TempDir(), "re6st-bpf")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	run := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, append([]string{"-n", ns.Name}, args...)...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	fails := func(want string, args ...string) {
+		t.Helper()
+		_, stderr, err := run(args...)
+		require.Error(t, err, "re6st-bpf %v should fail", args)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one-line error, got %q", stderr)
+		require.Contains(t, stderr, want)
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, err := run(args...)
+		require.NoError(t, err, stderr)
+		return stdout
+	}
+
+	fails("is not up", "status")
+	fails(`unknown underlay interface "nosuch0"`, "up", "--underlay", "nosuch0", "--address", "2001:db8:1::1/32")
+	_, err = ns.Run("ip", "link", "show", "re6st0")
+	require.Error(t, err, "a failed up left re6st0 behind")
+	_, err = os.Stat("/run/re6st-bpf/" + ns.Name + ".json")
+	require.True(t, os.IsNotExist(err), "a failed up left state behind")
+	fails("--address", "up", "--underlay", "u0", "--address", "10.0.0.1/8")
+
+	ok("up", "--underlay", "u0", "--address", "2001:db8:1::1/32")
+	t.Cleanup(func() { run("down") })
+	fails("already up", "up", "--underlay", "u0", "--address", "2001:db8:1::1/32")
+	ok("tunnel", "add", "1", "--type", "fou", "--local", "10.42.0.1", "--remote", "10.42.0.2")
+	fails("already exists", "tunnel", "add", "1", "--type", "fou", "--local", "10.42.0.1", "--remote", "10.42.0.3")
+	fails("already exists", "tunnel", "add", "2", "--type", "fou", "--local", "10.42.0.1", "--remote", "10.42.0.2")
+	fails("no IPv4 route", "tunnel", "add", "3", "--type", "gre", "--local", "10.42.0.1", "--remote", "192.0.2.1")
+	fails("not an address of this host", "tunnel", "add", "3", "--type", "gre", "--local", "10.9.9.9", "--remote", "10.42.0.9")
+	fails("unknown tunnel type", "tunnel", "add", "3", "--type", "vxlan", "--local", "10.42.0.1", "--remote", "10.42.0.9")
+	ok("route", "add", "2001:db8:2::/48", "--tunnel", "1")
+	fails("already exists", "route", "add", "2001:db8:2::/48", "--tunnel", "1")
+	fails("host bits", "route", "add", "2001:db8:3::1/48", "--tunnel", "1")
+	fails("not an IPv6 prefix", "route", "add", "10.0.0.0/8", "--tunnel", "1")
+	fails("want an IPv6 prefix", "route", "add", "nonsense", "--tunnel", "1")
+	fails("tunnel 9", "route", "add", "2001:db8:4::/48", "--tunnel", "9")
+	fails("still carries 1 route", "tunnel", "del", "1")
+
+	require.Equal(t, 1, strings.Count(ok("route", "list"), "tunnel 1"), "routes changed")
+	require.Equal(t, 2, len(strings.Split(strings.TrimSpace(ok("tunnel", "list")), "\n")), "tunnels changed")
+	require.Contains(t, ok("status", "--json"), `"routes": [`)
+
+	ok("route", "del", "2001:db8:2::/48")
+	ok("tunnel", "del", "1")
+	ok("down")
+	_, err = ns.Run("ip", "link", "show", "re6st0")
+	require.Error(t, err, "down left re6st0 behind")
+}
