@@ -68,9 +68,37 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 	return root
 }
 
-// open returns the instance's loaded data plane.
-func (g *globals) open() (*loader.Datapath, error) {
-	return loader.Open(g.instance)
+// with runs fn on the instance's loaded data plane.
+func (g *globals) with(fn func(*loader.Datapath) error) error {
+	d, err := loader.Open(g.instance)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(d)
+}
+
+// readCmd is a command that reads something from the data plane and prints
+// it as a table, or as JSON with --json.
+func readCmd[T any](g *globals, use, short string, read func(*loader.Datapath) (T, error), print func(T)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.with(func(d *loader.Datapath) error {
+				v, err := read(d)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(v)
+				}
+				print(v)
+				return nil
+			})
+		},
+	}
 }
 
 func (g *globals) printJSON(v any) error {

@@ -51,12 +51,9 @@ Adding a prefix that already has a route fails; delete it first.`,
 			if err != nil {
 				return err
 			}
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return d.AddRoute(dst, src, loader.Nexthop{Tunnel: tunnel, Local: local, Class: class})
+			return g.with(func(d *loader.Datapath) error {
+				return d.AddRoute(dst, src, loader.Nexthop{Tunnel: tunnel, Local: local, Class: class})
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -78,12 +75,7 @@ func routeDelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return d.DeleteRoute(dst, src)
+			return g.with(func(d *loader.Datapath) error { return d.DeleteRoute(dst, src) })
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "source prefix")
@@ -104,25 +96,5 @@ func printRoutes(routes []loader.Route) {
 }
 
 func routeListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List routes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			routes, err := d.Routes()
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(routes)
-			}
-			printRoutes(routes)
-			return nil
-		},
-	}
+	return readCmd(g, "list", "List routes", (*loader.Datapath).Routes, printRoutes)
 }

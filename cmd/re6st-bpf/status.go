@@ -20,39 +20,26 @@ type status struct {
 }
 
 func statusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
-		Short: "Show what is attached where, map fill, tunnels, routes and counters",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			s := status{State: d.State}
-			if s.Attachments, err = d.Attachments(); err != nil {
-				return err
-			}
-			if s.Maps, err = d.Fill(); err != nil {
-				return err
-			}
-			if s.Reasons, err = d.Reasons(); err != nil {
-				return err
-			}
-			if s.Tunnels, err = tunnelRows(d); err != nil {
-				return err
-			}
-			if s.Routes, err = d.Routes(); err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(s)
-			}
-			printStatus(&s)
-			return nil
-		},
+	return readCmd(g, "status", "Show what is attached where, map fill, tunnels, routes and counters", readStatus, printStatus)
+}
+
+func readStatus(d *loader.Datapath) (*status, error) {
+	s := &status{State: d.State}
+	var err error
+	if s.Attachments, err = d.Attachments(); err != nil {
+		return nil, err
 	}
+	if s.Maps, err = d.Fill(); err != nil {
+		return nil, err
+	}
+	if s.Reasons, err = d.Reasons(); err != nil {
+		return nil, err
+	}
+	if s.Tunnels, err = tunnelRows(d); err != nil {
+		return nil, err
+	}
+	s.Routes, err = d.Routes()
+	return s, err
 }
 
 func printStatus(s *status) {

@@ -63,25 +63,22 @@ now. The MTU defaults to the overlay device's.`,
 			if t.Type == loader.GRE {
 				t.Port = 0
 			}
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if mtu == 0 {
-				mtu = d.State.MTU
-			}
-			if mtu > 0xffff {
-				return fmt.Errorf("--mtu %d is too large", mtu)
-			}
-			t.MTU = uint16(mtu)
-			if err := t.Validate(); err != nil {
-				return err
-			}
-			if err := loader.InNetns(d.State.Netns, func() error { return loader.ResolveUnderlay(&t) }); err != nil {
-				return err
-			}
-			return d.AddTunnel(t)
+			return g.with(func(d *loader.Datapath) error {
+				if mtu == 0 {
+					mtu = d.State.MTU
+				}
+				if mtu > 0xffff {
+					return fmt.Errorf("--mtu %d is too large", mtu)
+				}
+				t.MTU = uint16(mtu)
+				if err := t.Validate(); err != nil {
+					return err
+				}
+				if err := loader.InNetns(d.State.Netns, func() error { return loader.ResolveUnderlay(&t) }); err != nil {
+					return err
+				}
+				return d.AddTunnel(t)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -106,12 +103,7 @@ func tunnelDelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return d.DeleteTunnel(id)
+			return g.with(func(d *loader.Datapath) error { return d.DeleteTunnel(id) })
 		},
 	}
 }
@@ -155,25 +147,5 @@ func printTunnels(rows []tunnelRow) {
 }
 
 func tunnelListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List tunnels with their counters",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			rows, err := tunnelRows(d)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(rows)
-			}
-			printTunnels(rows)
-			return nil
-		},
-	}
+	return readCmd(g, "list", "List tunnels with their counters", tunnelRows, printTunnels)
 }
