@@ -17,13 +17,13 @@ type iface struct {
 	multipliers       map[netip.Addr]uint16
 	defaultMultiplier uint16
 
-	helloSeqno    uint16
-	hellosSent    int
-	helloTimer    Timer
-	updateTimer   Timer
-	flushTimer    Timer
-	flushAt       time.Duration
-	lastFullDump  time.Duration
+	helloSeqno     uint16
+	hellosSent     int
+	helloTimer     Timer
+	updateTimer    Timer
+	flushTimer     Timer
+	flushAt        time.Duration
+	lastFullDump   time.Duration
 	triggeredHello bool
 
 	mcast *outBuffer
@@ -47,8 +47,8 @@ type neighbour struct {
 	iface *iface
 	addr  netip.Addr
 
-	hello  helloHistory // multicast Hellos
-	uhello helloHistory // unicast Hellos
+	hello     helloHistory // multicast Hellos
+	uhello    helloHistory // unicast Hellos
 	lastHeard time.Duration
 
 	txcost      uint16
@@ -65,7 +65,8 @@ type neighbour struct {
 	rttTime     time.Duration
 	haveRTT     bool
 
-	cost uint16 // cached neighbourCost
+	cost   uint16 // cached computeCost
+	routes map[*destination]*route
 }
 
 // rttValidity is how long an RTT estimate stays in use (babeld: 180 s).
@@ -181,7 +182,7 @@ func (r *Router) handleHello(i *iface, src netip.Addr, h Hello, now time.Duratio
 	n := i.neighbours[src]
 	isNew := n == nil
 	if isNew {
-		n = &neighbour{iface: i, addr: src, cost: Infinity}
+		n = &neighbour{iface: i, addr: src, cost: Infinity, routes: make(map[*destination]*route)}
 		i.neighbours[src] = n
 		r.log.Info().Str("interface", i.name).Stringer("neighbour", src).Msg("babel: new neighbour")
 	}
@@ -259,13 +260,11 @@ func (r *Router) flushNeighbour(n *neighbour) {
 	delete(n.iface.neighbours, n.addr)
 	delete(n.iface.ucast, n.addr)
 	n.cost = Infinity
-	for _, d := range r.dests {
-		if rt := d.routeFrom(n); rt != nil {
-			d.remove(rt)
-			if d.selected == rt {
-				r.reselect(d)
-			}
-			r.gcDestination(d)
+	for d, rt := range n.routes {
+		d.removeRoute(rt)
+		if d.selected == rt {
+			r.reselect(d)
 		}
+		r.gcDestination(d)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // router-id switches, requests) go out within a few milliseconds, the others
 // are batched for up to a quarter of the Hello interval (at most 0.5 s).
 const (
-	urgentDelay  = 10 * time.Millisecond
+	urgentDelay  = 5 * time.Millisecond
 	maxBatchWait = 2 * time.Second
 )
 
@@ -229,7 +229,7 @@ func (r *Router) flushBuffer(i *iface, b *outBuffer, now time.Duration) {
 		}
 		for key, d := range r.dests {
 			if d.selected != nil {
-				r.addUpdate(w, key, now)
+				r.addRouteUpdate(w, key, d, now)
 			}
 		}
 	} else {
@@ -249,12 +249,20 @@ func (r *Router) addUpdate(w *packetWriter, key RouteKey, now time.Duration) {
 	if metric, ok := r.exported[key]; ok {
 		u.RouterID, u.Seqno, u.Metric = r.id, r.seqno, metric
 	} else if d := r.dests[key]; d != nil && d.selected != nil {
-		rt := d.selected
-		if w.i.cfg.SplitHorizon && rt.neigh.iface == w.i {
-			return
-		}
-		u.RouterID, u.Seqno, u.Metric = rt.routerID, rt.seqno, r.metric(rt)
-		r.noteAdvertised(key, u.RouterID, u.Seqno, u.Metric, now)
+		r.addRouteUpdate(w, key, d, now)
+		return
 	}
+	w.add(u)
+}
+
+// addRouteUpdate writes the update for d's selected route.
+func (r *Router) addRouteUpdate(w *packetWriter, key RouteKey, d *destination, now time.Duration) {
+	rt := d.selected
+	if w.i.cfg.SplitHorizon && rt.neigh.iface == w.i {
+		return
+	}
+	u := Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval),
+		RouterID: rt.routerID, Seqno: rt.seqno, Metric: r.metric(rt)}
+	r.noteAdvertised(d, u.RouterID, u.Seqno, u.Metric, now)
 	w.add(u)
 }

@@ -31,12 +31,12 @@ func (p *pendingRequest) duplicate(id RouterID, seqno uint16, now time.Duration)
 
 // requestSeqno asks neighbour n for a seqno that makes routes from id
 // feasible again: one more than our feasibility distance.
-func (r *Router) requestSeqno(key RouteKey, id RouterID, n *neighbour) {
-	s := r.sources[sourceKey{key, id}]
+func (r *Router) requestSeqno(d *destination, id RouterID, n *neighbour) {
+	s := d.source(id, r.clock.Now())
 	if s == nil {
 		return
 	}
-	r.sendSeqnoRequest(key, id, s.seqno+1, n)
+	r.sendSeqnoRequest(d.key, id, s.seqno+1, n)
 }
 
 // sendSeqnoRequest originates a seqno request, unicast to target or

@@ -8,14 +8,14 @@ import (
 
 // route is what one neighbour told us about one destination.
 type route struct {
-	neigh     *neighbour
-	routerID  RouterID
-	seqno     uint16
-	refmetric uint16
-	nexthop   netip.Addr
-	hold      time.Duration
-	updated   time.Duration // last update received
-	expires   time.Duration
+	neigh        *neighbour
+	routerID     RouterID
+	seqno        uint16
+	refmetric    uint16
+	nexthop      netip.Addr
+	hold         time.Duration
+	updated      time.Duration // last update received
+	expires      time.Duration
 	refreshAsked bool
 
 	smoothed     float64
@@ -29,18 +29,20 @@ type destination struct {
 	routes   []*route
 	selected *route
 	last     selectedState // what selected looked like when last examined
+	sources  []*source     // feasibility distances, one per router-id
 }
 
-func (d *destination) routeFrom(n *neighbour) *route {
-	for _, rt := range d.routes {
-		if rt.neigh == n {
-			return rt
-		}
-	}
-	return nil
+// addRoute creates the route from n to d.
+func (d *destination) addRoute(n *neighbour) *route {
+	rt := &route{neigh: n}
+	d.routes = append(d.routes, rt)
+	n.routes[d] = rt
+	return rt
 }
 
-func (d *destination) remove(rt *route) {
+// removeRoute forgets rt.
+func (d *destination) removeRoute(rt *route) {
+	delete(rt.neigh.routes, d)
 	for j, x := range d.routes {
 		if x == rt {
 			d.routes = append(d.routes[:j], d.routes[j+1:]...)
@@ -49,17 +51,23 @@ func (d *destination) remove(rt *route) {
 	}
 }
 
-// sourceKey identifies a feasibility distance.
-type sourceKey struct {
-	key      RouteKey
+// source is a feasibility distance: the best (seqno, metric) we advertised
+// for a destination from one router-id.
+type source struct {
 	routerID RouterID
+	seqno    uint16
+	metric   uint16
+	time     time.Duration
 }
 
-// source is a feasibility distance: the best (seqno, metric) we advertised.
-type source struct {
-	seqno  uint16
-	metric uint16
-	time   time.Duration
+// source returns the live feasibility distance for id, if any.
+func (d *destination) source(id RouterID, now time.Duration) *source {
+	for _, s := range d.sources {
+		if s.routerID == id && now-s.time <= sourceGCTime {
+			return s
+		}
+	}
+	return nil
 }
 
 // sourceGCTime is how long an unused feasibility distance is kept (babeld's
@@ -75,32 +83,36 @@ func (r *Router) metric(rt *route) uint16 {
 }
 
 // feasible is the feasibility condition (RFC 8966 §3.5.1).
-func (r *Router) feasible(key RouteKey, id RouterID, seqno, metric uint16) bool {
+func (r *Router) feasible(d *destination, id RouterID, seqno, metric uint16) bool {
 	if metric >= Infinity {
 		return true
 	}
-	s := r.sources[sourceKey{key, id}]
-	if s == nil || r.clock.Now()-s.time > sourceGCTime {
+	s := d.source(id, r.clock.Now())
+	if s == nil {
 		return true
 	}
 	return SeqnoLess(s.seqno, seqno) || (seqno == s.seqno && metric < s.metric)
 }
 
 func (r *Router) routeFeasible(d *destination, rt *route) bool {
-	return r.feasible(d.key, rt.routerID, rt.seqno, rt.refmetric)
+	return r.feasible(d, rt.routerID, rt.seqno, rt.refmetric)
 }
 
 // noteAdvertised updates the feasibility distance after we announce
-// (seqno, metric) for key from id (RFC 8966 §3.7.3).
-func (r *Router) noteAdvertised(key RouteKey, id RouterID, seqno, metric uint16, now time.Duration) {
+// (seqno, metric) for d from id (RFC 8966 §3.7.3).
+func (r *Router) noteAdvertised(d *destination, id RouterID, seqno, metric uint16, now time.Duration) {
 	if metric >= Infinity {
 		return
 	}
-	sk := sourceKey{key, id}
-	s := r.sources[sk]
+	var s *source
+	for _, x := range d.sources {
+		if x.routerID == id {
+			s = x
+		}
+	}
 	switch {
 	case s == nil:
-		r.sources[sk] = &source{seqno: seqno, metric: metric, time: now}
+		d.sources = append(d.sources, &source{routerID: id, seqno: seqno, metric: metric, time: now})
 	case SeqnoLess(s.seqno, seqno) || now-s.time > sourceGCTime:
 		s.seqno, s.metric, s.time = seqno, metric, now
 	case seqno == s.seqno:
@@ -132,8 +144,8 @@ func holdTime(iv Centis) time.Duration {
 // handleUpdate processes an Update from n. src is the packet's source.
 func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.Duration) {
 	if u.IsWildcard() {
-		for _, d := range r.dests {
-			if rt := d.routeFrom(n); rt != nil && rt.refmetric < Infinity {
+		for d, rt := range n.routes {
+			if rt.refmetric < Infinity {
 				rt.refmetric = Infinity
 				rt.expires = now + rt.hold
 				r.reselect(d)
@@ -151,7 +163,7 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 	d := r.dests[key]
 	var rt *route
 	if d != nil {
-		rt = d.routeFrom(n)
+		rt = n.routes[d]
 	}
 	r.satisfyRequests(key, u.RouterID, u.Seqno, u.Metric)
 	if rt == nil && u.Metric >= Infinity {
@@ -161,30 +173,33 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 		d = &destination{key: key}
 		r.dests[key] = d
 	}
-	feasible := r.feasible(key, u.RouterID, u.Seqno, u.Metric)
+	feasible := r.feasible(d, u.RouterID, u.Seqno, u.Metric)
 	if rt != nil && rt == d.selected && !feasible && rt.routerID == u.RouterID {
 		// An unfeasible update from our successor for the same source:
 		// keep the route as it was (RFC 8966 §3.5.4) and ask the source
 		// for a new seqno, which will make the update feasible.
-		r.requestSeqno(key, u.RouterID, n)
+		r.requestSeqno(d, u.RouterID, n)
 		return
 	}
 	if rt == nil {
-		rt = &route{neigh: n}
-		d.routes = append(d.routes, rt)
+		rt = d.addRoute(n)
 	}
 	nexthop := u.NextHop
 	if !nexthop.IsValid() {
 		nexthop = src
 	}
+	unchanged := rt.routerID == u.RouterID && rt.seqno == u.Seqno && rt.refmetric == u.Metric && rt.nexthop == nexthop
 	rt.routerID, rt.seqno, rt.refmetric, rt.nexthop = u.RouterID, u.Seqno, u.Metric, nexthop
 	rt.hold = holdTime(u.Interval)
 	rt.updated, rt.expires, rt.refreshAsked = now, now+rt.hold, false
+	if unchanged && feasible {
+		return // a refresh: nothing to reconsider
+	}
 	if !feasible {
 		// Starvation help: if the unfeasible route would be much better
 		// than what we have, ask for a newer seqno.
 		if d.selected == nil || int(r.metric(rt))+512 <= int(r.metric(d.selected)) {
-			r.requestSeqno(key, u.RouterID, n)
+			r.requestSeqno(d, u.RouterID, n)
 		}
 	}
 	r.reselect(d)
@@ -192,10 +207,8 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 
 // reselectVia reconsiders every destination with a route through n.
 func (r *Router) reselectVia(n *neighbour) {
-	for _, d := range r.dests {
-		if d.routeFrom(n) != nil {
-			r.reselect(d)
-		}
+	for d := range n.routes {
+		r.reselect(d)
 	}
 }
 
@@ -209,20 +222,20 @@ func (r *Router) reselect(d *destination) {
 	}
 	now := r.clock.Now()
 	var best *route
+	bestMetric := uint16(Infinity)
 	for _, rt := range d.routes {
-		if r.metric(rt) >= Infinity || !r.routeFeasible(d, rt) {
+		m := r.metric(rt)
+		if m >= bestMetric || !r.routeFeasible(d, rt) {
 			continue
 		}
-		if best == nil || r.metric(rt) < r.metric(best) {
-			best = rt
-		}
+		best, bestMetric = rt, m
 	}
 	cur := d.selected
-	usable := cur != nil && r.metric(cur) < Infinity && r.routeFeasible(d, cur) && d.routeFrom(cur.neigh) == cur
+	usable := cur != nil && r.metric(cur) < Infinity && r.routeFeasible(d, cur) && cur.neigh.routes[d] == cur
 	switch {
 	case !usable:
 		r.setSelected(d, best)
-	case best != nil && best != cur && r.metric(best) <= r.metric(cur) &&
+	case best != nil && best != cur && bestMetric <= r.metric(cur) &&
 		r.smoothedMetric(best, now) < r.smoothedMetric(cur, now):
 		r.setSelected(d, best)
 	default:
@@ -298,7 +311,7 @@ func (r *Router) routeLost(d *destination, old selectedState) {
 	if old.metric > Infinity/2 {
 		return
 	}
-	s := r.sources[sourceKey{d.key, old.routerID}]
+	s := d.source(old.routerID, r.clock.Now())
 	seqno := old.seqno + 1
 	if s != nil {
 		seqno = s.seqno + 1
@@ -306,9 +319,10 @@ func (r *Router) routeLost(d *destination, old selectedState) {
 	r.sendSeqnoRequest(d.key, old.routerID, seqno, nil)
 }
 
-// gcDestination drops d once it has no route left.
+// gcDestination drops d once it has no route and no feasibility distance
+// left.
 func (r *Router) gcDestination(d *destination) {
-	if len(d.routes) == 0 && d.selected == nil {
+	if len(d.routes) == 0 && d.selected == nil && len(d.sources) == 0 {
 		delete(r.dests, d.key)
 	}
 }
@@ -321,7 +335,7 @@ func (r *Router) checkRoutes(now time.Duration) {
 		for _, rt := range append([]*route{}, d.routes...) {
 			switch {
 			case now >= rt.expires && rt.refmetric >= Infinity:
-				d.remove(rt)
+				d.removeRoute(rt)
 				changed = true
 			case now >= rt.expires:
 				rt.refmetric, rt.expires = Infinity, now+rt.hold
@@ -333,14 +347,16 @@ func (r *Router) checkRoutes(now time.Duration) {
 				r.scheduleFlush(rt.neigh.iface, r.jitter(urgentDelay, 0.5))
 			}
 		}
+		live := d.sources[:0]
+		for _, s := range d.sources {
+			if now-s.time <= sourceGCTime {
+				live = append(live, s)
+			}
+		}
+		d.sources = live
 		if changed {
 			r.reselect(d)
-			r.gcDestination(d)
 		}
-	}
-	for k, s := range r.sources {
-		if now-s.time > sourceGCTime {
-			delete(r.sources, k)
-		}
+		r.gcDestination(d)
 	}
 }

@@ -178,18 +178,17 @@ func (k RouteKey) String() string {
 
 // Router is a Babel speaker. It is safe for concurrent use.
 type Router struct {
-	mu    sync.Mutex
-	id    RouterID
-	clock Clock
-	rand  *rand.Rand
-	log   zerolog.Logger
+	mu       sync.Mutex
+	id       RouterID
+	clock    Clock
+	rand     *rand.Rand
+	log      zerolog.Logger
 	halfLife time.Duration
 
 	seqno    uint16
 	ifaces   map[string]*iface
 	exported map[RouteKey]uint16
 	dests    map[RouteKey]*destination
-	sources  map[sourceKey]*source
 	requests map[RouteKey]*pendingRequest
 	subs     map[int]func(RouteChange)
 	nextSub  int
@@ -230,7 +229,6 @@ func NewRouter(cfg Config) (*Router, error) {
 		ifaces:   make(map[string]*iface),
 		exported: make(map[RouteKey]uint16),
 		dests:    make(map[RouteKey]*destination),
-		sources:  make(map[sourceKey]*source),
 		requests: make(map[RouteKey]*pendingRequest),
 		subs:     make(map[int]func(RouteChange)),
 		enc:      NewEncoder(0),
@@ -278,15 +276,15 @@ func (r *Router) AddInterface(name string, cfg InterfaceConfig, t Transport) err
 		return fmt.Errorf("babel: interface %s already exists", name)
 	}
 	i := &iface{
-		name:       name,
-		cfg:        cfg,
-		t:          t,
-		local:      t.LocalAddr(),
-		neighbours: make(map[netip.Addr]*neighbour),
-		helloSeqno: uint16(r.rand.Uint32()),
-		mcast:      newOutBuffer(MulticastGroup),
-		ucast:      make(map[netip.Addr]*outBuffer),
-		multipliers: make(map[netip.Addr]uint16),
+		name:              name,
+		cfg:               cfg,
+		t:                 t,
+		local:             t.LocalAddr(),
+		neighbours:        make(map[netip.Addr]*neighbour),
+		helloSeqno:        uint16(r.rand.Uint32()),
+		mcast:             newOutBuffer(MulticastGroup),
+		ucast:             make(map[netip.Addr]*outBuffer),
+		multipliers:       make(map[netip.Addr]uint16),
 		defaultMultiplier: unitMultiplier,
 	}
 	if cfg.Auth != nil {

@@ -41,7 +41,10 @@ type Sim struct {
 	opts  Options
 	rand  *rand.Rand
 	owner map[netip.Addr]*Node
+	links map[netip.Addr]*Link
 	keys  map[babel.RouteKey]*Node
+	seen  []uint64
+	walks uint64
 
 	changed []nodeKey
 	loops   []string
@@ -76,6 +79,7 @@ func New(n int, opts Options) (*Sim, error) {
 		opts:  opts,
 		rand:  rand.New(rand.NewPCG(opts.Seed, 1)),
 		owner: make(map[netip.Addr]*Node),
+		links: make(map[netip.Addr]*Link),
 		keys:  make(map[babel.RouteKey]*Node),
 	}
 	for i := range n {
@@ -99,6 +103,7 @@ func New(n int, opts Options) (*Sim, error) {
 		s.keys[babel.KeyOf(node.Prefix, netip.Prefix{})] = node
 		s.Nodes = append(s.Nodes, node)
 	}
+	s.seen = make([]uint64, n)
 	return s, nil
 }
 
@@ -112,6 +117,7 @@ func (s *Sim) Connect(a, b int) (*Link, error) {
 		node := s.Nodes[x]
 		ep := l.Attach()
 		s.owner[ep.LocalAddr()] = node
+		s.links[ep.LocalAddr()] = l
 		name := fmt.Sprintf("t%d", len(node.links))
 		if err := node.Router.AddInterface(name, s.opts.Interface, ep); err != nil {
 			return nil, err
@@ -159,14 +165,14 @@ func (s *Sim) checkLoops() {
 // walk follows next hops for key from start. It returns false when it
 // runs into a loop.
 func (s *Sim) walk(start *Node, key babel.RouteKey) ([]int, bool) {
-	seen := map[*Node]bool{}
+	s.walks++
 	var path []int
 	for n := start; n != nil && n.Alive; {
-		if seen[n] {
-			return append(path, n.Index), false
-		}
-		seen[n] = true
 		path = append(path, n.Index)
+		if s.seen[n.Index] == s.walks {
+			return path, false
+		}
+		s.seen[n.Index] = s.walks
 		if s.keys[key] == n {
 			return path, true
 		}
@@ -179,36 +185,66 @@ func (s *Sim) walk(start *Node, key babel.RouteKey) ([]int, bool) {
 	return path, true
 }
 
-// Reachable reports whether a's forwarding path to b's prefix ends at b
-// through live nodes only.
-func (s *Sim) Reachable(a, b *Node) bool {
-	key := babel.KeyOf(b.Prefix, netip.Prefix{})
-	for n, hops := a, 0; hops <= len(s.Nodes); hops++ {
-		if n == b {
-			return true
-		}
-		sel, ok := n.Router.Selected(key)
-		if !ok {
-			return false
-		}
-		n = s.owner[sel.Neighbour]
-		if n == nil || !n.Alive {
-			return false
-		}
+// nextHop returns the node a's selected route for key forwards to, or nil
+// when there is none or the link to it is down.
+func (s *Sim) nextHop(a *Node, key babel.RouteKey) *Node {
+	sel, ok := a.Router.Selected(key)
+	if !ok {
+		return nil
 	}
-	return false
+	if l := s.links[sel.Neighbour]; l == nil || !l.Up() {
+		return nil
+	}
+	return s.owner[sel.Neighbour]
 }
 
 // Unreachable counts ordered pairs of live nodes whose forwarding path
-// does not deliver; 0 means the network has converged.
+// does not deliver (no route, a dead next hop, a link that is down or a
+// loop); 0 means the
+// network has converged.
 func (s *Sim) Unreachable() int {
+	const (
+		unknown = iota
+		visiting
+		delivers
+		fails
+	)
+	n := len(s.Nodes)
+	next := make([]int, n)
+	state := make([]uint8, n)
 	bad := 0
-	for _, a := range s.Nodes {
-		if !a.Alive {
+	for _, b := range s.Nodes {
+		if !b.Alive {
 			continue
 		}
-		for _, b := range s.Nodes {
-			if b.Alive && a != b && !s.Reachable(a, b) {
+		key := babel.KeyOf(b.Prefix, netip.Prefix{})
+		for _, a := range s.Nodes {
+			state[a.Index], next[a.Index] = unknown, -1
+			if a == b {
+				state[a.Index] = delivers
+			} else if !a.Alive {
+				state[a.Index] = fails
+			} else if hop := s.nextHop(a, key); hop != nil {
+				next[a.Index] = hop.Index
+			}
+		}
+		var resolve func(i int) uint8
+		resolve = func(i int) uint8 {
+			switch {
+			case state[i] == visiting:
+				return fails // a loop
+			case state[i] != unknown:
+				return state[i]
+			case next[i] < 0:
+				state[i] = fails
+				return fails
+			}
+			state[i] = visiting
+			state[i] = resolve(next[i])
+			return state[i]
+		}
+		for _, a := range s.Nodes {
+			if a.Alive && resolve(a.Index) != delivers {
 				bad++
 			}
 		}
