@@ -1,0 +1,113 @@
+package babel
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Dump is a snapshot of a router's state, for status commands and tests.
+type Dump struct {
+	RouterID   string          `json:"router_id"`
+	Seqno      uint16          `json:"seqno"`
+	Interfaces []InterfaceInfo `json:"interfaces"`
+	Neighbours []NeighbourInfo `json:"neighbours"`
+	Exported   []ExportedInfo  `json:"exported"`
+	Routes     []RouteInfo     `json:"routes"`
+}
+
+// InterfaceInfo describes one interface.
+type InterfaceInfo struct {
+	Name          string        `json:"name"`
+	Type          string        `json:"type"`
+	Local         netip.Addr    `json:"local"`
+	HelloInterval time.Duration `json:"hello_interval_ns"`
+	Authenticated bool          `json:"authenticated"`
+	Stats         IfaceStats    `json:"stats"`
+}
+
+// NeighbourInfo describes one neighbour, with babeld's link-cost fields.
+type NeighbourInfo struct {
+	Interface  string     `json:"interface"`
+	Address    netip.Addr `json:"address"`
+	Reach      uint16     `json:"reach"`
+	UReach     uint16     `json:"ureach"`
+	Rxcost     uint16     `json:"rxcost"`
+	Txcost     uint16     `json:"txcost"`
+	RTTValid   bool       `json:"rtt_valid"`
+	RTTMicros  uint32     `json:"rtt_us"`
+	RTTCost    uint16     `json:"rttcost"`
+	Multiplier uint16     `json:"cost_multiplier"`
+	Cost       uint16     `json:"cost"`
+}
+
+// ExportedInfo is a prefix this router originates.
+type ExportedInfo struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Source netip.Prefix `json:"source,omitzero"`
+	Metric uint16       `json:"metric"`
+}
+
+// RouteInfo is one route of the table; Installed marks the selected one.
+type RouteInfo struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Source    netip.Prefix `json:"source,omitzero"`
+	Metric    uint16       `json:"metric"`
+	Refmetric uint16       `json:"refmetric"`
+	Seqno     uint16       `json:"seqno"`
+	RouterID  string       `json:"router_id"`
+	Interface string       `json:"interface"`
+	Neighbour netip.Addr   `json:"neighbour"`
+	NextHop   netip.Addr   `json:"nexthop"`
+	Feasible  bool         `json:"feasible"`
+	Installed bool         `json:"installed"`
+}
+
+// Dump returns a snapshot of the router's state, sorted for display.
+func (r *Router) Dump() Dump {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	d := Dump{RouterID: r.id.String(), Seqno: r.seqno}
+	for _, i := range r.ifaces {
+		d.Interfaces = append(d.Interfaces, InterfaceInfo{
+			Name: i.name, Type: i.cfg.Type.String(), Local: i.local,
+			HelloInterval: i.cfg.HelloInterval, Authenticated: i.auth != nil, Stats: i.stats,
+		})
+		for _, n := range i.neighbours {
+			d.Neighbours = append(d.Neighbours, NeighbourInfo{
+				Interface: i.name, Address: n.addr, Reach: n.hello.reach, UReach: n.uhello.reach,
+				Rxcost: n.rxcost(now), Txcost: n.txcostNow(now),
+				RTTValid: n.validRTT(now), RTTMicros: n.rtt, RTTCost: n.rttPenalty(now),
+				Multiplier: n.multiplier(), Cost: n.cost,
+			})
+		}
+	}
+	for k, m := range r.exported {
+		d.Exported = append(d.Exported, ExportedInfo{Prefix: k.Prefix, Source: k.Source, Metric: m})
+	}
+	for _, dest := range r.dests {
+		for _, rt := range dest.routes {
+			d.Routes = append(d.Routes, RouteInfo{
+				Prefix: dest.key.Prefix, Source: dest.key.Source,
+				Metric: r.metric(rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
+				Interface: rt.neigh.iface.name, Neighbour: rt.neigh.addr, NextHop: rt.nexthop,
+				Feasible: r.routeFeasible(dest, rt), Installed: dest.selected == rt,
+			})
+		}
+	}
+	slices.SortFunc(d.Interfaces, func(a, b InterfaceInfo) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.Neighbours, func(a, b NeighbourInfo) int {
+		return cmp.Or(cmp.Compare(a.Interface, b.Interface), a.Address.Compare(b.Address))
+	})
+	slices.SortFunc(d.Exported, func(a, b ExportedInfo) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	slices.SortFunc(d.Routes, func(a, b RouteInfo) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()),
+			a.Source.Addr().Compare(b.Source.Addr()), cmp.Compare(a.Source.Bits(), b.Source.Bits()),
+			cmp.Compare(a.Interface, b.Interface), a.Neighbour.Compare(b.Neighbour))
+	})
+	return d
+}
