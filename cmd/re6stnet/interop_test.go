@@ -36,24 +36,30 @@ func buildBinary(t *testing.T, dir string) string {
 	return bin
 }
 
-// startBabeld runs babeld in ns on ifname with the given key, announcing
+// startBabeld runs babeld in ns on ifname, a tunnel-type interface with
+// the given MAC key (none if empty) and extra interface options, announcing
 // the 2001:db8::/32 addresses of its loopback; it returns the path of its
 // control socket.
-func startBabeld(t *testing.T, ns *netns.NS, dir, ifname, key string) string {
+func startBabeld(t *testing.T, ns *netns.NS, dir, ifname, key, ifaceOpts string) string {
 	t.Helper()
 	if _, err := exec.LookPath("babeld"); err != nil {
 		t.Skip("skipped: babeld is not installed (apt-get install babeld)")
 	}
 	sock := filepath.Join(dir, ns.Name+".sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := ns.Command(ctx, "babeld", "-d", "0",
+	args := []string{"babeld", "-d", "0",
 		"-I", filepath.Join(dir, ns.Name+".pid"), "-S", filepath.Join(dir, ns.Name+".state"),
-		"-C", "local-path "+sock,
-		"-C", "key id k1 type blake2s128 value "+key,
-		"-C", fmt.Sprintf("interface %s type tunnel hello-interval %d key k1", ifname, int(interopHello/time.Second)),
+		"-C", "local-path " + sock}
+	iface := fmt.Sprintf("interface %s type tunnel hello-interval %d %s", ifname, int(interopHello/time.Second), ifaceOpts)
+	if key != "" {
+		args = append(args, "-C", "key id k1 type blake2s128 value "+key)
+		iface += " key k1"
+	}
+	args = append(args, "-C", iface,
 		"-C", "redistribute local ip 2001:db8::/32 allow",
 		"-C", "redistribute local deny",
 		ifname)
+	cmd := ns.Command(ctx, args...)
 	log, err := os.Create(filepath.Join(dir, ns.Name+".log"))
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -184,9 +190,9 @@ func TestBabeldInterop(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	sockA := startBabeld(t, a, dir, "va", interopKey)
-	sockB := startBabeld(t, b, dir, "vb", interopKey)
-	sockC := startBabeld(t, c, dir, "vc", wrongKey)
+	sockA := startBabeld(t, a, dir, "va", interopKey, "")
+	sockB := startBabeld(t, b, dir, "vb", interopKey, "")
+	sockC := startBabeld(t, c, dir, "vc", wrongKey, "")
 
 	ourSock := filepath.Join(dir, "r.sock")
 	ctx, cancel := context.WithCancel(context.Background())
