@@ -32,7 +32,7 @@ type UDPTransport struct {
 func ListenUDP(ifname string) (*UDPTransport, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return nil, fmt.Errorf("babel: %w", err)
+		return nil, fmt.Errorf("babel: interface %s: %w", ifname, err)
 	}
 	local, err := linkLocalOf(ifi)
 	if err != nil {
