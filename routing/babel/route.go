@@ -282,9 +282,7 @@ func (r *Router) setSelected(d *destination, rt *route) {
 			sr := r.selectedRoute(d)
 			change.Route = &sr
 		}
-		for _, fn := range r.subs {
-			fn(change)
-		}
+		r.notify(change)
 	}
 	switch {
 	case !cur.valid && old.valid:

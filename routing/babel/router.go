@@ -380,7 +380,10 @@ func (r *Router) Export(prefix, source netip.Prefix, metric uint16) error {
 	defer r.mu.Unlock()
 	r.exported[key] = metric
 	if d := r.dests[key]; d != nil && d.selected != nil {
-		r.setSelected(d, nil)
+		// Our own prefix takes over: the learned route is no longer used,
+		// without the retraction and request a lost route would call for.
+		d.selected, d.last = nil, selectedState{}
+		r.notify(RouteChange{Key: key})
 	}
 	r.queueUpdateAll(key, true)
 	return nil
@@ -419,13 +422,20 @@ type SelectedRoute struct {
 	Metric    uint16
 }
 
-// Subscribe calls fn for every change of a selected route (a new route, a
-// new next hop or a lost route; metric-only changes are not reported). fn
-// runs with the router locked: it must be quick and must not call the
+// Subscribe calls fn for every route already selected, then for every
+// change of a selected route (a new route, a new next hop or a lost route;
+// metric-only changes are not reported), with nothing missed in between.
+// fn runs with the router locked: it must be quick and must not call the
 // Router. The returned function cancels the subscription.
 func (r *Router) Subscribe(fn func(RouteChange)) (cancel func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, d := range r.dests {
+		if d.selected != nil {
+			sr := r.selectedRoute(d)
+			fn(RouteChange{Key: d.key, Route: &sr})
+		}
+	}
 	id := r.nextSub
 	r.nextSub++
 	r.subs[id] = fn
@@ -433,6 +443,12 @@ func (r *Router) Subscribe(fn func(RouteChange)) (cancel func()) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		delete(r.subs, id)
+	}
+}
+
+func (r *Router) notify(c RouteChange) {
+	for _, fn := range r.subs {
+		fn(c)
 	}
 }
 

@@ -46,9 +46,6 @@ type Writer struct {
 func Follow(r *babel.Router, backend Backend, log zerolog.Logger) *Writer {
 	w := &Writer{backend: backend, log: log, done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
-	for _, sel := range r.SelectedRoutes() {
-		w.enqueue(babel.RouteChange{Key: sel.Key, Route: &sel})
-	}
 	cancel := r.Subscribe(w.enqueue)
 	go func() {
 		defer close(w.done)
