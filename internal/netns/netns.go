@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -73,12 +72,6 @@ func (ns *NS) Close() error {
 	ns.handle.Close()
 	return vnetns.DeleteNamed(ns.Name)
 }
-
-// Handle is the namespace's file descriptor handle.
-func (ns *NS) Handle() vnetns.NsHandle { return ns.handle }
-
-// Path is the bind-mount path of the namespace, as `ip netns` sees it.
-func (ns *NS) Path() string { return filepath.Join("/var/run/netns", ns.Name) }
 
 // Do runs fn on an OS thread that has entered the namespace. The thread is
 // returned to its original namespace afterwards.
