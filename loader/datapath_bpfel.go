@@ -90,7 +90,8 @@ type datapathTunnel struct {
 type datapathTunnelFlags uint32
 
 const (
-	datapathTunnelFlagsTUNNEL_F_KEY datapathTunnelFlags = 1
+	datapathTunnelFlagsTUNNEL_F_KEY         datapathTunnelFlags = 1
+	datapathTunnelFlagsTUNNEL_F_FIXED_SPORT datapathTunnelFlags = 2
 )
 
 type datapathTunnelL2 struct {

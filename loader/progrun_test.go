@@ -50,6 +50,7 @@ var fixtureTunnels = []Tunnel{
 	{ID: 3, Type: GRE, Local: v4("10.0.3.1"), Remote: v4("10.0.3.2"), HasKey: true, Key: 7, MTU: 1472, Ifindex: 13},
 	{ID: 4, Type: GRE, Local: v4("10.0.4.1"), Remote: v4("10.0.4.2"), MTU: 1476, Ifindex: 14},
 	{ID: 5, Type: FOU, Local: v4("10.0.5.1"), Remote: v4("10.0.5.2"), Port: fouPort, MTU: 1280, Ifindex: 15},
+	{ID: 6, Type: FOU, Local: v4("10.0.6.1"), Remote: v4("10.0.6.2"), Port: fouPort, MTU: 1472, Ifindex: 16, FixedSourcePort: true},
 }
 
 var fixtureRoutes = map[string]Nexthop{
@@ -58,6 +59,7 @@ var fixtureRoutes = map[string]Nexthop{
 	"2001:db8:3::/48": {Tunnel: 3},
 	"2001:db8:4::/48": {Tunnel: 4},
 	"2001:db8:5::/48": {Tunnel: 5},
+	"2001:db8:6::/48": {Tunnel: 6},
 }
 
 func v4(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -183,6 +185,7 @@ func egressCases(t *testing.T) []progCase {
 	}
 	toFOU := inner(t, "2001:db8:1::1", "2001:db8:2::5", 64, 9000, 100)
 	toGRE := inner(t, "2001:db8:1::1", "2001:db8:3::5", 64, 9000, 100)
+	toFixed := inner(t, "2001:db8:1::1", "2001:db8:6::5", 64, 9000, 100)
 	toGRENoKey := inner(t, "2001:db8:1::1", "2001:db8:4::5", 64, 9000, 100)
 	noRoute := inner(t, "2001:db8:1::1", "2001:db9::1", 64, 9000, 100)
 	tooBig := inner(t, "2001:db8:1::1", "2001:db8:5::5", 64, 9000, 1300)
@@ -201,6 +204,8 @@ func egressCases(t *testing.T) []progCase {
 	return []progCase{
 		{name: "encap-fou", in: ov(toFOU), tc: tcRedirect, anySport: true,
 			out: fouFrame(t, overlayMAC, overlayMAC, "10.0.2.1", "10.0.2.2", 0, toFOU)},
+		{name: "encap-fou-fixed-sport", in: ov(toFixed), tc: tcRedirect,
+			out: fouFrame(t, overlayMAC, overlayMAC, "10.0.6.1", "10.0.6.2", fouPort, toFixed)},
 		{name: "encap-gre-key", in: ov(toGRE), tc: tcRedirect, out: greOut(toGRE, 2, &key)},
 		{name: "encap-gre", in: ov(toGRENoKey), tc: tcRedirect, out: greOut(toGRENoKey, 3, nil)},
 		{name: "egress-no-route", in: ov(noRoute), tc: tcRedirect, out: icmpErr(t, 1, 0, 0, noRoute)},
@@ -217,6 +222,7 @@ func underlayCases(t *testing.T) []progCase {
 	wrongKey := uint32(8)
 	local := inner(t, "2001:db8:9::1", "2001:db8:1::1", 64, 9000, 100)
 	transit := inner(t, "2001:db8:9::1", "2001:db8:2::5", 64, 9000, 100)
+	transitFixed := inner(t, "2001:db8:9::1", "2001:db8:6::5", 64, 9000, 100)
 	babel := inner(t, "fe80::2", "fe80::1", 1, 6696, 60)
 	hop1 := inner(t, "2001:db8:9::1", "2001:db8:2::5", 1, 9000, 100)
 	tooBig := inner(t, "2001:db8:9::1", "2001:db8:5::5", 64, 9000, 1300)
@@ -247,6 +253,8 @@ func underlayCases(t *testing.T) []progCase {
 		{name: "decap-ipv6-extension-header", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, hbh), tc: tcRedirect, xdp: xdpRedir, out: toOverlay(t, hbh)},
 		{name: "transit-fou", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, transit), tc: tcRedirect, xdp: xdpRedir,
 			out: transitOut(transit, peerMAC, myMAC), xdpOut: transitOut(transit, myMAC, l2MAC)},
+		{name: "transit-fou-fixed-sport", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, transitFixed), tc: tcRedirect,
+			out: fouFrame(t, peerMAC, myMAC, "10.0.6.1", "10.0.6.2", fouPort, withHop(transitFixed, 63))},
 		{name: "transit-fragment", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, frag), tc: tcRedirect, xdp: xdpRedir,
 			out: transitOut(frag, peerMAC, myMAC), xdpOut: transitOut(frag, myMAC, l2MAC)},
 		{name: "control-babel", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, babel), tc: tcxNext, xdp: xdpPass},

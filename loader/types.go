@@ -50,15 +50,18 @@ func (t TunnelType) Overhead(withKey bool) int {
 
 // Tunnel is one tunnel endpoint as the data plane sees it.
 type Tunnel struct {
-	ID      uint32     `json:"id"`
-	Type    TunnelType `json:"type"`
-	Local   netip.Addr `json:"local"`
-	Remote  netip.Addr `json:"remote"`
-	Port    uint16     `json:"port,omitempty"` // FOU destination port
-	Key     uint32     `json:"key,omitempty"`  // GRE key, when HasKey
-	HasKey  bool       `json:"has_key,omitempty"`
-	MTU     uint16     `json:"mtu"`
-	Ifindex uint32     `json:"ifindex"` // underlay interface towards Remote
+	ID     uint32     `json:"id"`
+	Type   TunnelType `json:"type"`
+	Local  netip.Addr `json:"local"`
+	Remote netip.Addr `json:"remote"`
+	Port   uint16     `json:"port,omitempty"` // FOU destination port
+	Key    uint32     `json:"key,omitempty"`  // GRE key, when HasKey
+	HasKey bool       `json:"has_key,omitempty"`
+	// FixedSourcePort sends FOU from our FOU port instead of a per-flow
+	// port, so that a NAT in front of either end keeps one mapping.
+	FixedSourcePort bool   `json:"fixed_source_port,omitempty"`
+	MTU             uint16 `json:"mtu"`
+	Ifindex         uint32 `json:"ifindex"` // underlay interface towards Remote
 }
 
 // Validate checks the fields that do not depend on the system.
@@ -74,6 +77,9 @@ func (t *Tunnel) Validate() error {
 	}
 	if t.Type == FOU && t.Port == 0 {
 		return fmt.Errorf("tunnel %d: a FOU tunnel needs a port", t.ID)
+	}
+	if t.Type == GRE && t.FixedSourcePort {
+		return fmt.Errorf("tunnel %d: only FOU tunnels have a source port", t.ID)
 	}
 	if t.Type == FOU && t.HasKey {
 		return fmt.Errorf("tunnel %d: only GRE tunnels have a key", t.ID)
@@ -97,6 +103,9 @@ func (t *Tunnel) value() datapathTunnel {
 		v.Flags = uint8(datapathTunnelFlagsTUNNEL_F_KEY)
 		v.Key = htonl(t.Key)
 	}
+	if t.FixedSourcePort {
+		v.Flags |= uint8(datapathTunnelFlagsTUNNEL_F_FIXED_SPORT)
+	}
 	return v
 }
 
@@ -113,6 +122,7 @@ func tunnelFromValue(id uint32, v *datapathTunnel) Tunnel {
 	if v.Flags&uint8(datapathTunnelFlagsTUNNEL_F_KEY) != 0 {
 		t.HasKey, t.Key = true, ntohl(v.Key)
 	}
+	t.FixedSourcePort = v.Flags&uint8(datapathTunnelFlagsTUNNEL_F_FIXED_SPORT) != 0
 	return t
 }
 

@@ -182,7 +182,9 @@ static __always_inline __u32 outer_len(const struct tunnel *t)
 }
 
 /* Fills the outer headers for tunnel t around an inner packet of inner_len
- * bytes. sport is the FOU source port (a hash of the inner flow). */
+ * bytes. sport is the FOU source port (a hash of the inner flow), unless
+ * the tunnel asks for a fixed one: a NAT keeps one mapping for our FOU port,
+ * so both directions must use it. */
 static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel *t,
 					__u32 inner_len, __u16 sport)
 {
@@ -199,7 +201,8 @@ static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel
 	o->ip.daddr = t->remote;
 	if (t->type == TUNNEL_FOU) {
 		o->ip.protocol = IPPROTO_UDP;
-		o->udp.source = bpf_htons(sport | 0xc000);
+		o->udp.source = (t->flags & TUNNEL_F_FIXED_SPORT) ? cfg_fou_port
+								   : bpf_htons(sport | 0xc000);
 		o->udp.dest = t->port;
 		o->udp.len = bpf_htons(inner_len + sizeof(struct udphdr));
 		o->udp.check = 0;

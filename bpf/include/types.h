@@ -29,7 +29,8 @@ enum tunnel_type {
 };
 
 enum tunnel_flags {
-	TUNNEL_F_KEY = 1, /* GRE key present */
+	TUNNEL_F_KEY = 1,          /* GRE key present */
+	TUNNEL_F_FIXED_SPORT = 2, /* FOU source port = our FOU port (NAT-friendly) */
 };
 
 struct tunnel {

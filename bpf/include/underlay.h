@@ -159,6 +159,8 @@ static __always_inline int transit_rewrite(void *end, struct underlay_ctx *c)
 		if ((void *)(udp + 1) > end)
 			return -1;
 		udp->dest = c->next.port;
+		if (c->next.flags & TUNNEL_F_FIXED_SPORT)
+			udp->source = cfg_fou_port;
 		udp->check = 0;
 	} else if (c->next.flags & TUNNEL_F_KEY) {
 		__be32 *key = (void *)(ip6)-sizeof(__be32);
