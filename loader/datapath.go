@@ -51,7 +51,6 @@ type State struct {
 	Address     netip.Prefix `json:"address"`
 	MTU         int          `json:"mtu"`
 	FOUPort     uint16       `json:"fou_port"`
-	ControlPort uint16       `json:"control_port"`
 	Attachments []Attachment `json:"attachments"`
 }
 

@@ -136,7 +136,6 @@ const (
 	datapathVarBtfRouteFlags         = "btf_route_flags"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
 	datapathVarBtfTunnelType         = "btf_tunnel_type"
-	datapathVarCfgControlPort        = "cfg_control_port"
 	datapathVarCfgFouPort            = "cfg_fou_port"
 	datapathVarCfgIcmpPps            = "cfg_icmp_pps"
 	datapathVarCfgNodeAddr           = "cfg_node_addr"
@@ -216,7 +215,6 @@ type datapathVariableSpecs struct {
 	BtfRouteFlags         *ebpf.VariableSpec `ebpf:"btf_route_flags"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.VariableSpec `ebpf:"btf_tunnel_type"`
-	CfgControlPort        *ebpf.VariableSpec `ebpf:"cfg_control_port"`
 	CfgFouPort            *ebpf.VariableSpec `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.VariableSpec `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.VariableSpec `ebpf:"cfg_node_addr"`
@@ -279,7 +277,6 @@ type datapathVariables struct {
 	BtfRouteFlags         *ebpf.Variable `ebpf:"btf_route_flags"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.Variable `ebpf:"btf_tunnel_type"`
-	CfgControlPort        *ebpf.Variable `ebpf:"cfg_control_port"`
 	CfgFouPort            *ebpf.Variable `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.Variable `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.Variable `ebpf:"cfg_node_addr"`

@@ -73,7 +73,7 @@ func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	var mac [6]byte
 	copy(mac[:], overlayMAC)
 	for name, v := range map[string]any{
-		"cfg_fou_port": htons(fouPort), "cfg_control_port": htons(DefaultControlPort),
+		"cfg_fou_port": htons(fouPort),
 		"cfg_overlay_ifindex": uint32(overlayIfindex), "cfg_overlay_peer_ifindex": uint32(peerIfindex),
 		"cfg_overlay_mac": mac, "cfg_node_addr": nodeAddr.As16(),
 		"cfg_unknown_peer_pps": uint32(100), "cfg_icmp_pps": uint32(100),

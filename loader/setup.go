@@ -31,9 +31,8 @@ const (
 
 // Defaults.
 const (
-	DefaultOverlay     = "re6st0"
-	DefaultFOUPort     = 5555
-	DefaultControlPort = 326
+	DefaultOverlay = "re6st0"
+	DefaultFOUPort = 5555
 )
 
 // Options describe the data plane `up` builds.
@@ -45,7 +44,6 @@ type Options struct {
 	Underlays   []string
 	Hook        Hook
 	FOUPort     uint16
-	ControlPort uint16
 	MTU         int // overlay MTU; 0: smallest underlay MTU - 28
 	// Rates (packets per second, per CPU) of what the data plane passes
 	// from unknown endpoints and of the ICMPv6 errors it generates.
@@ -62,9 +60,6 @@ func (o *Options) defaults() {
 	}
 	if o.FOUPort == 0 {
 		o.FOUPort = DefaultFOUPort
-	}
-	if o.ControlPort == 0 {
-		o.ControlPort = DefaultControlPort
 	}
 	if o.UnknownPeerPPS == 0 {
 		o.UnknownPeerPPS = 100
@@ -112,7 +107,7 @@ func Up(opts Options) (d *Datapath, err error) {
 	st := State{
 		Instance: opts.Instance, Netns: opts.Netns, Overlay: opts.Overlay,
 		OverlayPeer: opts.Overlay + "p", Address: opts.Address,
-		FOUPort: opts.FOUPort, ControlPort: opts.ControlPort,
+		FOUPort: opts.FOUPort,
 	}
 	var dev overlayDevice
 	if err := InNetns(opts.Netns, func() error {
@@ -136,7 +131,6 @@ func Up(opts Options) (d *Datapath, err error) {
 	nodeAddr := opts.Address.Addr().As16()
 	for name, v := range map[string]any{
 		"cfg_fou_port":             htons(opts.FOUPort),
-		"cfg_control_port":         htons(opts.ControlPort),
 		"cfg_overlay_ifindex":      uint32(dev.ifindex),
 		"cfg_overlay_peer_ifindex": uint32(dev.peerIfindex),
 		"cfg_overlay_mac":          dev.mac,

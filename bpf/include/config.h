@@ -6,7 +6,6 @@
 #include <linux/types.h>
 
 volatile const __u16 cfg_fou_port = 0;           /* network order */
-volatile const __u16 cfg_control_port = 0;       /* node protocol, network order */
 volatile const __u32 cfg_overlay_ifindex = 0;    /* re6st0 */
 volatile const __u32 cfg_overlay_peer_ifindex = 0; /* re6st0p, XDP decap target */
 volatile const __u8 cfg_overlay_mac[6] = {};

@@ -30,6 +30,9 @@ struct underlay_ctx {
  * header, IPv6, UDP. */
 #define UNDERLAY_PARSE_LEN (ETH_HLEN + GRE_KEY_OVERHEAD + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
 
+/* Control traffic for the daemon, passed still encapsulated: link-local and
+ * multicast destinations (Babel, the node protocol between tunnel ends) and
+ * Babel. The node protocol to a node address is ordinary overlay traffic. */
 static __always_inline int is_control(const struct ipv6hdr *ip6, void *end)
 {
 	if (ipv6_not_routable(&ip6->daddr))
@@ -39,8 +42,7 @@ static __always_inline int is_control(const struct ipv6hdr *ip6, void *end)
 	struct udphdr *udp = (void *)(ip6 + 1);
 	if ((void *)(udp + 1) > end)
 		return 0;
-	return udp->dest == bpf_htons(BABEL_PORT) ||
-	       (cfg_control_port && udp->dest == cfg_control_port);
+	return udp->dest == bpf_htons(BABEL_PORT);
 }
 
 /* pkt_len is the frame's length; gso_size is non-zero for GSO super-packets,

@@ -56,7 +56,6 @@ chooses tcx for virtual drivers such as veth and XDP for NICs with native XDP).`
 	f.StringVar(&hook, "hook", "auto", "underlay ingress hook: tc, xdp or auto")
 	f.StringVar(&opts.Overlay, "overlay", loader.DefaultOverlay, "overlay device name")
 	f.Uint16Var(&opts.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of incoming FOU tunnels")
-	f.Uint16Var(&opts.ControlPort, "control-port", loader.DefaultControlPort, "UDP port of the node protocol (passed to the daemon)")
 	f.IntVar(&opts.MTU, "mtu", 0, "overlay MTU (default: smallest underlay MTU - 28)")
 	cmd.MarkFlagRequired("underlay")
 	cmd.MarkFlagRequired("address")
