@@ -37,11 +37,11 @@ type HostSpec struct {
 // Default is the embedded topology: two ISPs, nine hosts among which the
 // registry host, one host behind NAT and two hosts sharing a routed LAN.
 //
-//	            core
-//	          /      \
-//	      isp1        isp2
-//	   registry n1 n2   n3 n4 n5
-//	   lan: n7 n8       nat: n6
+//	         core
+//	       /      \
+//	   isp1        isp2
+//	registry n1 n2   n3 n4 n5
+//	lan: n7 n8       nat: n6
 func Default() Spec {
 	return Spec{
 		ISPs: []ISP{
