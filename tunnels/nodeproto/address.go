@@ -1,0 +1,127 @@
+package nodeproto
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+)
+
+// Port is the UDP port of the node protocol.
+const Port = 326
+
+// Transport protocols of an advertised address.
+const (
+	ProtoFOU = "fou"
+	ProtoGRE = "gre"
+)
+
+// Address is one underlay endpoint a node accepts tunnels on.
+type Address struct {
+	IP      netip.Addr
+	Port    uint16 // 0 for GRE
+	Proto   string // ProtoFOU or ProtoGRE
+	Country string // optional ISO country code
+}
+
+// String returns the re6st form "ip,port,proto[,country]".
+func (a Address) String() string {
+	s := a.IP.String() + "," + strconv.Itoa(int(a.Port)) + "," + a.Proto
+	if a.Country != "" {
+		s += "," + a.Country
+	}
+	return s
+}
+
+// ParseAddresses parses re6st's address list: items "ip,port,proto[,country]"
+// separated by ';', in preference order. Items whose protocol is not fou or
+// gre (re6st's OpenVPN protocols, or later additions) are skipped, so that a
+// list stays usable when it mixes protocols; a malformed item is an error.
+// The empty string is the empty list.
+func ParseAddresses(s string) ([]Address, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var list []Address
+	for item := range strings.SplitSeq(s, ";") {
+		fields := strings.Split(item, ",")
+		if len(fields) != 3 && len(fields) != 4 {
+			return nil, fmt.Errorf("address %q: want ip,port,proto[,country]", item)
+		}
+		ip, err := netip.ParseAddr(fields[0])
+		if err != nil || ip.Zone() != "" {
+			return nil, fmt.Errorf("address %q: bad IP", item)
+		}
+		port, err := strconv.ParseUint(fields[1], 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("address %q: bad port", item)
+		}
+		a := Address{IP: ip.Unmap(), Port: uint16(port), Proto: fields[2]}
+		if len(fields) == 4 {
+			if fields[3] == "" {
+				return nil, fmt.Errorf("address %q: empty country", item)
+			}
+			a.Country = fields[3]
+		}
+		switch {
+		case a.Proto == ProtoFOU && a.Port == 0:
+			return nil, fmt.Errorf("address %q: fou needs a port", item)
+		case a.Proto == ProtoGRE && a.Port != 0:
+			return nil, fmt.Errorf("address %q: gre has no port", item)
+		case a.Proto != ProtoFOU && a.Proto != ProtoGRE:
+			continue
+		}
+		list = append(list, a)
+	}
+	return list, nil
+}
+
+// FormatAddresses is the inverse of ParseAddresses.
+func FormatAddresses(a []Address) string {
+	items := make([]string, len(a))
+	for i, address := range a {
+		items[i] = address.String()
+	}
+	return strings.Join(items, ";")
+}
+
+// PrefixOf returns the subnet of a node whose re6st prefix bits are bits, in
+// network.
+func PrefixOf(network netip.Prefix, bits string) (netip.Prefix, error) {
+	networkBits, err := wire.NetworkFromSubnet(network.Masked())
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return wire.Subnet(networkBits, bits)
+}
+
+// BitsOf returns the re6st prefix bits of the subnet p of network.
+func BitsOf(network, p netip.Prefix) (string, error) {
+	if !p.IsValid() || p.Bits() < network.Bits() || !network.Contains(p.Addr()) {
+		return "", fmt.Errorf("%s is not a subnet of %s", p, network)
+	}
+	bits, err := wire.NetworkFromSubnet(p.Masked())
+	if err != nil {
+		return "", err
+	}
+	return bits[network.Bits():], nil
+}
+
+// AnycastAddr returns the subnet-router anycast address of p: the prefix
+// padded with zeros. Requests are sent there.
+func AnycastAddr(p netip.Prefix) netip.Addr {
+	return p.Masked().Addr()
+}
+
+// NodeAddr returns <subnet>::1, the address a node sends from.
+func NodeAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As16()
+	a[15] |= 1
+	return netip.AddrFrom16(a)
+}
+
+// errNotPeer is returned for a peer prefix outside the network or ours.
+var errNotPeer = errors.New("not a peer prefix of the network")
