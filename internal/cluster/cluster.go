@@ -137,6 +137,10 @@ func Start(o Options) (*Cluster, error) {
 	if o.Internet == nil || o.Bin == "" || o.Dir == "" {
 		return nil, errors.New("cluster: Internet, Bin and Dir are required")
 	}
+	var err error
+	if o.Bin, err = filepath.Abs(o.Bin); err != nil {
+		return nil, err
+	}
 	c := &Cluster{opts: o, nodes: map[string]*Node{}, host: o.Internet.Host(o.Registry)}
 	if c.host == nil {
 		return nil, fmt.Errorf("cluster: no registry host %q", o.Registry)
@@ -152,7 +156,6 @@ func Start(o Options) (*Cluster, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	var err error
 	if c.fingerprint, err = makeCA(o.Dir, o.Network); err != nil {
 		return nil, err
 	}

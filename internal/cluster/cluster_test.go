@@ -6,17 +6,30 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 )
 
-// TestEnrolment starts the registry on the default internet and enrols
-// every node; re6stnet is neither built nor started.
-func TestEnrolment(t *testing.T) {
-	c := ForTest(t, Options{Bin: Build(t, "re6st-registry", "re6st-conf")})
+// fakeNode stands in for re6stnet: it prints its arguments, answers
+// status, and leaves a child behind in its process group when stopped.
+const fakeNode = `#!/bin/sh
+if [ "$1" = status ]; then echo '{"prefix":"fake"}'; exit 0; fi
+echo "args: $*"
+trap 'echo stopped; exit 0' TERM
+sleep 1000 & wait
+`
+
+// TestWithoutDaemon starts the registry on the default internet and enrols
+// every node; a script stands in for re6stnet to test process handling.
+func TestWithoutDaemon(t *testing.T) {
+	bin := Build(t, "re6st-registry", "re6st-conf")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "re6stnet"), []byte(fakeNode), 0o755))
+	c := ForTest(t, Options{Bin: bin})
 	names := c.Nodes()
 	require.Len(t, names, 9)
 	require.Equal(t, "registry", names[0])
@@ -58,12 +71,46 @@ func TestEnrolment(t *testing.T) {
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^`+c.Node("n1").Subnet.String()+` +free`, out)
 
-	// Nodes that are not running cannot be stopped; unknown ones are errors.
+	// Processes: the right flags, stopped with their process group.
 	require.Error(t, c.StopNode("n2"))
+	require.NoError(t, c.StartNodes())
+	require.Error(t, c.StartNode("n2"))
+	require.Eventually(t, func() bool { return strings.Contains(tail(c.Node("n7").Log(), 1), "args:") }, 5*time.Second, 20*time.Millisecond)
+	args := tail(c.Node("n7").Log(), 1)
+	require.Contains(t, args, "--netns "+c.Node("n7").Host.NS.Name)
+	require.Contains(t, args, "--instance "+c.Node("n7").Instance())
+	require.Contains(t, args, "-i eth0")
+	require.NotContains(t, tail(c.Node("n1").Log(), 1), "-i ")
+	status, err := c.Status("n2")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"prefix":"fake"}`, string(status))
+	group := -c.Node("n2").proc.cmd.Process.Pid
+	require.NoError(t, c.StopNode("n2"))
+	groupGone := func(group int) func() bool {
+		return func() bool { return errors.Is(syscall.Kill(group, 0), syscall.ESRCH) }
+	}
+	require.Eventually(t, groupGone(group), 5*time.Second, 20*time.Millisecond, "the group is gone")
+	require.Contains(t, tail(c.Node("n2").Log(), 1), "stopped")
+	require.NoError(t, c.StartNode("n2"))
+	require.NoError(t, c.RestartNode("n2"))
+	require.NoError(t, c.KillNode("n2"))
+	require.Error(t, c.KillNode("n2"))
+	// Down finds what is left through the pid files.
+	pid := c.Node("n3").proc.cmd.Process.Pid
+	require.FileExists(t, filepath.Join(c.Node("n3").Dir, "re6stnet.pid"))
+	require.NoError(t, Down(c.opts.Dir))
+	require.Eventually(t, c.Node("n3").proc.exited, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, groupGone(-pid), 5*time.Second, 20*time.Millisecond)
+	require.NoFileExists(t, filepath.Join(c.Node("n3").Dir, "re6stnet.pid"))
+	_, err = c.admin("nodes")
+	require.Error(t, err, "the registry is down too")
+	require.NoError(t, c.StartRegistry())
+
+	// Unknown nodes are errors.
 	require.Error(t, c.Ping("n2", "nosuch"))
 	require.False(t, c.NodeAddr("nosuch").IsValid())
 	require.FileExists(t, c.RegistryLog())
-	require.Len(t, c.Logs(), 1+len(names))
+	require.Len(t, c.Logs(), 1+2*len(names))
 }
 
 func TestMatrix(t *testing.T) {

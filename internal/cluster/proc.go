@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,8 +86,9 @@ func (p *process) stop(sig syscall.Signal) error {
 	return nil
 }
 
-// killPidFile stops the process group a pid file names, if that process
-// still runs the executable recorded (a reused pid is left alone).
+// killPidFile stops the process group a pid file names, if that process's
+// command line still holds the executable recorded (a reused pid is left
+// alone).
 func killPidFile(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -99,8 +101,8 @@ func killPidFile(path string) error {
 	}
 	defer os.Remove(path)
 	running := func() bool {
-		got, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		return err == nil && strings.TrimSuffix(got, " (deleted)") == exe
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && slices.Contains(strings.Split(string(cmdline), "\x00"), exe)
 	}
 	if !running() {
 		return nil
