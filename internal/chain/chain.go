@@ -39,12 +39,17 @@ type Chain struct {
 func (c *Chain) First() *Node { return c.Nodes[0] }
 func (c *Chain) Last() *Node  { return c.Nodes[len(c.Nodes)-1] }
 
-func linkV4(i int, side int) netip.Addr {
+// LinkV4 and LinkV6 are the underlay addresses of side 1 (left node) or 2
+// (right node) of link i, the link between nodes i and i+1.
+func LinkV4(i int, side int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 41, byte(i + 1), byte(side)})
 }
-func linkV6(i int, side int) netip.Addr {
+func LinkV6(i int, side int) netip.Addr {
 	return netip.MustParseAddr(fmt.Sprintf("fd41:%x::%d", i+1, side))
 }
+
+// linkSubnetV6 is link i's plain IPv6 subnet.
+func linkSubnetV6(i int) netip.Prefix { return netip.PrefixFrom(LinkV6(i, 0), 64) }
 
 // OverlayPrefix is node i's /48.
 func OverlayPrefix(i int) netip.Prefix {
@@ -58,23 +63,44 @@ var Network = netip.MustParsePrefix("2001:db8::/32")
 // test ends. Not root: the test is skipped.
 func Build(tb testing.TB, o Options) *Chain {
 	tb.Helper()
+	netns.RequireRoot(tb)
+	c, err := New(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// New creates the chain outside a test (needs root); Close tears it down.
+func New(o Options) (*Chain, error) {
 	c := &Chain{}
 	for i := 0; i < o.Nodes; i++ {
-		ns := netns.ForTest(tb, fmt.Sprintf("ch%d", i))
+		ns, err := netns.New(netns.UniqueName(fmt.Sprintf("ch%d", i)))
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
 		c.Nodes = append(c.Nodes, &Node{NS: ns})
 	}
 	if err := c.build(o); err != nil {
-		tb.Fatal(err)
+		c.Close()
+		return nil, err
 	}
-	tb.Cleanup(func() {
-		for _, n := range c.Nodes {
-			if n.Datapath != nil {
-				n.Datapath.Close()
-				loader.Down(n.NS.Name)
-			}
+	return c, nil
+}
+
+// Close removes the data planes and the namespaces (with their links).
+func (c *Chain) Close() error {
+	var errs []error
+	for _, n := range c.Nodes {
+		if n.Datapath != nil {
+			n.Datapath.Close()
+			errs = append(errs, loader.Down(n.NS.Name))
 		}
-	})
-	return c
+		errs = append(errs, n.NS.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Chain) build(o Options) error {
@@ -90,10 +116,10 @@ func (c *Chain) build(o Options) error {
 			dev  string
 			side int
 		}{{a, a.Right, 1}, {b, b.Left, 2}} {
-			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(linkV4(i, x.side), 24)); err != nil {
+			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(LinkV4(i, x.side), 24)); err != nil {
 				return err
 			}
-			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(linkV6(i, x.side), 64)); err != nil {
+			if err := x.node.NS.AddrAdd(x.dev, netip.PrefixFrom(LinkV6(i, x.side), 64)); err != nil {
 				return err
 			}
 		}
@@ -102,30 +128,46 @@ func (c *Chain) build(o Options) error {
 		if err := node.NS.Sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
 			return err
 		}
-		node.Plain = linkV6(i-1, 2)
+		node.Plain = LinkV6(i-1, 2)
 		if i == 0 {
-			node.Plain = linkV6(0, 1)
+			node.Plain = LinkV6(0, 1)
 		}
-		// Plain reference routes: every link subnet not adjacent goes
-		// through the neighbour on its side.
+		node.Overlay = OverlayPrefix(i).Addr().Next()
+	}
+	if err := c.RouteLinks(linkSubnetV6, LinkV6); err != nil {
+		return err
+	}
+	if !o.Overlay {
+		return nil
+	}
+	for i := range c.Nodes {
+		if err := c.overlay(o, i); err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// RouteLinks gives every node a route to each link subnet not adjacent to
+// it, through its neighbour on that side: subnet(k) is link k's subnet and
+// addr(k, side) the address of its side 1 (left) or 2 (right). The plain
+// reference routing uses it, and so can other links laid along the chain
+// (e.g. tunnels of another VPN).
+func (c *Chain) RouteLinks(subnet func(k int) netip.Prefix, addr func(k, side int) netip.Addr) error {
+	n := len(c.Nodes)
+	for i, node := range c.Nodes {
 		for k := 0; k+1 < n; k++ {
 			var via netip.Addr
 			switch {
 			case k < i-1:
-				via = linkV6(i-1, 1)
+				via = addr(i-1, 1)
 			case k > i:
-				via = linkV6(i, 2)
+				via = addr(i, 2)
 			default:
 				continue
 			}
-			if _, err := node.NS.Run("ip", "-6", "route", "add", fmt.Sprintf("fd41:%x::/64", k+1), "via", via.String()); err != nil {
+			if _, err := node.NS.Run("ip", "-6", "route", "add", subnet(k).String(), "via", via.String()); err != nil {
 				return err
-			}
-		}
-		node.Overlay = OverlayPrefix(i).Addr().Next()
-		if o.Overlay {
-			if err := c.overlay(o, i); err != nil {
-				return fmt.Errorf("node %d: %w", i, err)
 			}
 		}
 	}
@@ -167,10 +209,10 @@ func (c *Chain) overlay(o Options, i int) error {
 	}
 	var errs []error
 	if node.Left != "" {
-		errs = append(errs, add(tunnelLeft, i-1, linkV4(i-1, 2), linkV4(i-1, 1)))
+		errs = append(errs, add(tunnelLeft, i-1, LinkV4(i-1, 2), LinkV4(i-1, 1)))
 	}
 	if node.Right != "" {
-		errs = append(errs, add(tunnelRight, i, linkV4(i, 1), linkV4(i, 2)))
+		errs = append(errs, add(tunnelRight, i, LinkV4(i, 1), LinkV4(i, 2)))
 	}
 	errs = append(errs, d.AddRoute(OverlayPrefix(i), netip.Prefix{}, loader.Nexthop{Local: true}))
 	for j := range c.Nodes {
