@@ -148,11 +148,12 @@ type packet struct {
 // testNet delivers datagrams between nodes in order, one queue per
 // receiver. filter, if set, may drop or change packets.
 type testNet struct {
-	t      testing.TB
-	nodes  []*testNode
-	mu     sync.Mutex
-	filter func(p *packet) bool // false: drop
-	log    []packet
+	t       testing.TB
+	revoked sync.Map // serial → true
+	nodes   []*testNode
+	mu      sync.Mutex
+	filter  func(p *packet) bool // false: drop
+	log     []packet
 }
 
 type testNode struct {
@@ -160,10 +161,10 @@ type testNode struct {
 	node    *nodeproto.Node
 	handler *handler
 	prefix  netip.Prefix
+	cert    *x509.Certificate
 	public  netip.AddrPort // underlay endpoint others see (NAT mapping)
 	inbox   chan packet
 	closed  bool // guarded by testNet.mu
-	revoked atomic.Bool
 	clock   atomic.Pointer[time.Time]
 }
 
@@ -179,10 +180,11 @@ func (tn *testNet) add(name string, authority *ca.Authority, serial uint64, conf
 	n.public = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(len(tn.nodes) + 1)}), 40000+uint16(len(tn.nodes)))
 	now := testNow
 	n.clock.Store(&now)
+	n.cert = issue(t, authority, key, prefixBits[name], serial)
 	cfg := nodeproto.Config{
-		Identity: client.Identity{CA: ourCA(t).Cert, Cert: issue(t, authority, key, prefixBits[name], serial), Key: key},
+		Identity: client.Identity{CA: ourCA(t).Cert, Cert: n.cert, Key: key},
 		Network:  network(t),
-		Revoked:  func(uint64) bool { return false },
+		Revoked:  func(serial uint64) bool { return tn.isRevoked(serial) },
 		Send: func(dst netip.Addr, via netip.AddrPort, payload []byte) error {
 			tn.route(packet{from: n, dst: dst, via: via, payload: append([]byte(nil), payload...)})
 			return nil
@@ -262,4 +264,9 @@ func signedVersion(t testing.TB, authority *ca.Authority, v uint64) []byte {
 	signed, err := wire.EncodeVersion(v, authority.Key)
 	require.NoError(t, err)
 	return signed
+}
+
+func (tn *testNet) isRevoked(serial uint64) bool {
+	_, ok := tn.revoked.Load(serial)
+	return ok
 }
