@@ -24,11 +24,11 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-# The main job on an embedded default: a static overlay A - B - C in network
-# namespaces, A pinging C through B's data plane, with FOU then GRE.
+# A whole re6st network on the embedded default internet (docs/demo.md):
+# registry and 9 nodes across two ISPs, a NAT and a LAN, until every node
+# reaches every other. DEMO_KEEP=1 leaves it running (bin/re6st-demo --down).
 demo: build
-	docs/examples/static-overlay.sh fou auto
-	docs/examples/static-overlay.sh gre auto
+	$(BIN)/re6st-demo --bin $(BIN)
 
 # Throughput and packet-rate benchmarks (prints figures).
 bench: build
