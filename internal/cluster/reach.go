@@ -105,15 +105,24 @@ func (c *Cluster) Reachability() (Matrix, int) {
 	return m, m.OK()
 }
 
+// progressEvery is how often WaitReachable reports when nothing changes.
+const progressEvery = 10 * time.Second
+
 // WaitReachable measures reachability until every node reaches every
-// other, reporting progress through Options.Logf, and returns the last
-// matrix; it fails after timeout or when ctx ends.
+// other, reporting progress through Options.Logf when it changes (or every
+// 10 s), and returns the last matrix; it fails after timeout or when ctx
+// ends.
 func (c *Cluster) WaitReachable(ctx context.Context, timeout time.Duration) (Matrix, error) {
 	start := time.Now()
+	var reported time.Time
+	lastOK := -1
 	for {
 		m, ok := c.Reachability()
-		c.opts.Logf("reachability after %s: %d/%d pairs, %d/%d nodes reach and are reached by all",
-			time.Since(start).Round(time.Second), ok, m.Pairs(), m.Reachable(), len(m.Nodes))
+		if ok != lastOK || time.Since(reported) >= progressEvery || ok == m.Pairs() {
+			c.opts.Logf("reachability after %s: %d/%d pairs, %d/%d nodes reach and are reached by all",
+				time.Since(start).Round(time.Second), ok, m.Pairs(), m.Reachable(), len(m.Nodes))
+			reported, lastOK = time.Now(), ok
+		}
 		if ok == m.Pairs() {
 			return m, nil
 		}

@@ -72,6 +72,11 @@ func TestDefault(t *testing.T) {
 	require.Error(t, in.Host("n3").Ping(registry.Addr))
 	require.NoError(t, in.RestoreLink(Core, "isp2"))
 	require.NoError(t, in.Host("n3").Ping(registry.Addr))
+	n7 := in.Host("n7")
+	require.NoError(t, in.CutLink("lan", "n7"))
+	require.Error(t, n7.Ping(registry.Addr))
+	require.NoError(t, in.RestoreLink("lan", "n7"))
+	require.NoError(t, n7.Ping(registry.Addr))
 	require.Error(t, in.CutLink("n1", "n2"))
 }
 
