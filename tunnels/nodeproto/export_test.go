@@ -20,10 +20,10 @@ func (n *Node) SendPayload(peer netip.Prefix, payload []byte) {
 func (n *Node) State() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var s []any
-	for p, session := range n.sessions {
-		s = append(s, p, session.cert != nil, session.key, session.pending, session.recv, session.send,
-			session.awaiting, session.lastHello, session.lastAnswer, session.tunnelID)
+	sessions := map[string]string{}
+	for p, s := range n.sessions {
+		sessions[p.String()] = fmt.Sprint(s.cert != nil, s.key, s.pending, s.recv, s.send,
+			s.awaiting, s.lastHello, s.lastAnswer, s.tunnelID)
 	}
-	return fmt.Sprint(s, n.floors, len(n.waiters))
+	return fmt.Sprint(sessions, n.floors, len(n.waiters))
 }

@@ -313,9 +313,10 @@ func (n *Node) Receive(src netip.Addr, via netip.AddrPort, payload []byte) {
 	}
 }
 
-// answerAllowed rate-limits handshake answers to one peer. Locked.
+// answerAllowed rate-limits handshake answers to one peer. Like the
+// retransmissions it is paced by the real clock, not Config.Now. Locked.
 func (n *Node) answerAllowed(s *session) bool {
-	now := n.now()
+	now := time.Now()
 	if !s.lastAnswer.IsZero() && now.Sub(s.lastAnswer) < n.retry/2 {
 		return false
 	}

@@ -27,8 +27,8 @@ func (n *Node) sendRequest(peer netip.Prefix, bits string, via netip.AddrPort, p
 	}
 	up := s.up
 	var frame []byte
-	if s.lastHello.IsZero() || now.Sub(s.lastHello) >= n.retry {
-		s.lastHello = now
+	if tick := time.Now(); s.lastHello.IsZero() || tick.Sub(s.lastHello) >= n.retry {
+		s.lastHello = tick
 		if s.cert != nil {
 			frame = n.hello1(s)
 		} else {

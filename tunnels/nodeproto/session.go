@@ -31,8 +31,8 @@ type session struct {
 	recv, send uint32    // last seqno accepted / sent under key
 	pending    []byte    // secret we sent in a hello, used once the peer uses it
 	awaiting   time.Time // when the oldest unanswered request was sent; zero if none
-	lastHello  time.Time // last handshake frame we initiated
-	lastAnswer time.Time // last handshake frame we sent in answer
+	lastHello  time.Time // last handshake frame we initiated (real clock)
+	lastAnswer time.Time // last handshake frame we sent in answer (real clock)
 	up         chan struct{}
 
 	// The last tunnel request answered, so that a retransmission gets the
