@@ -12,6 +12,10 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
+func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
