@@ -125,6 +125,27 @@ func TestParseIgnores(t *testing.T) {
 	}
 }
 
+// TestParseSkipsV4viaV6 checks that AE 4 (RFC 9229), which we do not
+// implement, is ignored as an unknown AE: the TLVs that carry it are
+// skipped, neither its compression state nor anything else leaks into the
+// TLVs that follow.
+func TestParseSkipsV4viaV6(t *testing.T) {
+	const ae4 = 4
+	var tlvs []byte
+	tlvs = append(tlvs, tlvRouterID, 10, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8)
+	tlvs = append(tlvs, tlvNextHop, 18, ae4, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+	tlvs = append(tlvs, tlvUpdate, 13, ae4, 0x80, 24, 0, 0, 100, 0, 1, 0, 96, 10, 1, 2)
+	tlvs = append(tlvs, tlvUpdate, 14, ae4, 0x40, 32, 0, 0, 100, 0, 1, 0, 96, 9, 9, 9, 9)
+	tlvs = append(tlvs, tlvRouteRequest, 5, ae4, 24, 10, 1, 2)
+	tlvs = append(tlvs, tlvSeqnoRequest, 17, ae4, 24, 0, 1, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 1, 2)
+	tlvs = append(tlvs, tlvUpdate, 18, aeIPv6, 0, 64, 0, 0, 100, 0, 1, 0, 96, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1)
+	pkt := append([]byte{42, 2, 0, byte(len(tlvs))}, tlvs...)
+	p, err := ParsePacket(pkt)
+	require.NoError(t, err)
+	require.Equal(t, 5, p.Ignored)
+	require.Equal(t, []Message{Update{Prefix: pfx("2001:db8:0:1::/64"), RouterID: idA, Interval: 100, Seqno: 1, Metric: 96}}, p.Messages)
+}
+
 func TestSeqnoOrder(t *testing.T) {
 	require.True(t, SeqnoLess(1, 2))
 	require.False(t, SeqnoLess(2, 2))

@@ -51,6 +51,8 @@ type neighbour struct {
 	uhello    helloHistory // unicast Hellos
 	lastHeard time.Duration
 
+	uhelloSeqno uint16 // of the unicast Hellos we send it
+
 	txcost      uint16
 	ihuTime     time.Duration
 	ihuInterval Centis
@@ -182,7 +184,8 @@ func (r *Router) handleHello(i *iface, src netip.Addr, h Hello, now time.Duratio
 	n := i.neighbours[src]
 	isNew := n == nil
 	if isNew {
-		n = &neighbour{iface: i, addr: src, cost: Infinity, routes: make(map[*destination]*route)}
+		n = &neighbour{iface: i, addr: src, cost: Infinity, routes: make(map[*destination]*route),
+			uhelloSeqno: uint16(r.rand.Uint32())}
 		i.neighbours[src] = n
 		r.log.Info().Str("interface", i.name).Stringer("neighbour", src).Msg("babel: new neighbour")
 	}

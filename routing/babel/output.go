@@ -113,12 +113,19 @@ func (r *Router) scheduleHello(i *iface, delay time.Duration) {
 }
 
 // sendHello sends a multicast Hello now, with IHUs every third Hello (every
-// Hello on wireless links), as babeld does.
+// Hello on wireless links), as babeld does, and a unicast Hello to every
+// neighbour if the interface is configured for it.
 func (r *Router) sendHello(i *iface) {
 	i.helloSeqno++
 	i.hellosSent++
 	i.triggeredHello = false
 	i.mcast.hello = true
+	if i.cfg.UnicastHello {
+		for _, n := range i.neighbours {
+			n.uhelloSeqno++
+			i.unicastBuffer(n.addr).hello = true
+		}
+	}
 	if i.cfg.Type == LinkWireless || i.hellosSent%3 == 0 {
 		i.mcast.ihus = true
 	}
@@ -213,7 +220,11 @@ func (r *Router) flushBuffer(i *iface, b *outBuffer, now time.Duration) {
 	w := &packetWriter{r: r, i: i, dst: b.dst}
 	w.start()
 	if b.hello {
-		w.add(Hello{Seqno: i.helloSeqno, Interval: CentisOf(i.cfg.HelloInterval), HasTimestamp: i.cfg.Timestamps, Timestamp: micros(now)})
+		h := Hello{Seqno: i.helloSeqno, Interval: CentisOf(i.cfg.HelloInterval), HasTimestamp: i.cfg.Timestamps, Timestamp: micros(now)}
+		if b != i.mcast {
+			h.Unicast, h.Seqno = true, i.neighbours[b.dst].uhelloSeqno
+		}
+		w.add(h)
 	}
 	if b.ihus {
 		for _, n := range i.neighbours {

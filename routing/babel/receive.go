@@ -151,6 +151,7 @@ func (r *Router) scheduleHousekeeping() {
 			r.nextRouteCheck = now + routeCheckPeriod
 		}
 		r.checkRequests(now)
+		r.checkResends(now)
 		r.scheduleHousekeeping()
 	})
 }

@@ -74,7 +74,7 @@ func (r *Router) satisfyRequests(key RouteKey, id RouterID, seqno, metric uint16
 	}
 	delete(r.requests, key)
 	if n := p.requester; n != nil && n.iface.neighbours[n.addr] == n {
-		r.queueUpdate(n.iface, key, true)
+		r.queueUrgentUpdate(n.iface, key)
 	}
 }
 
@@ -84,7 +84,7 @@ func (r *Router) handleSeqnoRequest(n *neighbour, m SeqnoRequest, now time.Durat
 	if _, ok := r.exported[key]; ok {
 		if m.RouterID == r.id && SeqnoLess(r.seqno, m.Seqno) {
 			r.seqno++
-			r.queueUpdateAll(key, true)
+			r.queueUrgentUpdate(nil, key)
 		} else {
 			r.queueUpdate(n.iface, key, true)
 		}

@@ -288,7 +288,9 @@ func (r *Router) setSelected(d *destination, rt *route) {
 	case !cur.valid && old.valid:
 		r.routeLost(d, old)
 	case !cur.valid:
-	case !old.valid || old.routerID != cur.routerID || old.seqno != cur.seqno:
+	case old.valid && old.routerID != cur.routerID:
+		r.queueUrgentUpdate(nil, d.key)
+	case !old.valid || old.seqno != cur.seqno:
 		r.queueUpdateAll(d.key, true)
 	case absDiff(old.metric, cur.metric) >= metricChangeThreshold:
 		r.queueUpdateAll(d.key, false)
@@ -305,7 +307,7 @@ func absDiff(a, b uint16) int {
 // routeLost is called when d has no route left: retract it at once and, if
 // the old route was usable, ask its source for a new seqno (starvation).
 func (r *Router) routeLost(d *destination, old selectedState) {
-	r.queueUpdateAll(d.key, true)
+	r.queueUrgentUpdate(nil, d.key)
 	if old.metric > Infinity/2 {
 		return
 	}

@@ -60,6 +60,12 @@ type InterfaceConfig struct {
 	Timestamps bool
 	// RTT is the delay-based cost; it needs Timestamps.
 	RTT RTTConfig
+	// UnicastHello also sends every neighbour a unicast Hello with each
+	// multicast Hello (RFC 8966 §3.4.1), numbered in a sequence of its own
+	// per neighbour, so that the neighbour keeps a unicast history too and
+	// the link stays up while either kind of Hello gets through. It doubles
+	// the Hello traffic; babeld sends none, so it is off by default.
+	UnicastHello bool
 	// SplitHorizon suppresses routes on the interface they were learned
 	// from. re6st runs without it (babeld -s).
 	SplitHorizon bool
@@ -190,6 +196,7 @@ type Router struct {
 	exported map[RouteKey]uint16
 	dests    map[RouteKey]*destination
 	requests map[RouteKey]*pendingRequest
+	resends  map[RouteKey]*pendingResend
 	subs     map[int]func(RouteChange)
 	nextSub  int
 
@@ -230,6 +237,7 @@ func NewRouter(cfg Config) (*Router, error) {
 		exported: make(map[RouteKey]uint16),
 		dests:    make(map[RouteKey]*destination),
 		requests: make(map[RouteKey]*pendingRequest),
+		resends:  make(map[RouteKey]*pendingResend),
 		subs:     make(map[int]func(RouteChange)),
 		enc:      NewEncoder(0),
 	}
@@ -398,7 +406,7 @@ func (r *Router) Withdraw(prefix, source netip.Prefix) {
 		return
 	}
 	delete(r.exported, key)
-	r.queueUpdateAll(key, true)
+	r.queueUrgentUpdate(nil, key)
 	if d := r.dests[key]; d != nil {
 		r.reselect(d)
 	}

@@ -218,3 +218,53 @@ func TestLinkFailureReroutes(t *testing.T) {
 		})
 	}
 }
+
+// TestUnicastHellos turns on unicast Hellos: each side then keeps a full
+// unicast history of the other besides the multicast one.
+func TestUnicastHellos(t *testing.T) {
+	for _, unicast := range []bool{false, true} {
+		opts := Options{Seed: 12}
+		opts.Interface = babel.DefaultInterfaceConfig(babel.LinkTunnel)
+		opts.Interface.HelloInterval = time.Second
+		opts.Interface.UnicastHello = unicast
+		s, _ := build(t, 2, [][2]int{{0, 1}}, opts)
+		s.Run(20 * time.Second)
+		for i := range 2 {
+			require.True(t, hasRoute(s, i, 1-i))
+			nb := s.Nodes[i].Router.Dump().Neighbours
+			require.Len(t, nb, 1)
+			require.Equal(t, uint16(0xFFFF), nb[0].Reach)
+			if unicast {
+				require.Equal(t, uint16(0xFFFF), nb[0].UReach, "node %d", i)
+			} else {
+				require.Zero(t, nb[0].UReach, "node %d", i)
+			}
+		}
+	}
+}
+
+// TestRetractionResent withdraws a prefix and counts the retractions that
+// reach the neighbour: the urgent update is sent once and resent twice.
+func TestRetractionResent(t *testing.T) {
+	s, links := build(t, 2, [][2]int{{0, 1}}, Options{Seed: 13})
+	s.Run(10 * time.Second)
+	require.True(t, hasRoute(s, 1, 0))
+
+	to := links[[2]int{0, 1}].Ends()[1]
+	retractions := 0
+	deliver := to.receive
+	to.receive = func(src, dst netip.Addr, pkt []byte) {
+		p, err := babel.ParsePacket(pkt)
+		require.NoError(t, err)
+		for _, m := range p.Messages {
+			if u, ok := m.(babel.Update); ok && u.Prefix == NodePrefix(0) && u.Metric == babel.Infinity {
+				retractions++
+			}
+		}
+		deliver(src, dst, pkt)
+	}
+	s.Nodes[0].Router.Withdraw(NodePrefix(0), netip.Prefix{})
+	s.Run(3 * time.Second) // less than a full-dump interval
+	require.False(t, hasRoute(s, 1, 0))
+	require.Equal(t, 3, retractions)
+}
