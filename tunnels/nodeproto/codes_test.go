@@ -208,3 +208,38 @@ func TestStatsJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"received":2,"accepted":0,"relayed":0,"sent":0,"send_errors":0,"handshakes":0,"dropped":{"bad_source":2},"sessions":0}`, string(out))
 }
+
+func TestTextAndUnknownCodesAreAcknowledged(t *testing.T) {
+	tn, a, b := pair(t)
+	established(t, tn, a, b)
+	for _, payload := range [][]byte{
+		append([]byte{nodeproto.CodeText}, "hello registry"...),
+		{6, 1, 2},
+		{nodeproto.CodeVersion | nodeproto.RelayFlag},
+		{nodeproto.CodeKill | nodeproto.RelayFlag},
+	} {
+		sent := len(tn.sent())
+		a.node.SendPayload(b.prefix, payload)
+		require.Eventually(t, func() bool { return len(tn.sent()) == sent+2 }, 5*time.Second, time.Millisecond)
+		ack := tn.sent()[sent+1]
+		require.Equal(t, b, ack.from)
+		require.Len(t, ack.payload, 4+32, "acknowledgement")
+	}
+	require.Equal(t, uint64(3), b.node.Stats().Dropped[nodeproto.DropUnknownCode])
+	b.handler.get(func(h *handler) { require.Zero(t, h.kills) })
+}
+
+func TestHello1WithOldFingerprintGetsHello1(t *testing.T) {
+	tn, a, b := pair(t)
+	frame := []byte{0, 0, 0, 1, 10}
+	frame = append(frame, make([]byte, 32)...) // not b's certificate
+	frame = append(frame, a.cert.Raw...)
+	b.node.Receive(nodeproto.NodeAddr(a.prefix), netip.AddrPort{}, frame)
+	require.Eventually(t, func() bool { return len(tn.sent()) > 0 }, 5*time.Second, time.Millisecond)
+	answer := tn.sent()[0]
+	require.Equal(t, b, answer.from)
+	require.Equal(t, uint32(1), seqOf(answer))
+	// Answered once per Retry/2 only.
+	b.node.Receive(nodeproto.NodeAddr(a.prefix), netip.AddrPort{}, frame)
+	require.Equal(t, uint64(1), b.node.Stats().Dropped[nodeproto.DropRateLimited])
+}

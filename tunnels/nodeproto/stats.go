@@ -52,7 +52,7 @@ type Stats struct {
 	Relayed    uint64            `json:"relayed"`     // datagrams read by ServeRelay
 	Sent       uint64            `json:"sent"`        // datagrams given to Send
 	SendErrors uint64            `json:"send_errors"` // of which Send failed
-	Handshakes uint64            `json:"handshakes"`  // session keys installed
+	Handshakes uint64            `json:"handshakes"`  // hellos accepted: one per handshake, on the side receiving it
 	Dropped    map[Reason]uint64 `json:"dropped"`     // by reason, only non-zero ones
 	Sessions   int               `json:"sessions"`    // peers with a session key
 }
