@@ -33,8 +33,9 @@ type Peer struct {
 	Via    netip.AddrPort    // underlay endpoint of a direct message; invalid over the overlay
 }
 
-// Handler answers the peers. Its methods are called without any lock of
-// the Node held and may call the Node.
+// Handler answers the peers. Its methods are called synchronously from
+// Receive (and ServeRelay), without any lock of the Node held: they may
+// call the Node but should not block for long.
 type Handler interface {
 	// Version returns our signed network version (registry/wire format).
 	Version() []byte
