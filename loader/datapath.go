@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -149,4 +150,15 @@ func (d *Datapath) Attachments() ([]Attachment, error) {
 		out[i] = a
 	}
 	return out, nil
+}
+
+// Underlays lists the underlay interfaces the programs are attached to.
+func (s *State) Underlays() []string {
+	var out []string
+	for _, a := range s.Attachments {
+		if a.Interface != s.Overlay && !slices.Contains(out, a.Interface) {
+			out = append(out, a.Interface)
+		}
+	}
+	return out
 }

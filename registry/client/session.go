@@ -102,11 +102,23 @@ func (s *Session) call(ctx context.Context, method string, args ...arg) ([]byte,
 // NetworkConfig fetches the network parameters, checks their version
 // signature and decrypts the Babel keys.
 func (s *Session) NetworkConfig(ctx context.Context) (*netparams.Params, error) {
+	_, p, err := s.NetworkConfigDocument(ctx)
+	return p, err
+}
+
+// NetworkConfigDocument is NetworkConfig that also returns the document as
+// received, for a node to cache and decode again (netparams.Decode) when
+// the registry is unreachable.
+func (s *Session) NetworkConfigDocument(ctx context.Context) ([]byte, *netparams.Params, error) {
 	body, err := s.call(ctx, "getNetworkConfig")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return netparams.Decode(body, s.caKey, s.identity.Key)
+	p, err := netparams.Decode(body, s.caKey, s.identity.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, p, nil
 }
 
 // RenewCertificate returns the node's certificate: a new one if it was due

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/spf13/cobra"
+	vnetns "github.com/vishvananda/netns"
+)
+
+// nodeFlags are re6st's node options (re6stnet.md §5.2) that apply, and
+// the data plane's.
+type nodeFlags struct {
+	cfg     node.Config
+	netns   string
+	encap   string
+	hook    string
+	ips     []string
+	ignored []string
+}
+
+func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.Registry, "registry", "", "registry URL (required)")
+	fl.StringVar(&f.cfg.CA, "ca", "", "network CA certificate (required)")
+	fl.StringVar(&f.cfg.Cert, "cert", "", "node certificate, renewed in place (required)")
+	fl.StringVar(&f.cfg.Key, "key", "", "node private key (required)")
+	fl.StringVarP(&f.cfg.StateDir, "state", "s", node.DefaultStateDir, "state directory (peer cache, cached network parameters, tunnels)")
+	fl.StringVarP(&f.cfg.RunDir, "run", "r", node.DefaultRunDir, "runtime directory (control socket)")
+	fl.StringVar(&f.netns, "netns", "", "run in this named network namespace (keeps the mount namespace, unlike `ip netns exec`, so the BPF pins stay visible)")
+	fl.StringVar(&f.cfg.Instance, "instance", "re6st", "data-plane instance name")
+	fl.StringArrayVar(&f.cfg.Underlays, "underlay", nil, "underlay interface (repeatable; default: every interface with an IPv4 address but lo)")
+	fl.StringArrayVar(&f.ips, "ip", nil, "IPv4 address to advertise to peers and the registry (repeatable; default: the underlays')")
+	fl.StringVar(&f.encap, "encap", "fou", "encapsulation of the tunnels this node sets up: fou or gre (GRE does not cross NATs)")
+	fl.Uint16Var(&f.cfg.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of FOU tunnels and of tunnel setup")
+	fl.StringVar(&f.hook, "hook", string(loader.HookAuto), "underlay hook: auto, tc or xdp")
+	fl.StringArrayVarP(&f.cfg.LANs, "interface", "i", nil, "LAN interface where Babel runs natively, so nodes on it find each other (repeatable)")
+	fl.StringArrayVar(&f.cfg.Neighbours, "neighbour", nil, "CN (n/len) of a peer to prefer for tunnels and to remove last (repeatable)")
+	fl.IntVar(&f.cfg.ClientCount, "client-count", -1, "outgoing tunnels to keep (default: the registry's)")
+	fl.IntVar(&f.cfg.MaxClients, "max-clients", -1, "incoming tunnels to accept (default: the registry's)")
+	fl.BoolVar(&f.cfg.Gateway, "gateway", false, "announce ::/0 from the network: forward the overlay's traffic to the internet")
+	fl.StringArrayVar(&f.cfg.Up, "up", nil, "shell command run once the node is up (repeatable; re6stnet_ip, re6stnet_iface, re6stnet_subnet, re6stnet_network in its environment)")
+	fl.StringArrayVar(&f.cfg.Daemons, "daemon", nil, "shell command run once the node is up and killed at exit (repeatable)")
+	fl.StringVar(&f.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9326")
+	fl.StringArrayVarP(&f.ignored, "main-interface", "I", nil, "ignored: the node address is always on the overlay device")
+}
+
+func (f *nodeFlags) config() (node.Config, error) {
+	var err error
+	if f.cfg.Encap, err = loader.ParseTunnelType(f.encap); err != nil {
+		return f.cfg, fmt.Errorf("--encap: %w", err)
+	}
+	switch loader.Hook(f.hook) {
+	case loader.HookAuto, loader.HookTC, loader.HookXDP:
+		f.cfg.Hook = loader.Hook(f.hook)
+	default:
+		return f.cfg, fmt.Errorf("--hook %q: want auto, tc or xdp", f.hook)
+	}
+	for _, s := range f.ips {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return f.cfg, fmt.Errorf("--ip %q: %w", s, err)
+		}
+		f.cfg.IPs = append(f.cfg.IPs, ip)
+	}
+	return f.cfg, nil
+}
+
+func runNode(_ *cobra.Command, f *nodeFlags) error {
+	if f.netns != "" && os.Getenv(netnsEnv) != f.netns {
+		return reexecInNetns(f.netns)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger()
+	if len(f.ignored) > 0 {
+		cfg.Logger.Warn().Msg("-I/--main-interface is ignored: the node address is on the overlay device")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return node.Run(ctx, cfg)
+}
+
+const netnsEnv = "RE6STNET_NETNS"
+
+// reexecInNetns enters the network namespace on this thread and executes
+// the program again there, so that every thread of the daemon lives in it.
+func reexecInNetns(name string) error {
+	runtime.LockOSThread()
+	h, err := vnetns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("network namespace %q: %w", name, err)
+	}
+	if err := vnetns.Set(h); err != nil {
+		return fmt.Errorf("enter network namespace %q: %w", name, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, append(os.Environ(), netnsEnv+"="+name))
+}

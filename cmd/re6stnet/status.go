@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/spf13/cobra"
+)
+
+func statusCommand() *cobra.Command {
+	var runDir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a running node: tunnels, neighbours, routes, registry, certificate",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := fetchStatus(runDir)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var s node.Status
+			if err := json.Unmarshal(body, &s); err != nil {
+				return err
+			}
+			printStatus(cmd.OutOrStdout(), &s)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&runDir, "run", "r", node.DefaultRunDir, "runtime directory of the node (its control socket)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func fetchStatus(runDir string) ([]byte, error) {
+	path := node.SocketPath(runDir)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
+	resp, err := hc.Get("http://re6stnet/status")
+	if err != nil {
+		return nil, fmt.Errorf("no node answers on %s (is re6stnet running with -r %s?)", path, runDir)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("control socket: %s", resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+func printStatus(w io.Writer, s *node.Status) {
+	fmt.Fprintf(w, "node %s (address %s) in %s, up %s\n", s.Prefix, s.Address, s.Network, time.Duration(s.Uptime).Round(time.Second))
+	reach := "reachable"
+	if !s.Registry.Reachable {
+		reach = "UNREACHABLE: " + s.Registry.LastError
+	}
+	fmt.Fprintf(w, "registry %s: %s\n", s.Registry.URL, reach)
+	fmt.Fprintf(w, "certificate serial %s expires %s (%d days)\n", s.Certificate.Serial, s.Certificate.Expires.Format(time.DateOnly), s.Certificate.Days)
+	fmt.Fprintf(w, "network parameters version %d, hello %ds, tunnels: %d out / %d in allowed\n\n",
+		s.Params.Version, s.Params.Hello, s.ClientCount, s.MaxClients)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TUNNEL\tPEER\tDIR\tENCAP\tREMOTE\tRTT\tCOST\tROUTES\tRX\tTX")
+	for _, t := range s.Tunnels {
+		dir := "in"
+		if t.Outgoing {
+			dir = "out"
+		}
+		if t.NAT {
+			dir += "/nat"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.1fms\t%d\t%d\t%s\t%s\n", t.ID, t.Peer, dir, t.Encap, t.Remote,
+			float64(t.RTTMicros)/1000, t.Cost, t.Routes, bytes(t.Traffic.RxBytes), bytes(t.Traffic.TxBytes))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tVIA\tMETRIC\tROUTER-ID")
+	for _, r := range s.Routes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Prefix, r.Via, r.Metric, r.RouterID)
+	}
+	tw.Flush()
+}
+
+func bytes(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}

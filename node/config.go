@@ -1,0 +1,87 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/rs/zerolog"
+)
+
+// Config is what re6stnet's command line sets.
+type Config struct {
+	Registry string // registry URL
+	CA       string // CA certificate (PEM)
+	Cert     string // node certificate (PEM); renewed in place
+	Key      string // node key (PEM)
+	StateDir string // peer cache, cached network parameters, tunnel state
+	RunDir   string // control socket
+
+	Instance   string       // data-plane instance
+	Underlays  []string     // underlay interfaces; empty: every IPv4 interface but lo
+	IPs        []netip.Addr // advertised underlay addresses; empty: the underlays'
+	Encap      loader.TunnelType
+	FOUPort    uint16
+	Hook       loader.Hook
+	LANs       []string // -i: interfaces where Babel runs natively
+	Neighbours []string // --neighbour: prefixes (CN "n/len") preferred for tunnels
+
+	ClientCount int // outgoing tunnels; < 0: the registry's
+	MaxClients  int // incoming tunnels; < 0: the registry's
+	Gateway     bool
+	Up          []string // commands run once the node is up
+	Daemons     []string // commands run and killed at exit
+	Metrics     string   // Prometheus listen address; empty: none
+
+	// TickInterval is the tunnel manager's period (re6st: 5 s).
+	TickInterval time.Duration
+	Logger       zerolog.Logger
+}
+
+// Defaults of the directories, as re6st's.
+const (
+	DefaultStateDir = "/var/lib/re6stnet"
+	DefaultRunDir   = "/run/re6stnet"
+	SocketName      = "re6stnet.sock"
+)
+
+// SocketPath is the control socket in runDir.
+func SocketPath(runDir string) string { return filepath.Join(runDir, SocketName) }
+
+func (c *Config) check() error {
+	switch {
+	case c.Registry == "":
+		return errors.New("--registry is required")
+	case c.CA == "" || c.Cert == "" || c.Key == "":
+		return errors.New("--ca, --cert and --key are required")
+	case c.Encap != loader.FOU && c.Encap != loader.GRE:
+		return fmt.Errorf("--encap: want fou or gre")
+	}
+	for _, ip := range c.IPs {
+		if !ip.Is4() {
+			return fmt.Errorf("--ip %s: the underlay is IPv4", ip)
+		}
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.RunDir == "" {
+		c.RunDir = DefaultRunDir
+	}
+	if c.Instance == "" {
+		c.Instance = "re6st"
+	}
+	if c.FOUPort == 0 {
+		c.FOUPort = loader.DefaultFOUPort
+	}
+	if c.Hook == "" {
+		c.Hook = loader.HookAuto
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 5 * time.Second
+	}
+	return nil
+}
