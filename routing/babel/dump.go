@@ -84,16 +84,22 @@ func (r *Router) Dump() Dump {
 			})
 		}
 	}
-	for k, m := range r.exported {
+	for id, m := range r.exported {
+		k := r.intern.key(id)
 		d.Exported = append(d.Exported, ExportedInfo{Prefix: k.Prefix, Source: k.Source, Metric: m})
 	}
 	for _, dest := range r.dests {
-		for _, rt := range dest.routes {
+		if dest == nil {
+			continue
+		}
+		key := r.intern.key(dest.id)
+		for j := range dest.routes {
+			rt := &dest.routes[j]
 			d.Routes = append(d.Routes, RouteInfo{
-				Prefix: dest.key.Prefix, Source: dest.key.Source,
+				Prefix: key.Prefix, Source: key.Source,
 				Metric: r.metric(rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
-				Interface: rt.neigh.iface.name, Neighbour: rt.neigh.addr, NextHop: rt.nexthop,
-				Feasible: r.routeFeasible(dest, rt), Installed: dest.selected == rt,
+				Interface: rt.neigh.iface.name, Neighbour: rt.neigh.addr, NextHop: r.nexthopOf(rt),
+				Feasible: r.routeFeasible(dest, rt), Installed: dest.selNeigh == rt.neigh,
 			})
 		}
 	}

@@ -67,8 +67,7 @@ type neighbour struct {
 	rttTime     time.Duration
 	haveRTT     bool
 
-	cost   uint16 // cached computeCost
-	routes map[*destination]*route
+	cost uint16 // cached computeCost
 }
 
 // rttValidity is how long an RTT estimate stays in use (babeld: 180 s).
@@ -184,8 +183,7 @@ func (r *Router) handleHello(i *iface, src netip.Addr, h Hello, now time.Duratio
 	n := i.neighbours[src]
 	isNew := n == nil
 	if isNew {
-		n = &neighbour{iface: i, addr: src, cost: Infinity, routes: make(map[*destination]*route),
-			uhelloSeqno: uint16(r.rand.Uint32())}
+		n = &neighbour{iface: i, addr: src, cost: Infinity, uhelloSeqno: uint16(r.rand.Uint32())}
 		i.neighbours[src] = n
 		r.log.Info().Str("interface", i.name).Stringer("neighbour", src).Msg("babel: new neighbour")
 	}
@@ -263,9 +261,12 @@ func (r *Router) flushNeighbour(n *neighbour) {
 	delete(n.iface.neighbours, n.addr)
 	delete(n.iface.ucast, n.addr)
 	n.cost = Infinity
-	for d, rt := range n.routes {
-		d.removeRoute(rt)
-		if d.selected == rt {
+	for _, d := range r.dests {
+		if d == nil || d.route(n) == nil {
+			continue
+		}
+		d.removeRoute(n)
+		if d.selNeigh == n {
 			r.reselect(d)
 		}
 		r.gcDestination(d)

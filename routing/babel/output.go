@@ -20,19 +20,21 @@ type outBuffer struct {
 	hello    bool
 	ihus     bool
 	msgs     []Message
-	updates  []RouteKey
-	queued   map[RouteKey]bool
+	updates  []uint32 // key ids, each once
+	queued   []uint64 // bit set of the key ids in updates
 	fullDump bool
 }
 
-func newOutBuffer(dst netip.Addr) *outBuffer {
-	return &outBuffer{dst: dst, queued: make(map[RouteKey]bool)}
-}
+func newOutBuffer(dst netip.Addr) *outBuffer { return &outBuffer{dst: dst} }
 
-func (b *outBuffer) addUpdate(key RouteKey) {
-	if !b.queued[key] {
-		b.queued[key] = true
-		b.updates = append(b.updates, key)
+func (b *outBuffer) addUpdate(id uint32) {
+	w, bit := int(id/64), uint64(1)<<(id%64)
+	if w >= len(b.queued) {
+		b.queued = append(b.queued, make([]uint64, w+1-len(b.queued))...)
+	}
+	if b.queued[w]&bit == 0 {
+		b.queued[w] |= bit
+		b.updates = append(b.updates, id)
 	}
 }
 
@@ -40,10 +42,19 @@ func (b *outBuffer) empty() bool {
 	return !b.hello && !b.ihus && !b.fullDump && len(b.msgs) == 0 && len(b.updates) == 0
 }
 
+// maxKeptUpdates bounds the capacity of the update list kept between
+// flushes, so that the burst of a cold start is not held for ever.
+const maxKeptUpdates = 256
+
 func (b *outBuffer) reset() {
 	b.hello, b.ihus, b.fullDump = false, false, false
+	for _, id := range b.updates {
+		b.queued[id/64] = 0
+	}
 	b.msgs, b.updates = b.msgs[:0], b.updates[:0]
-	clear(b.queued)
+	if cap(b.updates) > maxKeptUpdates {
+		b.updates = nil
+	}
 }
 
 func (i *iface) unicastBuffer(addr netip.Addr) *outBuffer {
@@ -62,16 +73,16 @@ func (r *Router) batchDelay(i *iface, urgent bool) time.Duration {
 	return r.jitter(min(i.cfg.HelloInterval, maxBatchWait)/4, 0.25)
 }
 
-// queueUpdate schedules an update for key on interface i.
-func (r *Router) queueUpdate(i *iface, key RouteKey, urgent bool) {
-	i.mcast.addUpdate(key)
+// queueUpdate schedules an update for key id on interface i.
+func (r *Router) queueUpdate(i *iface, id uint32, urgent bool) {
+	i.mcast.addUpdate(id)
 	r.scheduleFlush(i, r.batchDelay(i, urgent))
 }
 
-// queueUpdateAll schedules an update for key on every interface.
-func (r *Router) queueUpdateAll(key RouteKey, urgent bool) {
+// queueUpdateAll schedules an update for key id on every interface.
+func (r *Router) queueUpdateAll(id uint32, urgent bool) {
 	for _, i := range r.ifaces {
-		r.queueUpdate(i, key, urgent)
+		r.queueUpdate(i, id, urgent)
 	}
 }
 
@@ -235,17 +246,17 @@ func (r *Router) flushBuffer(i *iface, b *outBuffer, now time.Duration) {
 		w.add(m)
 	}
 	if b.fullDump {
-		for key := range r.exported {
-			r.addUpdate(w, key, now)
+		for id := range r.exported {
+			r.addUpdate(w, id, now)
 		}
-		for key, d := range r.dests {
-			if d.selected != nil {
-				r.addRouteUpdate(w, key, d, now)
+		for _, d := range r.dests {
+			if d != nil && d.selNeigh != nil {
+				r.addRouteUpdate(w, d, now)
 			}
 		}
 	} else {
-		for _, key := range b.updates {
-			r.addUpdate(w, key, now)
+		for _, id := range b.updates {
+			r.addUpdate(w, id, now)
 		}
 	}
 	w.send()
@@ -255,23 +266,30 @@ func (r *Router) flushBuffer(i *iface, b *outBuffer, now time.Duration) {
 // addUpdate writes the update we currently advertise for key: our own
 // prefix, our selected route (noting the feasibility distance), or a
 // retraction.
-func (r *Router) addUpdate(w *packetWriter, key RouteKey, now time.Duration) {
-	u := Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval), Metric: Infinity}
-	if metric, ok := r.exported[key]; ok {
-		u.RouterID, u.Seqno, u.Metric = r.id, r.seqno, metric
-	} else if d := r.dests[key]; d != nil && d.selected != nil {
-		r.addRouteUpdate(w, key, d, now)
-		return
+func (r *Router) addUpdate(w *packetWriter, id uint32, now time.Duration) {
+	key := r.intern.key(id)
+	if metric, ok := r.exported[id]; ok {
+		w.add(Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval),
+			RouterID: r.id, Seqno: r.seqno, Metric: metric})
+	} else if d := r.dest(id); d != nil && d.selNeigh != nil {
+		r.addRouteUpdate(w, d, now)
+	} else {
+		w.add(retraction(w.i, key))
 	}
-	w.add(u)
+}
+
+// retraction is the update that retracts key on i.
+func retraction(i *iface, key RouteKey) Update {
+	return Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(i.cfg.UpdateInterval), Metric: Infinity}
 }
 
 // addRouteUpdate writes the update for d's selected route.
-func (r *Router) addRouteUpdate(w *packetWriter, key RouteKey, d *destination, now time.Duration) {
-	rt := d.selected
+func (r *Router) addRouteUpdate(w *packetWriter, d *destination, now time.Duration) {
+	rt := d.selected()
 	if w.i.cfg.SplitHorizon && rt.neigh.iface == w.i {
 		return
 	}
+	key := r.intern.key(d.id)
 	u := Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval),
 		RouterID: rt.routerID, Seqno: rt.seqno, Metric: r.metric(rt)}
 	r.noteAdvertised(d, u.RouterID, u.Seqno, u.Metric, now)

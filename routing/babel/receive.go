@@ -120,7 +120,12 @@ func (r *Router) handleRouteRequest(n *neighbour, m RouteRequest, dst netip.Addr
 		r.scheduleFlush(i, r.batchDelay(i, b != i.mcast))
 		return
 	}
-	b.addUpdate(KeyOf(m.Prefix, m.Source))
+	// A key never seen is not interned: we answer with a retraction.
+	if id, ok := r.intern.findKey(KeyOf(m.Prefix, m.Source)); ok {
+		b.addUpdate(id)
+	} else {
+		b.msgs = append(b.msgs, retraction(i, KeyOf(m.Prefix, m.Source)))
+	}
 	r.scheduleFlush(i, r.batchDelay(i, true))
 }
 

@@ -36,12 +36,12 @@ func (r *Router) requestSeqno(d *destination, id RouterID, n *neighbour) {
 	if s == nil {
 		return
 	}
-	r.sendSeqnoRequest(d.key, id, s.seqno+1, n)
+	r.sendSeqnoRequest(d.id, id, s.seqno+1, n)
 }
 
 // sendSeqnoRequest originates a seqno request, unicast to target or
 // multicast on every interface when target is nil.
-func (r *Router) sendSeqnoRequest(key RouteKey, id RouterID, seqno uint16, target *neighbour) {
+func (r *Router) sendSeqnoRequest(key uint32, id RouterID, seqno uint16, target *neighbour) {
 	now := r.clock.Now()
 	if r.requests[key].duplicate(id, seqno, now) {
 		return
@@ -50,7 +50,8 @@ func (r *Router) sendSeqnoRequest(key RouteKey, id RouterID, seqno uint16, targe
 	r.transmitRequest(key, id, seqno, initialHopCount, target)
 }
 
-func (r *Router) transmitRequest(key RouteKey, id RouterID, seqno uint16, hops uint8, target *neighbour) {
+func (r *Router) transmitRequest(kid uint32, id RouterID, seqno uint16, hops uint8, target *neighbour) {
+	key := r.intern.key(kid)
 	m := SeqnoRequest{Prefix: key.Prefix, Source: key.Source, Seqno: seqno, HopCount: hops, RouterID: id}
 	if target != nil {
 		b := target.iface.unicastBuffer(target.addr)
@@ -67,7 +68,7 @@ func (r *Router) transmitRequest(key RouteKey, id RouterID, seqno uint16, hops u
 // satisfyRequests drops the pending request for key once an update with a
 // different router-id or a seqno at least the requested one arrives, and
 // passes the news on to whoever asked us.
-func (r *Router) satisfyRequests(key RouteKey, id RouterID, seqno, metric uint16) {
+func (r *Router) satisfyRequests(key uint32, id RouterID, seqno, metric uint16) {
 	p := r.requests[key]
 	if p == nil || metric >= Infinity || (id == p.routerID && SeqnoLess(seqno, p.seqno)) {
 		return
@@ -80,7 +81,10 @@ func (r *Router) satisfyRequests(key RouteKey, id RouterID, seqno, metric uint16
 
 // handleSeqnoRequest answers or forwards a seqno request (RFC 8966 §3.8.1.2).
 func (r *Router) handleSeqnoRequest(n *neighbour, m SeqnoRequest, now time.Duration) {
-	key := KeyOf(m.Prefix, m.Source)
+	key, ok := r.intern.findKey(KeyOf(m.Prefix, m.Source))
+	if !ok {
+		return // neither exported nor learned
+	}
 	if _, ok := r.exported[key]; ok {
 		if m.RouterID == r.id && SeqnoLess(r.seqno, m.Seqno) {
 			r.seqno++
@@ -90,11 +94,11 @@ func (r *Router) handleSeqnoRequest(n *neighbour, m SeqnoRequest, now time.Durat
 		}
 		return
 	}
-	d := r.dests[key]
+	d := r.dest(key)
 	if d == nil {
 		return
 	}
-	if sel := d.selected; sel != nil && (sel.routerID != m.RouterID || !SeqnoLess(sel.seqno, m.Seqno)) {
+	if sel := d.selected(); sel != nil && (sel.routerID != m.RouterID || !SeqnoLess(sel.seqno, m.Seqno)) {
 		r.queueUpdate(n.iface, key, true)
 		return
 	}
@@ -112,11 +116,12 @@ func (r *Router) handleSeqnoRequest(n *neighbour, m SeqnoRequest, now time.Durat
 // forwardTarget picks the neighbour to forward a request to: the selected
 // route's, or else the best other one, never the requester.
 func (r *Router) forwardTarget(d *destination, requester *neighbour) *neighbour {
-	if d.selected != nil && d.selected.neigh != requester {
-		return d.selected.neigh
+	if d.selNeigh != nil && d.selNeigh != requester {
+		return d.selNeigh
 	}
 	var best *route
-	for _, rt := range d.routes {
+	for j := range d.routes {
+		rt := &d.routes[j]
 		if rt.neigh == requester || r.metric(rt) >= Infinity {
 			continue
 		}

@@ -22,7 +22,7 @@ type pendingResend struct {
 
 // queueUrgentUpdate sends the update for key at once on i (every interface
 // when i is nil) and schedules its resends.
-func (r *Router) queueUrgentUpdate(i *iface, key RouteKey) {
+func (r *Router) queueUrgentUpdate(i *iface, key uint32) {
 	if i == nil {
 		r.queueUpdateAll(key, true)
 	} else {

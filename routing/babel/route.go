@@ -3,52 +3,76 @@ package babel
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 )
 
-// route is what one neighbour told us about one destination.
+// route is what one neighbour told us about one destination. Routes are
+// stored by value in their destination, so this is kept small: a table of
+// 10,000 prefixes learned from 10 neighbours holds 100,000 of them.
 type route struct {
-	neigh        *neighbour
-	routerID     RouterID
-	seqno        uint16
-	refmetric    uint16
-	nexthop      netip.Addr
-	hold         time.Duration
-	updated      time.Duration // last update received
-	expires      time.Duration
+	neigh      *neighbour
+	routerID   RouterID
+	updated    time.Duration // last update received, or when it expired
+	smoothedAt time.Duration
+	smoothed   float64
+	nexthop    uint32 // 0: the neighbour's address; else 1 + its Interner id
+	seqno      uint16
+	refmetric  uint16
+	interval   Centis // advertised update interval, which sets the hold time
+	// refreshAsked is set once a refresh was requested for this update.
 	refreshAsked bool
-
-	smoothed     float64
-	smoothedAt   time.Duration
 	haveSmoothed bool
 }
 
+// hold is how long the route lives without a refresh.
+func (rt *route) hold() time.Duration { return holdTime(rt.interval) }
+
+// expires is when the route is retracted (or, retracted, dropped).
+func (rt *route) expires() time.Duration { return rt.updated + rt.hold() }
+
 // destination holds every route to one RouteKey and the selected one.
 type destination struct {
-	key      RouteKey
-	routes   []*route
-	selected *route
+	id       uint32 // the key's Interner id
+	routes   []route
+	selNeigh *neighbour    // the selected route is the one from selNeigh
 	last     selectedState // what selected looked like when last examined
-	sources  []*source     // feasibility distances, one per router-id
+	sources  []source      // feasibility distances, one per router-id
 }
 
-// addRoute creates the route from n to d.
-func (d *destination) addRoute(n *neighbour) *route {
-	rt := &route{neigh: n}
-	d.routes = append(d.routes, rt)
-	n.routes[d] = rt
-	return rt
-}
-
-// removeRoute forgets rt.
-func (d *destination) removeRoute(rt *route) {
-	delete(rt.neigh.routes, d)
-	for j, x := range d.routes {
-		if x == rt {
-			d.routes = append(d.routes[:j], d.routes[j+1:]...)
-			return
+// route returns the route from n, if any. The pointer is valid until a
+// route of d is added or removed.
+func (d *destination) route(n *neighbour) *route {
+	for j := range d.routes {
+		if d.routes[j].neigh == n {
+			return &d.routes[j]
 		}
 	}
+	return nil
+}
+
+// selected returns the selected route, if any.
+func (d *destination) selected() *route {
+	if d.selNeigh == nil {
+		return nil
+	}
+	return d.route(d.selNeigh)
+}
+
+// addRoute creates the route from n to d. The slice grows one entry at a
+// time: a destination has few routes and spare capacity would cost more
+// than the copies.
+func (d *destination) addRoute(n *neighbour) *route {
+	routes := make([]route, len(d.routes)+1)
+	copy(routes, d.routes)
+	routes[len(d.routes)].neigh = n
+	d.routes = routes
+	return &d.routes[len(d.routes)-1]
+}
+
+// removeRoute forgets the route from n.
+func (d *destination) removeRoute(n *neighbour) {
+	d.routes = slices.DeleteFunc(d.routes, func(rt route) bool { return rt.neigh == n })
 }
 
 // source is a feasibility distance: the best (seqno, metric) we advertised
@@ -62,8 +86,8 @@ type source struct {
 
 // source returns the live feasibility distance for id, if any.
 func (d *destination) source(id RouterID, now time.Duration) *source {
-	for _, s := range d.sources {
-		if s.routerID == id && now-s.time <= sourceGCTime {
+	for j := range d.sources {
+		if s := &d.sources[j]; s.routerID == id && now-s.time <= sourceGCTime {
 			return s
 		}
 	}
@@ -105,14 +129,14 @@ func (r *Router) noteAdvertised(d *destination, id RouterID, seqno, metric uint1
 		return
 	}
 	var s *source
-	for _, x := range d.sources {
-		if x.routerID == id {
-			s = x
+	for j := range d.sources {
+		if d.sources[j].routerID == id {
+			s = &d.sources[j]
 		}
 	}
 	switch {
 	case s == nil:
-		d.sources = append(d.sources, &source{routerID: id, seqno: seqno, metric: metric, time: now})
+		d.sources = append(d.sources, source{routerID: id, seqno: seqno, metric: metric, time: now})
 	case SeqnoLess(s.seqno, seqno) || now-s.time > sourceGCTime:
 		s.seqno, s.metric, s.time = seqno, metric, now
 	case seqno == s.seqno:
@@ -144,37 +168,35 @@ func holdTime(iv Centis) time.Duration {
 // handleUpdate processes an Update from n. src is the packet's source.
 func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.Duration) {
 	if u.IsWildcard() {
-		for d, rt := range n.routes {
+		r.forEachRouteVia(n, func(d *destination, rt *route) {
 			if rt.refmetric < Infinity {
-				rt.refmetric = Infinity
-				rt.expires = now + rt.hold
+				rt.refmetric, rt.updated = Infinity, now
 				r.reselect(d)
 			}
-		}
+		})
 		return
 	}
 	if u.RouterID == r.id {
 		return // our own announcement coming back
 	}
-	key := KeyOf(u.Prefix, u.Source)
-	if _, ok := r.exported[key]; ok {
+	id := r.intern.keyID(KeyOf(u.Prefix, u.Source))
+	if _, ok := r.exported[id]; ok {
 		return
 	}
-	d := r.dests[key]
+	d := r.dest(id)
 	var rt *route
 	if d != nil {
-		rt = n.routes[d]
+		rt = d.route(n)
 	}
-	r.satisfyRequests(key, u.RouterID, u.Seqno, u.Metric)
+	r.satisfyRequests(id, u.RouterID, u.Seqno, u.Metric)
 	if rt == nil && u.Metric >= Infinity {
 		return
 	}
 	if d == nil {
-		d = &destination{key: key}
-		r.dests[key] = d
+		d = r.newDest(id)
 	}
 	feasible := r.feasible(d, u.RouterID, u.Seqno, u.Metric)
-	if rt != nil && rt == d.selected && !feasible && rt.routerID == u.RouterID {
+	if rt != nil && rt == d.selected() && !feasible && rt.routerID == u.RouterID {
 		// An unfeasible update from our successor for the same source:
 		// keep the route as it was (RFC 8966 §3.5.4) and ask the source
 		// for a new seqno, which will make the update feasible.
@@ -184,32 +206,76 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 	if rt == nil {
 		rt = d.addRoute(n)
 	}
-	nexthop := u.NextHop
-	if !nexthop.IsValid() {
-		nexthop = src
+	var nexthop uint32
+	if u.NextHop.IsValid() && u.NextHop != src {
+		nexthop = 1 + r.intern.addrID(u.NextHop)
 	}
 	unchanged := rt.routerID == u.RouterID && rt.seqno == u.Seqno && rt.refmetric == u.Metric && rt.nexthop == nexthop
 	rt.routerID, rt.seqno, rt.refmetric, rt.nexthop = u.RouterID, u.Seqno, u.Metric, nexthop
-	rt.hold = holdTime(u.Interval)
-	rt.updated, rt.expires, rt.refreshAsked = now, now+rt.hold, false
+	rt.interval, rt.updated, rt.refreshAsked = u.Interval, now, false
 	if unchanged && feasible {
 		return // a refresh: nothing to reconsider
 	}
 	if !feasible {
 		// Starvation help: if the unfeasible route would be much better
 		// than what we have, ask for a newer seqno.
-		if d.selected == nil || int(r.metric(rt))+512 <= int(r.metric(d.selected)) {
+		if sel := d.selected(); sel == nil || int(r.metric(rt))+512 <= int(r.metric(sel)) {
 			r.requestSeqno(d, u.RouterID, n)
 		}
 	}
 	r.reselect(d)
 }
 
+// nexthopOf is the address packets routed by rt are sent to.
+func (r *Router) nexthopOf(rt *route) netip.Addr {
+	if rt.nexthop == 0 {
+		return rt.neigh.addr
+	}
+	return r.intern.addr(rt.nexthop - 1)
+}
+
+// dest returns the destination with key id, if any.
+func (r *Router) dest(id uint32) *destination {
+	if int(id) < len(r.dests) {
+		return r.dests[id]
+	}
+	return nil
+}
+
+// findDest returns the destination for key, if any.
+func (r *Router) findDest(key RouteKey) *destination {
+	if id, ok := r.intern.findKey(key); ok {
+		return r.dest(id)
+	}
+	return nil
+}
+
+// newDest creates the destination with key id.
+func (r *Router) newDest(id uint32) *destination {
+	if n := int(id) + 1 - len(r.dests); n > 0 {
+		r.dests = append(r.dests, make([]*destination, n)...)
+	}
+	d := &destination{id: id}
+	r.dests[id] = d
+	return d
+}
+
+// forEachRouteVia calls fn for every route learned from n. fn may change
+// the route and reselect, but not add or remove routes.
+func (r *Router) forEachRouteVia(n *neighbour, fn func(d *destination, rt *route)) {
+	for _, d := range r.dests {
+		if d == nil {
+			continue
+		}
+		if rt := d.route(n); rt != nil {
+			fn(d, rt)
+		}
+	}
+}
+
 // reselectVia reconsiders every destination with a route through n.
 func (r *Router) reselectVia(n *neighbour) {
-	for d := range n.routes {
-		r.reselect(d)
-	}
+	r.forEachRouteVia(n, func(d *destination, _ *route) { r.reselect(d) })
 }
 
 // reselect runs route selection for d (babeld's find_best_route and
@@ -217,21 +283,22 @@ func (r *Router) reselectVia(n *neighbour) {
 // if the selected one became unusable, or if it is at least as good and
 // better once smoothed (hysteresis).
 func (r *Router) reselect(d *destination) {
-	if _, ok := r.exported[d.key]; ok {
+	if _, ok := r.exported[d.id]; ok {
 		return
 	}
 	now := r.clock.Now()
 	var best *route
 	bestMetric := uint16(Infinity)
-	for _, rt := range d.routes {
+	for j := range d.routes {
+		rt := &d.routes[j]
 		m := r.metric(rt)
 		if m >= bestMetric || !r.routeFeasible(d, rt) {
 			continue
 		}
 		best, bestMetric = rt, m
 	}
-	cur := d.selected
-	usable := cur != nil && r.metric(cur) < Infinity && r.routeFeasible(d, cur) && cur.neigh.routes[d] == cur
+	cur := d.selected()
+	usable := cur != nil && r.metric(cur) < Infinity && r.routeFeasible(d, cur)
 	switch {
 	case !usable:
 		r.setSelected(d, best)
@@ -244,21 +311,23 @@ func (r *Router) reselect(d *destination) {
 }
 
 // selectedState remembers what we last advertised about a destination, to
-// decide whether a triggered update is needed.
+// decide whether a triggered update is needed. neigh is nil when there was
+// no route.
 type selectedState struct {
-	valid    bool
 	neigh    *neighbour
-	nexthop  netip.Addr
 	routerID RouterID
+	nexthop  uint32
 	seqno    uint16
 	metric   uint16
 }
+
+func (s selectedState) valid() bool { return s.neigh != nil }
 
 func (r *Router) stateOf(rt *route) selectedState {
 	if rt == nil {
 		return selectedState{}
 	}
-	return selectedState{true, rt.neigh, rt.nexthop, rt.routerID, rt.seqno, r.metric(rt)}
+	return selectedState{rt.neigh, rt.routerID, rt.nexthop, rt.seqno, r.metric(rt)}
 }
 
 // metricChangeThreshold is the metric change that triggers an update
@@ -270,14 +339,17 @@ const metricChangeThreshold = 96
 // the updates the change calls for.
 func (r *Router) setSelected(d *destination, rt *route) {
 	old := d.last
-	d.selected = rt
+	d.selNeigh = nil
+	if rt != nil {
+		d.selNeigh = rt.neigh
+	}
 	cur := r.stateOf(rt)
 	d.last = cur
 	if old == cur {
 		return
 	}
-	if old.neigh != cur.neigh || old.nexthop != cur.nexthop || old.valid != cur.valid {
-		change := RouteChange{Key: d.key}
+	if old.neigh != cur.neigh || old.nexthop != cur.nexthop {
+		change := RouteChange{Key: r.intern.key(d.id)}
 		if rt != nil {
 			sr := r.selectedRoute(d)
 			change.Route = &sr
@@ -285,15 +357,15 @@ func (r *Router) setSelected(d *destination, rt *route) {
 		r.notify(change)
 	}
 	switch {
-	case !cur.valid && old.valid:
+	case !cur.valid() && old.valid():
 		r.routeLost(d, old)
-	case !cur.valid:
-	case old.valid && old.routerID != cur.routerID:
-		r.queueUrgentUpdate(nil, d.key)
-	case !old.valid || old.seqno != cur.seqno:
-		r.queueUpdateAll(d.key, true)
+	case !cur.valid():
+	case old.valid() && old.routerID != cur.routerID:
+		r.queueUrgentUpdate(nil, d.id)
+	case !old.valid() || old.seqno != cur.seqno:
+		r.queueUpdateAll(d.id, true)
 	case absDiff(old.metric, cur.metric) >= metricChangeThreshold:
-		r.queueUpdateAll(d.key, false)
+		r.queueUpdateAll(d.id, false)
 	}
 }
 
@@ -307,7 +379,7 @@ func absDiff(a, b uint16) int {
 // routeLost is called when d has no route left: retract it at once and, if
 // the old route was usable, ask its source for a new seqno (starvation).
 func (r *Router) routeLost(d *destination, old selectedState) {
-	r.queueUrgentUpdate(nil, d.key)
+	r.queueUrgentUpdate(nil, d.id)
 	if old.metric > Infinity/2 {
 		return
 	}
@@ -316,14 +388,14 @@ func (r *Router) routeLost(d *destination, old selectedState) {
 	if s != nil {
 		seqno = s.seqno + 1
 	}
-	r.sendSeqnoRequest(d.key, old.routerID, seqno, nil)
+	r.sendSeqnoRequest(d.id, old.routerID, seqno, nil)
 }
 
 // gcDestination drops d once it has no route and no feasibility distance
 // left.
 func (r *Router) gcDestination(d *destination) {
-	if len(d.routes) == 0 && d.selected == nil && len(d.sources) == 0 {
-		delete(r.dests, d.key)
+	if len(d.routes) == 0 && d.selNeigh == nil && len(d.sources) == 0 {
+		r.dests[d.id] = nil
 	}
 }
 
@@ -331,29 +403,29 @@ func (r *Router) gcDestination(d *destination) {
 // selected routes about to expire and drops unused sources.
 func (r *Router) checkRoutes(now time.Duration) {
 	for _, d := range r.dests {
+		if d == nil {
+			continue
+		}
 		changed := false
-		for _, rt := range append([]*route{}, d.routes...) {
+		for j := 0; j < len(d.routes); j++ {
+			rt := &d.routes[j]
 			switch {
-			case now >= rt.expires && rt.refmetric >= Infinity:
-				d.removeRoute(rt)
+			case now >= rt.expires() && rt.refmetric >= Infinity:
+				d.routes = slices.Delete(d.routes, j, j+1)
+				j--
 				changed = true
-			case now >= rt.expires:
-				rt.refmetric, rt.expires = Infinity, now+rt.hold
+			case now >= rt.expires():
+				rt.refmetric, rt.updated = Infinity, now
 				changed = true
-			case rt == d.selected && !rt.refreshAsked && now-rt.updated > rt.hold*7/8:
+			case rt.neigh == d.selNeigh && !rt.refreshAsked && now-rt.updated > rt.hold()*7/8:
 				rt.refreshAsked = true
+				key := r.intern.key(d.id)
 				b := rt.neigh.iface.unicastBuffer(rt.neigh.addr)
-				b.msgs = append(b.msgs, RouteRequest{Prefix: d.key.Prefix, Source: d.key.Source})
+				b.msgs = append(b.msgs, RouteRequest{Prefix: key.Prefix, Source: key.Source})
 				r.scheduleFlush(rt.neigh.iface, r.jitter(urgentDelay, 0.5))
 			}
 		}
-		live := d.sources[:0]
-		for _, s := range d.sources {
-			if now-s.time <= sourceGCTime {
-				live = append(live, s)
-			}
-		}
-		d.sources = live
+		d.sources = slices.DeleteFunc(d.sources, func(s source) bool { return now-s.time > sourceGCTime })
 		if changed {
 			r.reselect(d)
 		}

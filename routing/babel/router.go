@@ -141,6 +141,9 @@ type Config struct {
 	Rand *rand.Rand
 	// Logger defaults to no logging.
 	Logger *zerolog.Logger
+	// Interner numbers prefixes and next hops; routers of one process may
+	// share one to save memory (default: a private one).
+	Interner *Interner
 	// SmoothingHalfLife is the half-life of the smoothed metric used for
 	// route-selection hysteresis (default 4 s, as babeld; negative disables).
 	SmoothingHalfLife time.Duration
@@ -193,10 +196,11 @@ type Router struct {
 
 	seqno    uint16
 	ifaces   map[string]*iface
-	exported map[RouteKey]uint16
-	dests    map[RouteKey]*destination
-	requests map[RouteKey]*pendingRequest
-	resends  map[RouteKey]*pendingResend
+	intern   *Interner
+	exported map[uint32]uint16          // by key id
+	dests    []*destination             // by key id
+	requests map[uint32]*pendingRequest // by key id
+	resends  map[uint32]*pendingResend  // by key id
 	subs     map[int]func(RouteChange)
 	nextSub  int
 
@@ -223,6 +227,9 @@ func NewRouter(cfg Config) (*Router, error) {
 	if cfg.Logger != nil {
 		log = *cfg.Logger
 	}
+	if cfg.Interner == nil {
+		cfg.Interner = NewInterner()
+	}
 	if cfg.SmoothingHalfLife == 0 {
 		cfg.SmoothingHalfLife = 4 * time.Second
 	}
@@ -234,10 +241,10 @@ func NewRouter(cfg Config) (*Router, error) {
 		halfLife: cfg.SmoothingHalfLife,
 		seqno:    uint16(cfg.Rand.Uint32()),
 		ifaces:   make(map[string]*iface),
-		exported: make(map[RouteKey]uint16),
-		dests:    make(map[RouteKey]*destination),
-		requests: make(map[RouteKey]*pendingRequest),
-		resends:  make(map[RouteKey]*pendingResend),
+		intern:   cfg.Interner,
+		exported: make(map[uint32]uint16),
+		requests: make(map[uint32]*pendingRequest),
+		resends:  make(map[uint32]*pendingResend),
 		subs:     make(map[int]func(RouteChange)),
 		enc:      NewEncoder(0),
 	}
@@ -386,28 +393,29 @@ func (r *Router) Export(prefix, source netip.Prefix, metric uint16) error {
 	key := KeyOf(prefix, source)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.exported[key] = metric
-	if d := r.dests[key]; d != nil && d.selected != nil {
+	id := r.intern.keyID(key)
+	r.exported[id] = metric
+	if d := r.dest(id); d != nil && d.selNeigh != nil {
 		// Our own prefix takes over: the learned route is no longer used,
 		// without the retraction and request a lost route would call for.
-		d.selected, d.last = nil, selectedState{}
+		d.selNeigh, d.last = nil, selectedState{}
 		r.notify(RouteChange{Key: key})
 	}
-	r.queueUpdateAll(key, true)
+	r.queueUpdateAll(id, true)
 	return nil
 }
 
 // Withdraw stops announcing an exported prefix; a retraction is sent.
 func (r *Router) Withdraw(prefix, source netip.Prefix) {
-	key := KeyOf(prefix, source)
+	id, ok := r.intern.findKey(KeyOf(prefix, source))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.exported[key]; !ok {
+	if _, exported := r.exported[id]; !ok || !exported {
 		return
 	}
-	delete(r.exported, key)
-	r.queueUrgentUpdate(nil, key)
-	if d := r.dests[key]; d != nil {
+	delete(r.exported, id)
+	r.queueUrgentUpdate(nil, id)
+	if d := r.dest(id); d != nil {
 		r.reselect(d)
 	}
 }
@@ -439,9 +447,9 @@ func (r *Router) Subscribe(fn func(RouteChange)) (cancel func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, d := range r.dests {
-		if d.selected != nil {
+		if d != nil && d.selNeigh != nil {
 			sr := r.selectedRoute(d)
-			fn(RouteChange{Key: d.key, Route: &sr})
+			fn(RouteChange{Key: sr.Key, Route: &sr})
 		}
 	}
 	id := r.nextSub
@@ -464,8 +472,8 @@ func (r *Router) notify(c RouteChange) {
 func (r *Router) Selected(key RouteKey) (SelectedRoute, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d := r.dests[key]
-	if d == nil || d.selected == nil {
+	d := r.findDest(key)
+	if d == nil || d.selNeigh == nil {
 		return SelectedRoute{}, false
 	}
 	return r.selectedRoute(d), true
@@ -477,7 +485,7 @@ func (r *Router) SelectedRoutes() []SelectedRoute {
 	defer r.mu.Unlock()
 	out := make([]SelectedRoute, 0, len(r.dests))
 	for _, d := range r.dests {
-		if d.selected != nil {
+		if d != nil && d.selNeigh != nil {
 			out = append(out, r.selectedRoute(d))
 		}
 	}
@@ -485,12 +493,12 @@ func (r *Router) SelectedRoutes() []SelectedRoute {
 }
 
 func (r *Router) selectedRoute(d *destination) SelectedRoute {
-	rt := d.selected
+	rt := d.selected()
 	return SelectedRoute{
-		Key:       d.key,
+		Key:       r.intern.key(d.id),
 		Interface: rt.neigh.iface.name,
 		Neighbour: rt.neigh.addr,
-		NextHop:   rt.nexthop,
+		NextHop:   r.nexthopOf(rt),
 		RouterID:  rt.routerID,
 		Seqno:     rt.seqno,
 		Metric:    r.metric(rt),

@@ -3,14 +3,19 @@ package simnet
 import (
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 )
 
-var benchNodes = flag.String("babel.nodes", "1000", "network size for BenchmarkScale (e.g. 1000 or 10000)")
+var (
+	benchNodes   = flag.String("babel.nodes", "1000", "network size for BenchmarkScale (e.g. 1000 or 10000)")
+	benchHeapOut = flag.String("babel.heapprofile", "", "write a heap profile at steady state to this file")
+)
 
 // BenchmarkScale simulates a re6st-like network (every node opens 5
 // tunnels to random nodes, so the mean degree is 10; babeld's default
@@ -67,7 +72,11 @@ func scale(b *testing.B, n int) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	mem := float64(after.HeapAlloc-before.HeapAlloc) / float64(n) / (1 << 20)
-	b.Logf("steady state: %.0f bytes/node/s, %.2f MB/node", perNode, mem)
+	b.Logf("steady state: %.0f bytes/node/s, %.2f MB/node (heap %.2f GB, from the OS %.2f GB)",
+		perNode, mem, float64(after.HeapAlloc)/(1<<30), float64(after.Sys)/(1<<30))
+	if *benchHeapOut != "" {
+		writeHeapProfile(b, *benchHeapOut)
+	}
 
 	// 10 % of the nodes die at once.
 	for range n / 10 {
@@ -82,4 +91,15 @@ func scale(b *testing.B, n int) {
 	b.ReportMetric(perNode, "bytes/node/s")
 	b.ReportMetric(mem, "MB/node")
 	b.ReportMetric(reconverge.Seconds(), "reconverge-s")
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }

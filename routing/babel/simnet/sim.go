@@ -82,12 +82,14 @@ func New(n int, opts Options) (*Sim, error) {
 		links: make(map[netip.Addr]*Link),
 		keys:  make(map[babel.RouteKey]*Node),
 	}
+	intern := babel.NewInterner() // every prefix stored once
 	for i := range n {
 		var id babel.RouterID
 		binary.BigEndian.PutUint64(id[:], uint64(i)+1)
 		r, err := babel.NewRouter(babel.Config{
 			RouterID: id,
 			Clock:    clock,
+			Interner: intern,
 			Rand:     rand.New(rand.NewPCG(opts.Seed, uint64(i)+2)),
 		})
 		if err != nil {
