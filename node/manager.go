@@ -25,7 +25,6 @@ const (
 	normalMultiplier = 256
 	setupTimeout     = 10 * time.Second
 	reportInterval   = 10 * time.Minute
-	paramsInterval   = time.Minute
 )
 
 // timeout is re6st's "4 × hello": how long a tunnel operation may take.
@@ -410,10 +409,11 @@ func (n *Node) reapSilent() {
 	}
 }
 
-// refreshParams asks the registry for the network parameters every
-// paramsInterval; a newer version is adopted and gossiped.
+// refreshParams asks the registry for the network parameters every 5
+// hello intervals (at least 20 s); a newer version is adopted and gossiped,
+// so that a revocation reaches every node within that time.
 func (n *Node) refreshParams() {
-	if time.Since(n.paramsChecked) < paramsInterval {
+	if time.Since(n.paramsChecked) < max(5*n.hello(), 20*time.Second) {
 		return
 	}
 	n.paramsChecked = time.Now()

@@ -2,40 +2,343 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// reachBound is how long a fresh network may take until every node
-// reaches every other (stated in docs/node.md).
-const reachBound = 90 * time.Second
+// Bounds stated in docs/node.md, for the cluster's defaults (hello 4 s,
+// tunnel_refresh 60 s, 3 outgoing / 6 incoming tunnels per node).
+const (
+	hello        = 4 * time.Second
+	reachBound   = 90 * time.Second
+	rerouteBound = 3 * hello
+)
 
-func startCluster(t *testing.T) *cluster.Cluster {
-	netns.RequireRoot(t)
-	c := cluster.ForTest(t, cluster.Options{})
-	require.NoError(t, c.StartNodes())
-	return c
+// network is the running cluster and what the steps learnt of it.
+type network struct {
+	*cluster.Cluster
+	t    *testing.T
+	dead map[string]bool
 }
 
-func waitAll(t *testing.T, c *cluster.Cluster, within time.Duration) {
-	t.Helper()
-	m, err := c.WaitReachable(context.Background(), within)
-	if err != nil {
-		t.Logf("reachability:\n%v", m)
-		for _, l := range c.Logs() {
-			t.Log(l)
+func (nw *network) status(name string) node.Status {
+	nw.t.Helper()
+	out, err := nw.Status(name)
+	require.NoError(nw.t, err, name)
+	var s node.Status
+	require.NoError(nw.t, json.Unmarshal(out, &s), name)
+	return s
+}
+
+func (nw *network) alive() []string {
+	var out []string
+	for _, n := range nw.Nodes() {
+		if !nw.dead[n] {
+			out = append(out, n)
 		}
 	}
-	require.NoError(t, err)
+	return out
 }
 
-func TestEveryNodeReachesEveryOther(t *testing.T) {
-	c := startCluster(t)
+// nodeOf is the node whose subnet is p.
+func (nw *network) nodeOf(p string) string {
+	for _, n := range nw.Nodes() {
+		if nw.Node(n).Subnet.String() == p {
+			return n
+		}
+	}
+	return ""
+}
+
+// allPairsReachable pings between the live nodes until every pair answers
+// or the time is up; it returns how long it took.
+func (nw *network) allPairsReachable(within time.Duration) (time.Duration, error) {
 	start := time.Now()
-	waitAll(t, c, reachBound)
-	t.Logf("%d nodes reach each other after %s", len(c.Nodes()), time.Since(start).Round(time.Second))
+	nodes := nw.alive()
+	for {
+		failed := ""
+		for _, a := range nodes {
+			for _, b := range nodes {
+				if a != b && failed == "" {
+					if err := nw.Ping(a, b); err != nil {
+						failed = fmt.Sprintf("%s → %s: %v", a, b, err)
+					}
+				}
+			}
+		}
+		if failed == "" {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > within {
+			return time.Since(start), fmt.Errorf("after %s: %s", within, failed)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (nw *network) dumpLogs() {
+	if nw.t.Failed() {
+		for _, l := range nw.Logs() {
+			nw.t.Log(l)
+		}
+	}
+}
+
+// TestNetwork runs one re6st network through the failures a node must
+// survive, in order, on the default simulated internet: two ISPs, a NAT
+// site, a LAN whose two nodes find each other with -i.
+func TestNetwork(t *testing.T) {
+	netns.RequireRoot(t)
+	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{}), t: t, dead: map[string]bool{}}
+	require.NoError(t, nw.StartNodes())
+	t.Cleanup(nw.dumpLogs)
+
+	t.Run("every node reaches every other", func(t *testing.T) {
+		m, err := nw.WaitReachable(context.Background(), reachBound)
+		require.NoError(t, err, "reachability:\n%v", m)
+		t.Logf("%d/%d pairs", m.OK(), m.Pairs())
+	})
+	if t.Failed() {
+		return
+	}
+	t.Run("malformed node-protocol messages are dropped and counted", func(t *testing.T) { testMalformed(t, nw) })
+	t.Run("restarting a transit daemon keeps a TCP stream through it", func(t *testing.T) { testRestartTransit(t, nw) })
+	t.Run("a cut link reroutes", func(t *testing.T) { testLinkCut(t, nw) })
+	t.Run("a dead node: the rest reroute", func(t *testing.T) { testNodeDeath(t, nw) })
+	t.Run("registry down: reachability holds, tunnels refresh from the cache", func(t *testing.T) { testRegistryDown(t, nw) })
+	t.Run("a revoked node loses its tunnels", func(t *testing.T) { testRevoked(t, nw) })
+}
+
+func testMalformed(t *testing.T, nw *network) {
+	target, sender := nw.alive()[1], nw.alive()[2]
+	before := nw.status(target)
+	tn := nw.Node(target)
+	require.NoError(t, nw.Node(sender).Host.NS.Do(func() error {
+		for _, dst := range []string{
+			netip.AddrPortFrom(tn.Host.Addr, 5555).String(), // FOU port: not an IPv6 packet
+			netip.AddrPortFrom(tn.Addr, 326).String(),       // node protocol over the overlay
+			netip.AddrPortFrom(tn.Addr, 326).String(),
+		} {
+			c, err := net.Dial("udp", dst)
+			if err != nil {
+				return err
+			}
+			for _, junk := range [][]byte{{0, 0, 0, 9, 1, 2, 3}, []byte(strings.Repeat("x", 300)), {0, 0, 0, 2}} {
+				c.Write(junk)
+			}
+			c.Close()
+		}
+		return nil
+	}))
+	require.Eventually(t, func() bool {
+		s := nw.status(target)
+		return s.Control.NodeProtocol.Received >= before.Control.NodeProtocol.Received+6 &&
+			s.Control.NotDatagram >= before.Control.NotDatagram+3
+	}, 10*time.Second, 200*time.Millisecond)
+	after := nw.status(target)
+	dropped := func(s node.Status) (n uint64) {
+		for _, v := range s.Control.NodeProtocol.Dropped {
+			n += v
+		}
+		return n
+	}
+	assert.GreaterOrEqual(t, dropped(after)-dropped(before), uint64(6), "every junk message dropped: %v", after.Control.NodeProtocol.Dropped)
+	ids := func(s node.Status) (out []string) {
+		for _, tu := range s.Tunnels {
+			out = append(out, fmt.Sprint(tu.ID, tu.Peer))
+		}
+		return out
+	}
+	assert.Equal(t, ids(before), ids(after), "tunnels unchanged")
+	require.NoError(t, nw.Ping(sender, target))
+}
+
+// transitTriple finds A, B, C such that A routes C's prefix through its
+// tunnel with B.
+func transitTriple(t *testing.T, nw *network) (a, b, c string) {
+	for _, a := range nw.alive() {
+		s := nw.status(a)
+		peerOf := map[string]string{}
+		for _, tu := range s.Tunnels {
+			peerOf[fmt.Sprintf("t%d", tu.ID)] = tu.Peer.String()
+		}
+		for _, r := range s.Routes {
+			b, c := nw.nodeOf(peerOf[r.Via]), nw.nodeOf(r.Prefix)
+			if b != "" && c != "" && b != c && !nw.dead[b] && !nw.dead[c] && b != nw.Nodes()[0] {
+				return a, b, c
+			}
+		}
+	}
+	t.Fatal("no node routes through another one")
+	return
+}
+
+func testRestartTransit(t *testing.T, nw *network) {
+	a, b, c := transitTriple(t, nw)
+	t.Logf("%s → %s through %s", a, c, b)
+	cn, an := nw.Node(c), nw.Node(a)
+	srv := cn.Host.NS.Command(context.Background(), "iperf3", "-s", "-1", "-B", cn.Addr.String())
+	require.NoError(t, srv.Start())
+	defer srv.Process.Kill()
+	time.Sleep(500 * time.Millisecond)
+	cli := an.Host.NS.Command(context.Background(), "iperf3", "-c", cn.Addr.String(), "-t", "12", "-b", "20M", "-J")
+	out := make(chan []byte, 1)
+	go func() { o, _ := cli.Output(); out <- o }()
+	time.Sleep(3 * time.Second)
+	require.NoError(t, nw.StopNode(b))
+	require.NoError(t, nw.StartNode(b))
+	var r struct {
+		Intervals []struct {
+			Sum struct {
+				Bytes uint64 `json:"bytes"`
+			} `json:"sum"`
+		} `json:"intervals"`
+		End struct {
+			SumReceived struct {
+				Bytes uint64 `json:"bytes"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(<-out, &r))
+	require.Empty(t, r.Error)
+	require.GreaterOrEqual(t, len(r.Intervals), 11)
+	for i, iv := range r.Intervals {
+		assert.NotZero(t, iv.Sum.Bytes, "second %d of the stream carried nothing", i)
+	}
+	assert.Greater(t, r.End.SumReceived.Bytes, uint64(20e6/8*10), "the stream went on at its rate")
+}
+
+func testLinkCut(t *testing.T, nw *network) {
+	for _, a := range nw.alive() {
+		s := nw.status(a)
+		if len(s.Tunnels) < 2 {
+			continue
+		}
+		tu := s.Tunnels[0]
+		b := nw.nodeOf(tu.Peer.String())
+		if b == "" || nw.dead[b] {
+			continue
+		}
+		remote := tu.Remote.Addr().String()
+		ns := nw.Node(a).Host.NS
+		_, err := ns.Run("nft", "add table inet cut; add chain inet cut in { type filter hook input priority 0; }; add chain inet cut out { type filter hook output priority 0; }; "+
+			"add rule inet cut in ip saddr "+remote+" drop; add rule inet cut out ip daddr "+remote+" drop")
+		require.NoError(t, err)
+		start := time.Now()
+		var pingErr error
+		for time.Since(start) < 60*time.Second {
+			if pingErr = nw.Ping(a, b); pingErr == nil {
+				break
+			}
+		}
+		took := time.Since(start)
+		_, err = ns.Run("nft", "delete table inet cut")
+		require.NoError(t, err)
+		require.NoError(t, pingErr, "%s → %s after cutting their tunnel", a, b)
+		after := nw.status(a)
+		for _, r := range after.Routes {
+			if r.Prefix == tu.Peer.String() {
+				assert.NotEqual(t, fmt.Sprintf("t%d", tu.ID), r.Via, "the route left the cut tunnel")
+			}
+		}
+		t.Logf("cut %s—%s (%s): rerouted in %s", a, b, remote, took.Round(100*time.Millisecond))
+		return
+	}
+	t.Fatal("no node with two tunnels")
+}
+
+func testNodeDeath(t *testing.T, nw *network) {
+	// The victim: the node most others have a tunnel with, not the
+	// registry's host.
+	count := map[string]int{}
+	for _, n := range nw.alive() {
+		for _, tu := range nw.status(n).Tunnels {
+			count[nw.nodeOf(tu.Peer.String())]++
+		}
+	}
+	victim := ""
+	for _, n := range nw.alive()[1:] {
+		if victim == "" || count[n] > count[victim] {
+			victim = n
+		}
+	}
+	h := nw.Node(victim).Host
+	require.NoError(t, nw.KillNode(victim))
+	_, err := h.NS.Run("ip", "link", "set", h.Interface, "down") // the machine is gone
+	require.NoError(t, err)
+	nw.dead[victim] = true
+	took, err := nw.allPairsReachable(60 * time.Second)
+	require.NoError(t, err)
+	t.Logf("%s (%d tunnels) died: the other %d nodes reach each other again after %s (bound %s)",
+		victim, count[victim], len(nw.alive()), took.Round(100*time.Millisecond), rerouteBound)
+	assert.LessOrEqual(t, took, rerouteBound+5*time.Second, "rerouted within 3 hello intervals (plus the probing time)")
+}
+
+func testRegistryDown(t *testing.T, nw *network) {
+	require.NoError(t, nw.KillRegistry())
+	killed := time.Now()
+	_, err := nw.allPairsReachable(30 * time.Second)
+	require.NoError(t, err, "the mesh works without the registry")
+	// Wait for a tunnel set up after the registry died (every node
+	// replaces one tunnel per tunnel_refresh, 60 s).
+	newTunnel := ""
+	require.Eventually(t, func() bool {
+		for _, n := range nw.alive() {
+			s := nw.status(n)
+			assert.False(t, s.Registry.Reachable && time.Since(killed) > 30*time.Second, "%s says the registry is reachable", n)
+			for _, tu := range s.Tunnels {
+				if tu.Outgoing && time.Duration(tu.Age) < time.Since(killed)-time.Second {
+					newTunnel = fmt.Sprintf("%s → %s", n, tu.Peer)
+					return true
+				}
+			}
+		}
+		return false
+	}, 150*time.Second, 2*time.Second, "no tunnel formed without the registry")
+	t.Logf("registry down for %s: new tunnel %s", time.Since(killed).Round(time.Second), newTunnel)
+	_, err = nw.allPairsReachable(30 * time.Second)
+	require.NoError(t, err)
+	require.NoError(t, nw.StartRegistry())
+}
+
+func testRevoked(t *testing.T, nw *network) {
+	victim := nw.alive()[len(nw.alive())-1]
+	prefix := nw.Node(victim).Subnet
+	require.NoError(t, nw.Revoke(victim))
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		if len(nw.status(victim).Tunnels) > 0 {
+			return false
+		}
+		for _, n := range nw.alive() {
+			if n == victim {
+				continue
+			}
+			for _, tu := range nw.status(n).Tunnels {
+				if tu.Peer == prefix {
+					return false
+				}
+			}
+		}
+		return true
+	}, 90*time.Second, time.Second, "tunnels with the revoked node remain")
+	t.Logf("%s revoked: its tunnels gone after %s", victim, time.Since(start).Round(time.Second))
+	time.Sleep(2 * hello)
+	for _, n := range nw.alive() {
+		for _, tu := range nw.status(n).Tunnels {
+			assert.NotEqual(t, prefix, tu.Peer, "%s set up a tunnel with the revoked node again", n)
+		}
+	}
 }
