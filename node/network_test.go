@@ -87,14 +87,6 @@ func (nw *network) allPairsReachable(within time.Duration) (time.Duration, error
 	}
 }
 
-func (nw *network) dumpLogs() {
-	if nw.t.Failed() {
-		for _, l := range nw.Logs() {
-			nw.t.Log(l)
-		}
-	}
-}
-
 // TestNetwork runs one re6st network through the failures a node must
 // survive, in order, on the default simulated internet: two ISPs, a NAT
 // site, a LAN whose two nodes find each other with -i.
@@ -102,7 +94,6 @@ func TestNetwork(t *testing.T) {
 	netns.RequireRoot(t)
 	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{}), t: t, dead: map[string]bool{}}
 	require.NoError(t, nw.StartNodes())
-	t.Cleanup(nw.dumpLogs)
 
 	t.Run("every node reaches every other", func(t *testing.T) {
 		m, err := nw.WaitReachable(context.Background(), reachBound)

@@ -40,6 +40,12 @@ func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(time.Duration(d).Round(time.Second).String()), nil
 }
 
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
 type CertStatus struct {
 	Serial  string    `json:"serial"`
 	Expires time.Time `json:"expires"`
