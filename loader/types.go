@@ -201,3 +201,10 @@ func htonl(v uint32) uint32 {
 }
 
 func ntohl(v uint32) uint32 { return htonl(v) }
+
+// UnmarshalText reads what MarshalText writes.
+func (t *TunnelType) UnmarshalText(b []byte) error {
+	v, err := ParseTunnelType(string(b))
+	*t = v
+	return err
+}

@@ -45,6 +45,17 @@ func (r Reason) String() string {
 // MarshalText makes Reason a JSON map key.
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads a reason name, so that status JSON reads back.
+func (r *Reason) UnmarshalText(b []byte) error {
+	for i, name := range reasonNames {
+		if name == string(b) {
+			*r = Reason(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown drop reason %q", b)
+}
+
 // Stats are the counters of a Node.
 type Stats struct {
 	Received   uint64            `json:"received"`    // datagrams given to Receive
