@@ -30,9 +30,11 @@ test: deps
 demo: build
 	$(BIN)/re6st-demo --bin $(BIN)
 
-# Throughput and packet-rate benchmarks (prints figures).
+# re6st-bpf against plain kernel forwarding and OpenVPN on 1- and 3-hop
+# namespace chains (docs/bench.md): prints the Markdown table and writes
+# bench-results/results.{md,json,png}. BENCH_QUICK=1: a short run (< 2 min).
 bench: build
-	$(GO) test -run '^$$' -bench Transit -benchtime 1x -timeout 30m ./loader/
+	$(BIN)/re6st-bench --out bench-results
 
 clean:
 	rm -rf $(BIN)

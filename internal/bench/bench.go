@@ -1,0 +1,315 @@
+package bench
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/chain"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+// Config chooses the size of a run.
+type Config struct {
+	Quick bool
+	Log   io.Writer // progress; nil for none
+}
+
+type params struct {
+	tcpSeconds int
+	pings      int
+	genFrames  int
+	progRuns   int
+	routes     []int // route-map fill levels, increasing
+}
+
+func (c Config) params() params {
+	if c.Quick {
+		return params{tcpSeconds: 1, pings: 300, genFrames: 300_000, progRuns: 100_000, routes: []int{100_000}}
+	}
+	return params{tcpSeconds: 5, pings: 2000, genFrames: 2_000_000, progRuns: 100_000, routes: []int{100_000, 1_000_000}}
+}
+
+// Chains are the tunnel hop counts measured: one tunnel, and three.
+var Chains = []int{1, 3}
+
+func (c Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// Run measures every variant on every chain, the programs and the route
+// map, and judges the goals. It needs root.
+func Run(cfg Config) (*Results, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the benchmark needs root (network namespaces, BPF)")
+	}
+	p := cfg.params()
+	r := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Quick: cfg.Quick, Machine: machine(), Metrics: Metrics}
+	pki, err := os.MkdirTemp("", "re6st-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(pki)
+	if err := newPKI(pki); err != nil {
+		return nil, err
+	}
+	for _, hops := range Chains {
+		for _, v := range Variants {
+			start := time.Now()
+			row := Row{Hops: hops, Variant: v.Name, Values: map[string]float64{}}
+			progs, err := measure(v, hops, p, pki, &row)
+			if err != nil {
+				row.Error = err.Error()
+			}
+			r.Rows = append(r.Rows, row)
+			r.Programs = append(r.Programs, progs...)
+			cfg.logf("%d hop(s) %-12s %5.1fs %v %s", hops, v.Name, time.Since(start).Seconds(), row.Values, row.Error)
+		}
+	}
+	floor, err := timerFloor(p.progRuns)
+	if err != nil {
+		r.Notes = append(r.Notes, "timer floor: "+err.Error())
+	} else if len(r.Programs) > 0 {
+		r.Programs = append(r.Programs, floor)
+	}
+	start := time.Now()
+	if r.RouteMap, err = routeMap(p.routes); err != nil {
+		r.Notes = append(r.Notes, "route map: "+err.Error())
+	}
+	cfg.logf("route map %5.1fs %+v", time.Since(start).Seconds(), r.RouteMap)
+	r.ComputeRatios()
+	r.EvaluateGoals(Chains[0], Chains[len(Chains)-1])
+	r.Notes = append(r.Notes, methodNotes(p)...)
+	return r, nil
+}
+
+// set records a figure unless it is not a number.
+func set(row *Row, key string, v float64) {
+	if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		row.Values[key] = v
+	}
+}
+
+// measure runs the workloads of one variant on one chain, filling row as
+// figures come: an error leaves the figures measured before it.
+func measure(v Variant, hops int, p params, pki string, row *Row) ([]ProgramCost, error) {
+	t, err := build(v, hops+1, pki)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if err := t.reachable(10 * time.Second); err != nil {
+		return nil, err
+	}
+	rtts, err := t.ping(p.pings)
+	if err != nil {
+		return nil, fmt.Errorf("idle RTT: %w", err)
+	}
+	set(row, RTTIdle50, Percentile(rtts, 50))
+	set(row, RTTIdle99, Percentile(rtts, 99))
+
+	var one Iperf
+	cpu, err := cpuTime(func() (err error) {
+		one, err = t.iperf(p.tcpSeconds, 1)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("TCP 1 stream: %w", err)
+	}
+	set(row, TCP1, one.BitsPerSecond/1e9)
+	set(row, CPUPerB, float64(cpu.Nanoseconds())/one.Bytes)
+
+	four, err := t.iperf(p.tcpSeconds, 4)
+	if err != nil {
+		return nil, fmt.Errorf("TCP 4 streams: %w", err)
+	}
+	set(row, TCP4, four.BitsPerSecond/1e9)
+
+	if rtts, err = t.pingLoaded(p.pings); err != nil {
+		return nil, fmt.Errorf("RTT under load: %w", err)
+	}
+	set(row, RTTLoad50, Percentile(rtts, 50))
+	set(row, RTTLoad99, Percentile(rtts, 99))
+
+	pps, loss, err := t.smallUDP(p.genFrames)
+	if err != nil {
+		return nil, fmt.Errorf("small UDP: %w", err)
+	}
+	set(row, UDPRate, pps/1e3)
+	set(row, UDPLoss, loss)
+
+	if v.kind != kindBPF || hops < 2 {
+		return nil, nil
+	}
+	// Last: the underlay programs learn link layers from what they run on.
+	return t.programCosts(p.progRuns)
+}
+
+// Verdicts of the fast path.
+const (
+	tcActRedirect = 7
+	xdpRedirect   = 4
+	xdpPass       = 2
+)
+
+// programCosts runs the programs of a chain of at least 3 nodes on its
+// traffic: encapsulation at the first node, transit at the second, and
+// decapsulation at the last.
+func (t *topology) programCosts(runs int) ([]ProgramCost, error) {
+	c := t.chain
+	first, last := c.First(), c.Last()
+	underlay, redirect := "underlay_tc", uint32(tcActRedirect)
+	if t.v.hook == loader.HookXDP {
+		underlay, redirect = "underlay_xdp", xdpRedirect
+	}
+	pkt, err := udp6(first.Overlay, last.Overlay, smallPayload)
+	if err != nil {
+		return nil, err
+	}
+	_, ovMAC, err := linkInfo(first.NS, first.Datapath.State.Overlay)
+	if err != nil {
+		return nil, err
+	}
+	egress, err := ethernet(ovMAC, ovMAC, pkt)
+	if err != nil {
+		return nil, err
+	}
+	k := len(c.Nodes) - 2 // the last link
+	_, srcMAC, err := linkInfo(c.Nodes[k].NS, c.Nodes[k].Right)
+	if err != nil {
+		return nil, err
+	}
+	_, dstMAC, err := linkInfo(last.NS, last.Left)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := encapsulate(t.v.encap, chain.LinkV4(k, 1), chain.LinkV4(k, 2), pkt)
+	if err != nil {
+		return nil, err
+	}
+	decap, err := ethernet(srcMAC, dstMAC, enc)
+	if err != nil {
+		return nil, err
+	}
+	var out []ProgramCost
+	for _, x := range []struct {
+		name    string
+		node    *chain.Node
+		prog    string
+		frame   []byte
+		verdict uint32
+	}{
+		{"encap", first, "overlay_egress", egress, tcActRedirect},
+		{"transit", c.Nodes[1], underlay, t.genFrame, redirect},
+		{"decap", last, underlay, decap, redirect},
+	} {
+		verdicts, mean, err := x.node.Datapath.ProgramCost(x.prog, x.frame, runs)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ProgramCost{Variant: t.v.Name, Case: x.name, Program: x.prog,
+			NsPerPacket: float64(mean.Nanoseconds()), FastPath: float64(verdicts[x.verdict]) / float64(runs), Runs: runs})
+	}
+	return out, nil
+}
+
+// timerFloor times an XDP program that only returns XDP_PASS the way the
+// data-plane programs are timed: the cost of the timing itself.
+func timerFloor(runs int) (ProgramCost, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+	if err != nil {
+		return ProgramCost{}, err
+	}
+	defer p.Close()
+	verdicts, mean, err := loader.TimedRuns(p, make([]byte, 64), runs)
+	return ProgramCost{Variant: "–", Case: "timer floor", Program: "empty XDP program",
+		NsPerPacket: float64(mean.Nanoseconds()), FastPath: float64(verdicts[xdpPass]) / float64(runs), Runs: runs}, err
+}
+
+// routePrefix is the i-th distinct /64 of 3fff::/20.
+func routePrefix(i int) netip.Prefix {
+	var a [16]byte
+	a[0], a[1] = 0x3f, 0xff
+	binary.BigEndian.PutUint32(a[2:], uint32(i))
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// routeMap fills the route map of a fresh data plane through
+// Datapath.AddRoute and reports, at each fill level, the insert rate
+// from empty and the map's memory.
+func routeMap(levels []int) ([]RouteMapFigure, error) {
+	c, err := chain.New(chain.Options{Nodes: 2, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	d := c.First().Datapath
+	tunnels, err := d.Tunnels()
+	if err != nil || len(tunnels) == 0 {
+		return nil, fmt.Errorf("no tunnel to route to: %v", err)
+	}
+	nh := loader.Nexthop{Tunnel: tunnels[0].ID}
+	var out []RouteMapFigure
+	start, i := time.Now(), 0
+	for _, n := range levels {
+		for ; i < n; i++ {
+			if err := d.AddRoute(routePrefix(i), netip.Prefix{}, nh); err != nil {
+				return out, fmt.Errorf("route %d: %w", i, err)
+			}
+		}
+		rate := float64(n) / time.Since(start).Seconds()
+		mem, err := d.RouteMapMemory()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, RouteMapFigure{Routes: n, InsertsPerSec: rate, MemoryBytes: mem})
+	}
+	return out, nil
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	mhz := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
+				mhz = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("Linux %s, %d CPUs at %s MHz", strings.TrimSpace(string(rel)), runtime.NumCPU(), mhz)
+}
+
+// cyclesNote says whether perf can count cycles here.
+func cyclesNote() string {
+	out, err := exec.Command("perf", "stat", "-x,", "-e", "cycles", "-a", "--", "true").CombinedOutput()
+	if err == nil && !strings.Contains(string(out), "not supported") && !strings.Contains(string(out), "not counted") {
+		return "perf counts cycles on this machine, but the table gives CPU time: cycles/B ≈ ns/B × GHz."
+	}
+	return "CPU cycles per byte are not measurable here: `perf stat -e cycles` reports the event <not supported> (no PMU in this VM). " +
+		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during the 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
+		"It is system-wide, so other load on the machine inflates it."
+}
+
+func methodNotes(p params) []string {
+	return []string{
+		fmt.Sprintf("TCP: iperf3, %d s per test, first node to last. RTT: %d pings 1 ms apart, idle and during a 1-stream TCP test; p50/p99 of the replies.", p.tcpSeconds, p.pings),
+		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload) as it leaves the first node (plain; FOU or GRE encapsulated; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is turned on on the second node's receiving veth, which gives it the NAPI that XDP transmit into a veth needs.", p.genFrames, smallPayload),
+		cyclesNote(),
+	}
+}

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+// smallPayload is the UDP payload of the small-packet workload (as iperf3
+// -l 64).
+const smallPayload = 64
+
+// discardPort is where the generator's UDP goes: nothing listens, so the
+// receiver counts each datagram in Udp6NoPorts and drops it.
+const discardPort = 9
+
+func serialize(ls ...gopacket.SerializableLayer) ([]byte, error) {
+	buf := gopacket.NewSerializeBuffer()
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...)
+	return buf.Bytes(), err
+}
+
+// udp6 is an IPv6 UDP datagram with a payload of n bytes.
+func udp6(src, dst netip.Addr, n int) ([]byte, error) {
+	ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 64, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	u := &layers.UDP{SrcPort: 4000, DstPort: discardPort}
+	if err := u.SetNetworkLayerForChecksum(ip); err != nil {
+		return nil, err
+	}
+	return serialize(ip, u, gopacket.Payload(make([]byte, n)))
+}
+
+// ethernet frames payload (IPv6 or IPv4 by its version nibble).
+func ethernet(src, dst net.HardwareAddr, payload []byte) ([]byte, error) {
+	typ := layers.EthernetTypeIPv6
+	if payload[0]>>4 == 4 {
+		typ = layers.EthernetTypeIPv4
+	}
+	return serialize(&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: typ}, gopacket.Payload(payload))
+}
+
+// encapsulate wraps an IPv6 packet as the data plane does on the wire: FOU
+// (outer UDP to the FOU port, checksum 0) or GRE without key.
+func encapsulate(enc loader.TunnelType, src, dst netip.Addr, inner []byte) ([]byte, error) {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	switch enc {
+	case loader.FOU:
+		ip.Protocol = layers.IPProtocolUDP
+		u := &layers.UDP{SrcPort: 0xc123, DstPort: loader.DefaultFOUPort}
+		if err := u.SetNetworkLayerForChecksum(ip); err != nil {
+			return nil, err
+		}
+		b, err := serialize(ip, u, gopacket.Payload(inner))
+		if err == nil {
+			b[26], b[27] = 0, 0 // UDP checksum
+		}
+		return b, err
+	case loader.GRE:
+		ip.Protocol = layers.IPProtocolGRE
+		return serialize(ip, &layers.GRE{Protocol: layers.EthernetTypeIPv6}, gopacket.Payload(inner))
+	}
+	return nil, fmt.Errorf("unknown encapsulation %v", enc)
+}

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+const iperfPort = "5201"
+
+// iperfServer runs a one-test iperf3 server on the last node until ctx
+// is cancelled, and waits until it listens; wait reaps it.
+func (t *topology) iperfServer(ctx context.Context) (wait func(), err error) {
+	last := t.chain.Last().NS
+	srv := last.Command(ctx, "iperf3", "-s", "-1", "-B", t.dst.String(), "-p", iperfPort)
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	wait = func() { srv.Wait() }
+	for range 100 {
+		if out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort); err == nil && len(out) > 0 {
+			return wait, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return wait, errors.New("iperf3 server does not listen")
+}
+
+// iperf runs a TCP test of streams streams for seconds from the first node.
+func (t *topology) iperf(seconds, streams int) (Iperf, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := t.iperfServer(ctx)
+	defer func() {
+		cancel()
+		if wait != nil {
+			wait()
+		}
+	}()
+	if err != nil {
+		return Iperf{}, err
+	}
+	cmd := t.chain.First().NS.Command(ctx, "iperf3", "-J", "-c", t.dst.String(), "-p", iperfPort,
+		"-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams))
+	out, err := cmd.Output()
+	r, perr := ParseIperf(out)
+	if perr != nil {
+		return r, errors.Join(perr, err)
+	}
+	return r, nil
+}
+
+// ping sends count echo requests 1 ms apart and returns the RTTs (µs).
+func (t *topology) ping(count int) ([]float64, error) {
+	out, err := t.chain.First().NS.Run("ping", "-n", "-i", "0.001", "-W", "1", "-c", strconv.Itoa(count), t.dst.String())
+	rtts := ParsePing(out)
+	if len(rtts) < count/2 {
+		return nil, fmt.Errorf("ping: %d of %d replies: %v", len(rtts), count, err)
+	}
+	return rtts, nil
+}
+
+// pingLoaded pings while one TCP stream runs.
+func (t *topology) pingLoaded(count int) ([]float64, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := t.iperfServer(ctx)
+	defer func() {
+		cancel()
+		if wait != nil {
+			wait()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	secs := count/1000 + 3 // outlasts the pings; killed when they end
+	client := t.chain.First().NS.Command(ctx, "iperf3", "-c", t.dst.String(), "-p", iperfPort, "-t", strconv.Itoa(secs))
+	if err := client.Start(); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond) // past slow start
+	rtts, err := t.ping(count)
+	cancel()
+	client.Wait()
+	return rtts, err
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
+const clockTicks = 100
+
+func cpuBusy() (uint64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	busy, _, err := ParseProcStat(string(b))
+	return busy, err
+}
+
+// cpuTime runs fn and returns the CPU time (all CPUs, system-wide) spent
+// meanwhile.
+func cpuTime(fn func() error) (time.Duration, error) {
+	before, err := cpuBusy()
+	if err != nil {
+		return 0, err
+	}
+	if err := fn(); err != nil {
+		return 0, err
+	}
+	after, err := cpuBusy()
+	return time.Duration(after-before) * time.Second / clockTicks, err
+}
+
+// Live frames: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs an XDP
+// program on frames from a page pool and carries out its verdict; XDP_TX
+// transmits through the sending interface's XDP transmit (for veth:
+// straight into the peer's NAPI ring; for TAP: into the reader's queue).
+// Pages are recycled with whatever the receivers wrote into them (a
+// forwarding router rewrites the Ethernet header in place, the data plane
+// the outer headers), so the program copies the frame from a map into the
+// packet on every run before returning XDP_TX.
+
+// maxFrame bounds the frames the generator sends.
+const maxFrame = 256
+
+// xdpMd is struct xdp_md, the context of a live-frame run.
+type xdpMd struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// genChunk bounds one BPF_PROG_RUN call.
+const genChunk = 100_000
+
+// generatorProgram copies n bytes of the map's single value into the
+// packet and transmits it.
+func generatorProgram(m *ebpf.Map, n int) (*ebpf.Program, error) {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "drop"),
+		asm.LoadMem(asm.R2, asm.R6, 0, asm.Word), // data
+		asm.LoadMem(asm.R3, asm.R6, 4, asm.Word), // data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, int32(n)),
+		asm.JGT.Reg(asm.R4, asm.R3, "drop"),
+	}
+	for off := 0; off < n; {
+		size, w := asm.DWord, 8
+		for n-off < w {
+			size, w = map[int]asm.Size{4: asm.Word, 2: asm.Half, 1: asm.Byte}[w/2], w/2
+		}
+		insns = append(insns, asm.LoadMem(asm.R5, asm.R0, int16(off), size), asm.StoreMem(asm.R2, int16(off), asm.R5, size))
+		off += w
+	}
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, 3), // XDP_TX
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("drop"), // XDP_DROP
+		asm.Return(),
+	)
+	return ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Instructions: insns})
+}
+
+// sendFrames transmits n copies of frame on dev in ns at the kernel's speed.
+func sendFrames(ns *netns.NS, dev string, frame []byte, n int) error {
+	if len(frame) > maxFrame {
+		return fmt.Errorf("generator: frame of %d bytes (at most %d)", len(frame), maxFrame)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: maxFrame, MaxEntries: 1})
+	if err != nil {
+		return fmt.Errorf("generator map: %w", err)
+	}
+	defer m.Close()
+	var tmpl [maxFrame]byte
+	copy(tmpl[:], frame)
+	if err := m.Put(uint32(0), tmpl); err != nil {
+		return err
+	}
+	prog, err := generatorProgram(m, len(frame))
+	if err != nil {
+		return fmt.Errorf("generator program: %w", err)
+	}
+	defer prog.Close()
+	idx, _, err := linkInfo(ns, dev)
+	if err != nil {
+		return err
+	}
+	return ns.Do(func() error {
+		for sent := 0; sent < n; sent += genChunk {
+			_, err := prog.Run(&ebpf.RunOptions{
+				Data: frame, Repeat: uint32(min(genChunk, n-sent)), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+				Context: &xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(idx)},
+			})
+			if err != nil {
+				return fmt.Errorf("live frames on %s: %w", dev, err)
+			}
+		}
+		return nil
+	})
+}
+
+// noPorts reads Udp6NoPorts in ns: the generator's datagrams that arrived.
+func noPorts(ns *netns.NS) (uint64, error) {
+	var n uint64
+	err := ns.Do(func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/snmp6")
+		if err != nil {
+			return err
+		}
+		n, err = ParseSnmp6(string(b), "Udp6NoPorts")
+		return err
+	})
+	return n, err
+}
+
+// smallUDP sends n generator frames and returns the rate at which the last
+// node received them (until its counter stops moving) and the loss.
+func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
+	first, last := t.chain.First(), t.chain.Last()
+	if t.v.kind == kindPlain || t.v.hook == loader.HookTC {
+		// The XDP transmit into a veth needs NAPI on the receiver, which
+		// an XDP program provides and, without one, GRO.
+		if _, err := t.chain.Nodes[1].NS.Run("ethtool", "-K", t.chain.Nodes[1].Left, "gro", "on"); err != nil {
+			return 0, 0, err
+		}
+	}
+	before, err := noPorts(last.NS)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := sendFrames(first.NS, t.genDev, t.genFrame, n); err != nil {
+		return 0, 0, err
+	}
+	end, got := time.Now(), before
+	for {
+		time.Sleep(20 * time.Millisecond)
+		now, err := noPorts(last.NS)
+		if err != nil {
+			return 0, 0, err
+		}
+		if now == got {
+			break
+		}
+		end, got = time.Now(), now
+	}
+	rx := float64(got - before)
+	return rx / end.Sub(start).Seconds(), 100 * (1 - rx/float64(n)), nil
+}
