@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,7 +172,7 @@ func Start(o Options) (*Cluster, error) {
 func (c *Cluster) bin(name string) string { return filepath.Join(c.opts.Bin, name) }
 
 // Nodes returns the node names, the registry's own node first.
-func (c *Cluster) Nodes() []string { return c.opts.Nodes }
+func (c *Cluster) Nodes() []string { return slices.Clone(c.opts.Nodes) }
 
 // Node returns the named node, or nil.
 func (c *Cluster) Node(name string) *Node { return c.nodes[name] }
@@ -192,7 +193,11 @@ func (c *Cluster) node(name string) (*Node, error) {
 }
 
 // RegistryLog is the registry's log file.
-func (c *Cluster) RegistryLog() string { return filepath.Join(c.opts.Dir, "registry.log") }
+func (c *Cluster) RegistryLog() string { return filepath.Join(c.opts.Dir, registryLog) }
+
+// registryLog is the registry's log in the work directory; its pid file is
+// registry.pid.
+const registryLog = "registry.log"
 
 // Logs returns every log file: the registry's, then each node's
 // re6st-conf and re6stnet logs.
@@ -200,7 +205,7 @@ func (c *Cluster) Logs() []string { return logFiles(c.opts.Dir) }
 
 func logFiles(dir string) []string {
 	nodes, _ := filepath.Glob(filepath.Join(dir, "nodes", "*", "*.log"))
-	return append([]string{filepath.Join(dir, "registry.log")}, nodes...)
+	return append([]string{filepath.Join(dir, registryLog)}, nodes...)
 }
 
 // StartRegistry starts re6st-registry on its host and waits until it
