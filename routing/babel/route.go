@@ -179,7 +179,14 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 	if u.RouterID == r.id {
 		return // our own announcement coming back
 	}
-	id := r.intern.keyID(KeyOf(u.Prefix, u.Source))
+	key := KeyOf(u.Prefix, u.Source)
+	id, known := r.intern.findKey(key)
+	if !known {
+		if u.Metric >= Infinity {
+			return // a retraction of a prefix never heard of
+		}
+		id = r.intern.keyID(key)
+	}
 	if _, ok := r.exported[id]; ok {
 		return
 	}
