@@ -10,42 +10,64 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// ProgramCost runs the attached program named program ("overlay_egress",
-// "underlay_tc" or "underlay_xdp") on frame with BPF_PROG_RUN, in the data
-// plane's namespace and with its live maps: the program the kernel runs,
-// found through the pinned link of its attachment. See TimedRuns.
-//
-// The underlay programs learn link-layer state from the frames they see:
-// measure after the traffic whose state matters.
-func (d *Datapath) ProgramCost(program string, frame []byte, runs int) (map[uint32]int, time.Duration, error) {
+// attachedProgram returns the program named program ("overlay_egress",
+// "underlay_tc" or "underlay_xdp") that the kernel runs for this data
+// plane, found through the pinned link of its (first) attachment.
+func (d *Datapath) attachedProgram(program string) (*ebpf.Program, error) {
 	for _, a := range d.State.Attachments {
 		if a.Program != program {
 			continue
 		}
 		l, err := link.LoadPinnedLink(filepath.Join(pinDir(d.State.Instance), "link_"+a.Interface), nil)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s on %s: %w", program, a.Interface, err)
+			return nil, fmt.Errorf("%s on %s: %w", program, a.Interface, err)
 		}
 		defer l.Close()
 		info, err := l.Info()
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s on %s: link info: %w", program, a.Interface, err)
+			return nil, fmt.Errorf("%s on %s: link info: %w", program, a.Interface, err)
 		}
 		p, err := ebpf.NewProgramFromID(info.Program)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s on %s: %w", program, a.Interface, err)
+			return nil, fmt.Errorf("%s on %s: %w", program, a.Interface, err)
 		}
-		defer p.Close()
-		var verdicts map[uint32]int
-		var mean time.Duration
-		err = InNetns(d.State.Netns, func() error {
-			var err error
-			verdicts, mean, err = TimedRuns(p, frame, runs)
-			return err
-		})
-		return verdicts, mean, err
+		return p, nil
 	}
-	return nil, 0, fmt.Errorf("program %s is not attached in instance %s", program, d.State.Instance)
+	return nil, fmt.Errorf("program %s is not attached in instance %s", program, d.State.Instance)
+}
+
+// ProgramCost runs the attached program named program on frame with
+// BPF_PROG_RUN, in the data plane's namespace and with its live maps (see
+// TimedRuns).
+//
+// The underlay programs learn link-layer state from the frames they see:
+// measure after the traffic whose state matters.
+func (d *Datapath) ProgramCost(program string, frame []byte, runs int) (map[uint32]int, time.Duration, error) {
+	p, err := d.attachedProgram(program)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer p.Close()
+	var verdicts map[uint32]int
+	var mean time.Duration
+	err = InNetns(d.State.Netns, func() error {
+		var err error
+		verdicts, mean, err = TimedRuns(p, frame, runs)
+		return err
+	})
+	return verdicts, mean, err
+}
+
+// ProgramStats returns the kernel's run count and cumulated run time of
+// the attached program named program. They only grow while statistics
+// are enabled (ebpf.EnableStats or the kernel.bpf_stats_enabled sysctl).
+func (d *Datapath) ProgramStats(program string) (*ebpf.ProgramStats, error) {
+	p, err := d.attachedProgram(program)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return p.Stats()
 }
 
 // TimedRuns runs p on frame runs times, one BPF_PROG_RUN each, and returns

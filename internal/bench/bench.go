@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/chain"
 	"github.com/re6st-bpf/re6st-bpf/loader"
@@ -78,11 +79,8 @@ func Run(cfg Config) (*Results, error) {
 			cfg.logf("%d hop(s) %-12s %5.1fs %v %s", hops, v.Name, time.Since(start).Seconds(), row.Values, row.Error)
 		}
 	}
-	floor, err := timerFloor(p.progRuns)
-	if err != nil {
+	if r.TimerFloorNs, err = timerFloor(p.progRuns); err != nil {
 		r.Notes = append(r.Notes, "timer floor: "+err.Error())
-	} else if len(r.Programs) > 0 {
-		r.Programs = append(r.Programs, floor)
 	}
 	start := time.Now()
 	if r.RouteMap, err = routeMap(p.routes); err != nil {
@@ -143,7 +141,17 @@ func measure(v Variant, hops int, p params, pki string, row *Row) ([]ProgramCost
 	set(row, RTTLoad50, Percentile(rtts, 50))
 	set(row, RTTLoad99, Percentile(rtts, 99))
 
-	pps, loss, err := t.smallUDP(p.genFrames)
+	var pps, loss float64
+	udp := func() (err error) {
+		pps, loss, err = t.smallUDP(p.genFrames)
+		return err
+	}
+	var live map[string]float64
+	if v.kind == kindBPF && hops >= 2 {
+		live, err = t.liveCosts(udp)
+	} else {
+		err = udp()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("small UDP: %w", err)
 	}
@@ -154,7 +162,50 @@ func measure(v Variant, hops int, p params, pki string, row *Row) ([]ProgramCost
 		return nil, nil
 	}
 	// Last: the underlay programs learn link layers from what they run on.
-	return t.programCosts(p.progRuns)
+	return t.programCosts(p.progRuns, live)
+}
+
+// underlay is the underlay program of the variant's hook and the verdict
+// of its fast path.
+func (t *topology) underlay() (string, uint32) {
+	if t.v.hook == loader.HookXDP {
+		return "underlay_xdp", xdpRedirect
+	}
+	return "underlay_tc", tcActRedirect
+}
+
+// liveCosts runs fn (traffic through a chain of at least 3 nodes) with the
+// kernel's BPF run-time statistics on, and returns the mean run time (ns)
+// of the transit node's and the last node's underlay programs over the
+// runs fn caused.
+func (t *topology) liveCosts(fn func() error) (map[string]float64, error) {
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		return nil, fmt.Errorf("BPF statistics: %w", err)
+	}
+	defer stats.Close()
+	prog, _ := t.underlay()
+	probes := map[string]*loader.Datapath{"transit": t.chain.Nodes[1].Datapath, "decap": t.chain.Last().Datapath}
+	before := map[string]*ebpf.ProgramStats{}
+	for name, d := range probes {
+		if before[name], err = d.ProgramStats(prog); err != nil {
+			return nil, err
+		}
+	}
+	if err := fn(); err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for name, d := range probes {
+		after, err := d.ProgramStats(prog)
+		if err != nil {
+			return nil, err
+		}
+		if runs := after.RunCount - before[name].RunCount; runs > 0 {
+			out[name] = float64((after.Runtime - before[name].Runtime).Nanoseconds()) / float64(runs)
+		}
+	}
+	return out, nil
 }
 
 // Verdicts of the fast path.
@@ -166,14 +217,12 @@ const (
 
 // programCosts runs the programs of a chain of at least 3 nodes on its
 // traffic: encapsulation at the first node, transit at the second, and
-// decapsulation at the last.
-func (t *topology) programCosts(runs int) ([]ProgramCost, error) {
+// decapsulation at the last; live holds the same cases' run time under
+// the small-UDP load (liveCosts).
+func (t *topology) programCosts(runs int, live map[string]float64) ([]ProgramCost, error) {
 	c := t.chain
 	first, last := c.First(), c.Last()
-	underlay, redirect := "underlay_tc", uint32(tcActRedirect)
-	if t.v.hook == loader.HookXDP {
-		underlay, redirect = "underlay_xdp", xdpRedirect
-	}
+	underlay, redirect := t.underlay()
 	pkt, err := udp6(first.Overlay, last.Overlay, smallPayload)
 	if err != nil {
 		return nil, err
@@ -220,23 +269,23 @@ func (t *topology) programCosts(runs int) ([]ProgramCost, error) {
 			return out, err
 		}
 		out = append(out, ProgramCost{Variant: t.v.Name, Case: x.name, Program: x.prog,
-			NsPerPacket: float64(mean.Nanoseconds()), FastPath: float64(verdicts[x.verdict]) / float64(runs), Runs: runs})
+			NsPerPacket: float64(mean.Nanoseconds()), FastPath: float64(verdicts[x.verdict]) / float64(runs), Runs: runs,
+			LiveNs: live[x.name]})
 	}
 	return out, nil
 }
 
 // timerFloor times an XDP program that only returns XDP_PASS the way the
 // data-plane programs are timed: the cost of the timing itself.
-func timerFloor(runs int) (ProgramCost, error) {
+func timerFloor(runs int) (float64, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
 	if err != nil {
-		return ProgramCost{}, err
+		return 0, err
 	}
 	defer p.Close()
-	verdicts, mean, err := loader.TimedRuns(p, make([]byte, 64), runs)
-	return ProgramCost{Variant: "–", Case: "timer floor", Program: "empty XDP program",
-		NsPerPacket: float64(mean.Nanoseconds()), FastPath: float64(verdicts[xdpPass]) / float64(runs), Runs: runs}, err
+	_, mean, err := loader.TimedRuns(p, make([]byte, 64), runs)
+	return float64(mean.Nanoseconds()), err
 }
 
 // routePrefix is the i-th distinct /64 of 3fff::/20.

@@ -61,6 +61,9 @@ type ProgramCost struct {
 	// verdict (a redirect).
 	FastPath float64 `json:"fast_path"`
 	Runs     int     `json:"runs"`
+	// LiveNs is the mean run time the kernel accounted to the attached
+	// program under the small-UDP load (0: not measured).
+	LiveNs float64 `json:"live_ns,omitempty"`
 }
 
 // RouteMapFigure is the route map filled to Routes entries.
@@ -79,15 +82,18 @@ type Goal struct {
 
 // Results is a whole run.
 type Results struct {
-	Date     string           `json:"date"`
-	Quick    bool             `json:"quick"`
-	Machine  string           `json:"machine"`
-	Metrics  []Metric         `json:"metrics"`
-	Rows     []Row            `json:"rows"`
-	Programs []ProgramCost    `json:"programs,omitempty"`
-	RouteMap []RouteMapFigure `json:"route_map,omitempty"`
-	Goals    []Goal           `json:"goals,omitempty"`
-	Notes    []string         `json:"notes,omitempty"`
+	Date     string        `json:"date"`
+	Quick    bool          `json:"quick"`
+	Machine  string        `json:"machine"`
+	Metrics  []Metric      `json:"metrics"`
+	Rows     []Row         `json:"rows"`
+	Programs []ProgramCost `json:"programs,omitempty"`
+	// TimerFloorNs is what timing one BPF_PROG_RUN costs by itself: the
+	// mean for a program that only returns.
+	TimerFloorNs float64          `json:"timer_floor_ns,omitempty"`
+	RouteMap     []RouteMapFigure `json:"route_map,omitempty"`
+	Goals        []Goal           `json:"goals,omitempty"`
+	Notes        []string         `json:"notes,omitempty"`
 }
 
 // Reference is the variant every figure is compared with.

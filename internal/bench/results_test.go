@@ -65,7 +65,8 @@ func TestEvaluateGoals(t *testing.T) {
 func TestWriteMarkdown(t *testing.T) {
 	r := sample()
 	r.EvaluateGoals(1, 3)
-	r.Programs = []ProgramCost{{Variant: "fou-tc", Case: "transit", Program: "underlay_tc", NsPerPacket: 41, FastPath: 1, Runs: 100000}}
+	r.Programs = []ProgramCost{{Variant: "fou-tc", Case: "transit", Program: "underlay_tc", NsPerPacket: 141, FastPath: 1, Runs: 100000, LiveNs: 52}}
+	r.TimerFloorNs = 100
 	r.RouteMap = []RouteMapFigure{{Routes: 100000, InsertsPerSec: 250000, MemoryBytes: 4800000}}
 	r.Notes = []string{"a note"}
 	var b bytes.Buffer
@@ -78,7 +79,7 @@ func TestWriteMarkdown(t *testing.T) {
 	require.Contains(t, lines, "| fou-tc | 9.50 (0.95×) | – | 120 (1.20×) | 1.00 | 14.0 (1.40×) | – | – | – | – |")
 	require.Contains(t, lines, "| fou-tc | 8.80 (1.10×) | – | 90.0 (0.90×) | – | 29.0 (1.45×) | – | – | – | – |")
 	require.Contains(t, lines, "openvpn-tcp: RTT under load: boom")
-	require.Contains(t, lines, "| fou-tc | transit | underlay_tc | 41.0 | 100% |")
+	require.Contains(t, lines, "| fou-tc | transit | underlay_tc | 141 | 41.0 | 100% | 52.0 |")
 	require.Contains(t, lines, "| 100000 | 250000 | 4.6 | 48 |")
 	require.Contains(t, lines, "- **MISS** 1 hop: TCP 1 stream ≥ 0.9 × reference (auto hook: tcx on veth): fou-tc 0.95×, gre-tc 0.80× (short by 11%)")
 	require.Contains(t, lines, "- a note")
