@@ -312,6 +312,9 @@ func (n *Node) setupWith(bits string, prefix netip.Prefix, a nodeproto.Address, 
 	if a.Proto == "gre" {
 		t.lt.HasKey, t.lt.Key = true, reply.Key
 	}
+	if cert := n.proto.PeerCertificate(prefix); cert != nil {
+		t.Serial, _ = ca.SerialUint64(cert)
+	}
 	if err := n.openTunnel(t); err != nil {
 		if !errors.Is(err, errDuplicate) {
 			ctx, cancel := context.WithTimeout(n.ctx, setupTimeout)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
+	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/node"
 	"github.com/stretchr/testify/assert"
@@ -28,6 +30,7 @@ const (
 // network is the running cluster and what the steps learnt of it.
 type network struct {
 	*cluster.Cluster
+	in   *internet.Internet
 	t    *testing.T
 	dead map[string]bool
 }
@@ -92,7 +95,8 @@ func (nw *network) allPairsReachable(within time.Duration) (time.Duration, error
 // site, a LAN whose two nodes find each other with -i.
 func TestNetwork(t *testing.T) {
 	netns.RequireRoot(t)
-	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{}), t: t, dead: map[string]bool{}}
+	in := internet.ForTest(t, internet.Default())
+	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{Internet: in}), in: in, t: t, dead: map[string]bool{}}
 	require.NoError(t, nw.StartNodes())
 
 	t.Run("every node reaches every other", func(t *testing.T) {
@@ -115,23 +119,26 @@ func testMalformed(t *testing.T, nw *network) {
 	target, sender := nw.alive()[1], nw.alive()[2]
 	before := nw.status(target)
 	tn := nw.Node(target)
-	require.NoError(t, nw.Node(sender).Host.NS.Do(func() error {
-		for _, dst := range []string{
-			netip.AddrPortFrom(tn.Host.Addr, 5555).String(), // FOU port: not an IPv6 packet
-			netip.AddrPortFrom(tn.Addr, 326).String(),       // node protocol over the overlay
-			netip.AddrPortFrom(tn.Addr, 326).String(),
-		} {
+	junk := func(ns *netns.NS, dst string) {
+		require.NoError(t, ns.Do(func() error {
 			c, err := net.Dial("udp", dst)
 			if err != nil {
 				return err
 			}
-			for _, junk := range [][]byte{{0, 0, 0, 9, 1, 2, 3}, []byte(strings.Repeat("x", 300)), {0, 0, 0, 2}} {
-				c.Write(junk)
+			defer c.Close()
+			for _, j := range [][]byte{{0, 0, 0, 9, 1, 2, 3}, []byte(strings.Repeat("x", 300)), {0, 0, 0, 2}} {
+				if _, err := c.Write(j); err != nil {
+					return err
+				}
 			}
-			c.Close()
-		}
-		return nil
-	}))
+			return nil
+		}))
+	}
+	// To the FOU port from an address that is no tunnel endpoint (the data
+	// plane passes it up), and to the node protocol over the overlay.
+	junk(nw.in.NS(internet.Core), netip.AddrPortFrom(tn.Host.Addr, 5555).String())
+	junk(nw.Node(sender).Host.NS, netip.AddrPortFrom(tn.Addr, 326).String())
+	junk(nw.Node(sender).Host.NS, netip.AddrPortFrom(tn.Addr, 326).String())
 	require.Eventually(t, func() bool {
 		s := nw.status(target)
 		return s.Control.NodeProtocol.Received >= before.Control.NodeProtocol.Received+6 &&
@@ -214,7 +221,7 @@ func testRestartTransit(t *testing.T, nw *network) {
 func testLinkCut(t *testing.T, nw *network) {
 	for _, a := range nw.alive() {
 		s := nw.status(a)
-		if len(s.Tunnels) < 2 {
+		if len(s.Tunnels) < 2 || nw.Node(a).Host.Site != "" {
 			continue
 		}
 		tu := s.Tunnels[0]
@@ -222,11 +229,13 @@ func testLinkCut(t *testing.T, nw *network) {
 		if b == "" || nw.dead[b] {
 			continue
 		}
-		remote := tu.Remote.Addr().String()
-		ns := nw.Node(a).Host.NS
-		_, err := ns.Run("nft", "add table inet cut; add chain inet cut in { type filter hook input priority 0; }; add chain inet cut out { type filter hook output priority 0; }; "+
-			"add rule inet cut in ip saddr "+remote+" drop; add rule inet cut out ip daddr "+remote+" drop")
-		require.NoError(t, err)
+		local, remote := nw.Node(a).Host.Addr.String(), tu.Remote.Addr().String()
+		routers := []string{internet.Core, "isp1", "isp2"}
+		for _, r := range routers {
+			_, err := nw.in.NS(r).Run("nft", "add table ip cut; add chain ip cut fwd { type filter hook forward priority 0; }; "+
+				"add rule ip cut fwd ip saddr "+local+" ip daddr "+remote+" drop; add rule ip cut fwd ip saddr "+remote+" ip daddr "+local+" drop")
+			require.NoError(t, err, r)
+		}
 		start := time.Now()
 		var pingErr error
 		for time.Since(start) < 60*time.Second {
@@ -235,16 +244,18 @@ func testLinkCut(t *testing.T, nw *network) {
 			}
 		}
 		took := time.Since(start)
-		_, err = ns.Run("nft", "delete table inet cut")
-		require.NoError(t, err)
-		require.NoError(t, pingErr, "%s → %s after cutting their tunnel", a, b)
 		after := nw.status(a)
+		for _, r := range routers {
+			_, err := nw.in.NS(r).Run("nft", "delete table ip cut")
+			require.NoError(t, err)
+		}
+		require.NoError(t, pingErr, "%s → %s after cutting their tunnel", a, b)
 		for _, r := range after.Routes {
 			if r.Prefix == tu.Peer.String() {
 				assert.NotEqual(t, fmt.Sprintf("t%d", tu.ID), r.Via, "the route left the cut tunnel")
 			}
 		}
-		t.Logf("cut %s—%s (%s): rerouted in %s", a, b, remote, took.Round(100*time.Millisecond))
+		t.Logf("cut %s—%s (%s—%s): rerouted in %s", a, b, local, remote, took.Round(100*time.Millisecond))
 		return
 	}
 	t.Fatal("no node with two tunnels")
@@ -259,12 +270,27 @@ func testNodeDeath(t *testing.T, nw *network) {
 			count[nw.nodeOf(tu.Peer.String())]++
 		}
 	}
+	peers := map[string][]string{}
+	for _, n := range nw.alive() {
+		for _, tu := range nw.status(n).Tunnels {
+			peers[n] = append(peers[n], nw.nodeOf(tu.Peer.String()))
+		}
+	}
+	isolates := func(v string) bool {
+		for n, ps := range peers {
+			if n != v && !slices.ContainsFunc(ps, func(p string) bool { return p != v }) {
+				return true
+			}
+		}
+		return false
+	}
 	victim := ""
 	for _, n := range nw.alive()[1:] {
-		if victim == "" || count[n] > count[victim] {
+		if !isolates(n) && (victim == "" || count[n] > count[victim]) {
 			victim = n
 		}
 	}
+	require.NotEmpty(t, victim, "every node is some node's only peer")
 	h := nw.Node(victim).Host
 	require.NoError(t, nw.KillNode(victim))
 	_, err := h.NS.Run("ip", "link", "set", h.Interface, "down") // the machine is gone

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,28 @@ type process struct {
 // executable the process ends up running (cmd may be a wrapper that execs
 // it, like `ip netns exec`). Unless detach, the process is killed if the
 // thread that started it dies.
+// spawner is a goroutine locked to its OS thread for the life of the
+// program: the parent-death signal fires when the *thread* that forked a
+// child exits, and Go ends threads (those a goroutine left locked, after a
+// network-namespace switch for instance), which would kill children at
+// random. Children are forked from this thread only.
+var spawner = make(chan func())
+
+func init() {
+	go func() {
+		runtime.LockOSThread()
+		for f := range spawner {
+			f()
+		}
+	}()
+}
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	done := make(chan error)
+	spawner <- func() { done <- cmd.Start() }
+	return <-done
+}
+
 func startProcess(cmd *exec.Cmd, exe, logPath string, detach bool) (*process, error) {
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -42,7 +65,7 @@ func startProcess(cmd *exec.Cmd, exe, logPath string, detach bool) (*process, er
 	if !detach {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startFromSpawner(cmd); err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd.Path, err)
 	}
 	p := &process{cmd: cmd, pidFile: strings.TrimSuffix(logPath, ".log") + ".pid", done: make(chan struct{})}

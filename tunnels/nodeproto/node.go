@@ -162,6 +162,18 @@ func New(cfg Config) (*Node, error) {
 // Prefix returns our own prefix.
 func (n *Node) Prefix() netip.Prefix { return n.prefix }
 
+// PeerCertificate is the verified certificate of the peer owning prefix,
+// nil if no session has one (the daemon records its serial with the
+// tunnel, to tear the tunnel down if the CRL names it).
+func (n *Node) PeerCertificate(prefix netip.Prefix) *x509.Certificate {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s := n.sessions[prefix]; s != nil {
+		return s.cert
+	}
+	return nil
+}
+
 // Stats returns a snapshot of the counters.
 func (n *Node) Stats() Stats {
 	s := n.stats.snapshot()
