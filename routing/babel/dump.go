@@ -95,11 +95,12 @@ func (r *Router) Dump() Dump {
 		key := r.intern.key(dest.id)
 		for j := range dest.routes {
 			rt := &dest.routes[j]
+			n := r.neighs[rt.nb]
 			d.Routes = append(d.Routes, RouteInfo{
 				Prefix: key.Prefix, Source: key.Source,
 				Metric: r.metric(rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
-				Interface: rt.neigh.iface.name, Neighbour: rt.neigh.addr, NextHop: r.nexthopOf(rt),
-				Feasible: r.routeFeasible(dest, rt), Installed: dest.selNeigh == rt.neigh,
+				Interface: n.iface.name, Neighbour: n.addr, NextHop: r.nexthopOf(rt),
+				Feasible: r.routeFeasible(dest, rt), Installed: dest.selNeigh == n,
 			})
 		}
 	}

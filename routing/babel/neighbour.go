@@ -46,6 +46,7 @@ type IfaceStats struct {
 type neighbour struct {
 	iface *iface
 	addr  netip.Addr
+	slot  uint32 // in Router.neighs, which routes refer to
 
 	hello     helloHistory // multicast Hellos
 	uhello    helloHistory // unicast Hellos
@@ -184,7 +185,7 @@ func (r *Router) handleHello(i *iface, src netip.Addr, h Hello, now time.Duratio
 	isNew := n == nil
 	if isNew {
 		n = &neighbour{iface: i, addr: src, cost: Infinity, uhelloSeqno: uint16(r.rand.Uint32())}
-		i.neighbours[src] = n
+		r.addNeighbour(n)
 		r.log.Info().Str("interface", i.name).Stringer("neighbour", src).Msg("babel: new neighbour")
 	}
 	n.lastHeard = now
@@ -256,7 +257,20 @@ func (r *Router) checkNeighbours(now time.Duration) {
 	}
 }
 
-// flushNeighbour forgets n and every route learned from it.
+// addNeighbour registers n on its interface and gives it a slot.
+func (r *Router) addNeighbour(n *neighbour) {
+	n.iface.neighbours[n.addr] = n
+	if k := len(r.free); k > 0 {
+		n.slot, r.free = r.free[k-1], r.free[:k-1]
+		r.neighs[n.slot] = n
+		return
+	}
+	n.slot = uint32(len(r.neighs))
+	r.neighs = append(r.neighs, n)
+}
+
+// flushNeighbour forgets n and every route learned from it, and frees its
+// slot.
 func (r *Router) flushNeighbour(n *neighbour) {
 	delete(n.iface.neighbours, n.addr)
 	delete(n.iface.ucast, n.addr)
@@ -271,4 +285,6 @@ func (r *Router) flushNeighbour(n *neighbour) {
 		}
 		r.gcDestination(d)
 	}
+	r.neighs[n.slot] = nil
+	r.free = append(r.free, n.slot)
 }

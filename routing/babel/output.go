@@ -286,7 +286,7 @@ func retraction(i *iface, key RouteKey) Update {
 // addRouteUpdate writes the update for d's selected route.
 func (r *Router) addRouteUpdate(w *packetWriter, d *destination, now time.Duration) {
 	rt := d.selected()
-	if w.i.cfg.SplitHorizon && rt.neigh.iface == w.i {
+	if w.i.cfg.SplitHorizon && d.selNeigh.iface == w.i {
 		return
 	}
 	key := r.intern.key(d.id)

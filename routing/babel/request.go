@@ -122,7 +122,7 @@ func (r *Router) forwardTarget(d *destination, requester *neighbour) *neighbour 
 	var best *route
 	for j := range d.routes {
 		rt := &d.routes[j]
-		if rt.neigh == requester || r.metric(rt) >= Infinity {
+		if r.neighs[rt.nb] == requester || r.metric(rt) >= Infinity {
 			continue
 		}
 		if best == nil || r.metric(rt) < r.metric(best) {
@@ -132,7 +132,7 @@ func (r *Router) forwardTarget(d *destination, requester *neighbour) *neighbour 
 	if best == nil {
 		return nil
 	}
-	return best.neigh
+	return r.neighs[best.nb]
 }
 
 // checkRequests resends our own requests and forgets old ones.

@@ -196,6 +196,8 @@ type Router struct {
 
 	seqno    uint16
 	ifaces   map[string]*iface
+	neighs   []*neighbour // by slot; nil when free
+	free     []uint32     // free slots in neighs
 	intern   *Interner
 	exported map[uint32]uint16          // by key id
 	dests    []*destination             // by key id
@@ -496,8 +498,8 @@ func (r *Router) selectedRoute(d *destination) SelectedRoute {
 	rt := d.selected()
 	return SelectedRoute{
 		Key:       r.intern.key(d.id),
-		Interface: rt.neigh.iface.name,
-		Neighbour: rt.neigh.addr,
+		Interface: d.selNeigh.iface.name,
+		Neighbour: d.selNeigh.addr,
 		NextHop:   r.nexthopOf(rt),
 		RouterID:  rt.routerID,
 		Seqno:     rt.seqno,
