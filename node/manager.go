@@ -406,7 +406,9 @@ func (n *Node) reapSilent() {
 		}
 	}
 	for _, t := range n.tunnelList() {
-		if !heard[t.ifname()] && time.Since(t.Created) > n.timeout() && !t.draining {
+		// Silent since it was made, or since we started (a tunnel taken
+		// over from a previous run gets a timeout to hear its peer again).
+		if !heard[t.ifname()] && time.Since(later(t.Created, n.started)) > n.timeout() && !t.draining {
 			n.closeTunnel(t, "peer silent")
 		}
 	}
@@ -467,4 +469,11 @@ func (n *Node) behindNAT() bool {
 		}
 	}
 	return false
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
