@@ -13,7 +13,6 @@ import (
 // number of distinct prefixes and next hops ever seen. It is safe for
 // concurrent use.
 type Interner struct {
-	mu    sync.RWMutex
 	keys  table[RouteKey]
 	addrs table[netip.Addr]
 }
@@ -21,18 +20,34 @@ type Interner struct {
 // NewInterner returns an empty Interner.
 func NewInterner() *Interner { return &Interner{} }
 
+func (in *Interner) keyID(k RouteKey) uint32           { return in.keys.id(k) }
+func (in *Interner) findKey(k RouteKey) (uint32, bool) { return in.keys.find(k) }
+func (in *Interner) key(id uint32) RouteKey            { return in.keys.value(id) }
+func (in *Interner) addrID(a netip.Addr) uint32        { return in.addrs.id(a) }
+func (in *Interner) addr(id uint32) netip.Addr         { return in.addrs.value(id) }
+
 // table assigns consecutive ids, from 0, to distinct values.
 type table[T comparable] struct {
+	mu     sync.RWMutex
 	ids    map[T]uint32
 	values []T
 }
 
+// find returns the id of v if it has one.
 func (t *table[T]) find(v T) (uint32, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	id, ok := t.ids[v]
 	return id, ok
 }
 
-func (t *table[T]) add(v T) uint32 {
+// id returns the id of v, assigning one if needed.
+func (t *table[T]) id(v T) uint32 {
+	if id, ok := t.find(v); ok {
+		return id
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if id, ok := t.ids[v]; ok {
 		return id
 	}
@@ -45,46 +60,8 @@ func (t *table[T]) add(v T) uint32 {
 	return id
 }
 
-// keyID returns the id of k, assigning one if needed.
-func (in *Interner) keyID(k RouteKey) uint32 {
-	in.mu.RLock()
-	id, ok := in.keys.find(k)
-	in.mu.RUnlock()
-	if ok {
-		return id
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.keys.add(k)
-}
-
-// findKey returns the id of k if it has one.
-func (in *Interner) findKey(k RouteKey) (uint32, bool) {
-	in.mu.RLock()
-	defer in.mu.RUnlock()
-	return in.keys.find(k)
-}
-
-func (in *Interner) key(id uint32) RouteKey {
-	in.mu.RLock()
-	defer in.mu.RUnlock()
-	return in.keys.values[id]
-}
-
-func (in *Interner) addrID(a netip.Addr) uint32 {
-	in.mu.RLock()
-	id, ok := in.addrs.find(a)
-	in.mu.RUnlock()
-	if ok {
-		return id
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.addrs.add(a)
-}
-
-func (in *Interner) addr(id uint32) netip.Addr {
-	in.mu.RLock()
-	defer in.mu.RUnlock()
-	return in.addrs.values[id]
+func (t *table[T]) value(id uint32) T {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.values[id]
 }
