@@ -59,6 +59,27 @@ func (t *topology) iperf(seconds, streams int) (Iperf, error) {
 	return r, nil
 }
 
+// bestTCP runs the TCP test runs times and keeps the fastest (other load
+// on the machine only slows a run down), with the CPU time it took.
+func (t *topology) bestTCP(runs, seconds, streams int) (Iperf, time.Duration, error) {
+	var best Iperf
+	var bestCPU time.Duration
+	for range runs {
+		var r Iperf
+		cpu, err := cpuTime(func() (err error) {
+			r, err = t.iperf(seconds, streams)
+			return err
+		})
+		if err != nil {
+			return best, bestCPU, err
+		}
+		if r.BitsPerSecond > best.BitsPerSecond {
+			best, bestCPU = r, cpu
+		}
+	}
+	return best, bestCPU, nil
+}
+
 // ping sends count echo requests 1 ms apart and returns the RTTs (µs).
 func (t *topology) ping(count int) ([]float64, error) {
 	out, err := t.chain.First().NS.Run("ping", "-n", "-i", "0.001", "-W", "1", "-c", strconv.Itoa(count), t.dst.String())
@@ -140,13 +161,14 @@ type xdpMd struct {
 // genChunk bounds one BPF_PROG_RUN call.
 const genChunk = 100_000
 
-// generatorProgram copies n bytes of the map's single value into the
-// packet and transmits it.
-func generatorProgram(m *ebpf.Map, n int) (*ebpf.Program, error) {
+// generatorProgram copies n bytes of tmpl's single value into the packet,
+// adds one to count's and transmits it. The count is exact where the
+// repeat is not: the syscall restarts a run that a signal interrupts.
+func generatorProgram(tmpl, count *ebpf.Map, n int) (*ebpf.Program, error) {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.LoadMapPtr(asm.R1, tmpl.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
 		asm.FnMapLookupElem.Call(),
@@ -166,6 +188,13 @@ func generatorProgram(m *ebpf.Map, n int) (*ebpf.Program, error) {
 		off += w
 	}
 	insns = append(insns,
+		asm.LoadMapPtr(asm.R1, count.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "drop"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R0, 3), // XDP_TX
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("drop"), // XDP_DROP
@@ -174,34 +203,40 @@ func generatorProgram(m *ebpf.Map, n int) (*ebpf.Program, error) {
 	return ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Instructions: insns})
 }
 
-// sendFrames transmits n copies of frame on dev in ns at the kernel's speed.
-func sendFrames(ns *netns.NS, dev string, frame []byte, n int) error {
+// sendFrames transmits about n copies of frame on dev in ns at the
+// kernel's speed and returns how many it sent.
+func sendFrames(ns *netns.NS, dev string, frame []byte, n int) (uint64, error) {
 	if len(frame) > maxFrame {
-		return fmt.Errorf("generator: frame of %d bytes (at most %d)", len(frame), maxFrame)
+		return 0, fmt.Errorf("generator: frame of %d bytes (at most %d)", len(frame), maxFrame)
 	}
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: maxFrame, MaxEntries: 1})
+	tmpl, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: maxFrame, MaxEntries: 1})
 	if err != nil {
-		return fmt.Errorf("generator map: %w", err)
+		return 0, fmt.Errorf("generator map: %w", err)
 	}
-	defer m.Close()
-	var tmpl [maxFrame]byte
-	copy(tmpl[:], frame)
-	if err := m.Put(uint32(0), tmpl); err != nil {
-		return err
-	}
-	prog, err := generatorProgram(m, len(frame))
+	defer tmpl.Close()
+	count, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 	if err != nil {
-		return fmt.Errorf("generator program: %w", err)
+		return 0, fmt.Errorf("generator map: %w", err)
+	}
+	defer count.Close()
+	var value [maxFrame]byte
+	copy(value[:], frame)
+	if err := tmpl.Put(uint32(0), value); err != nil {
+		return 0, err
+	}
+	prog, err := generatorProgram(tmpl, count, len(frame))
+	if err != nil {
+		return 0, fmt.Errorf("generator program: %w", err)
 	}
 	defer prog.Close()
 	idx, _, err := linkInfo(ns, dev)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return ns.Do(func() error {
-		for sent := 0; sent < n; sent += genChunk {
+	err = ns.Do(func() error {
+		for done := 0; done < n; done += genChunk {
 			_, err := prog.Run(&ebpf.RunOptions{
-				Data: frame, Repeat: uint32(min(genChunk, n-sent)), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+				Data: frame, Repeat: uint32(min(genChunk, n-done)), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 				Context: &xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(idx)},
 			})
 			if err != nil {
@@ -210,6 +245,12 @@ func sendFrames(ns *netns.NS, dev string, frame []byte, n int) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	var sent uint64
+	err = count.Lookup(uint32(0), &sent)
+	return sent, err
 }
 
 // noPorts reads Udp6NoPorts in ns: the generator's datagrams that arrived.
@@ -226,7 +267,7 @@ func noPorts(ns *netns.NS) (uint64, error) {
 	return n, err
 }
 
-// smallUDP sends n generator frames and returns the rate at which the last
+// smallUDP sends about n generator frames and returns the rate at which the last
 // node received them (until its counter stops moving) and the loss.
 func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
 	first, last := t.chain.First(), t.chain.Last()
@@ -242,7 +283,8 @@ func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
 		return 0, 0, err
 	}
 	start := time.Now()
-	if err := sendFrames(first.NS, t.genDev, t.genFrame, n); err != nil {
+	sent, err := sendFrames(first.NS, t.genDev, t.genFrame, n)
+	if err != nil {
 		return 0, 0, err
 	}
 	end, got := time.Now(), before
@@ -258,5 +300,5 @@ func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
 		end, got = time.Now(), now
 	}
 	rx := float64(got - before)
-	return rx / end.Sub(start).Seconds(), 100 * (1 - rx/float64(n)), nil
+	return rx / end.Sub(start).Seconds(), 100 * (1 - rx/float64(sent)), nil
 }
