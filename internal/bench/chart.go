@@ -30,10 +30,12 @@ func (r *Results) WritePNG(w io.Writer) error {
 		}
 	}
 	width := vg.Points(8)
+	top := 1.0
 	for j, key := range chartMetrics {
 		vals := make(plotter.Values, len(rows))
 		for i, row := range rows {
 			vals[i] = row.Ratios[key] // 0 when not measured
+			top = max(top, vals[i])
 		}
 		bars, err := plotter.NewBarChart(vals, width)
 		if err != nil {
@@ -59,7 +61,7 @@ func (r *Results) WritePNG(w io.Writer) error {
 	p.NominalX(labels...)
 	p.X.Tick.Label.Rotation = 0.6
 	p.X.Tick.Label.XAlign = -0.9
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, 1.3*top // room for the legend
 	wt, err := p.WriterTo(12*vg.Inch, 6*vg.Inch, "png")
 	if err != nil {
 		return err
