@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -356,11 +357,17 @@ func loadavg() string {
 // cyclesNote says whether perf can count cycles here.
 func cyclesNote() string {
 	out, err := exec.Command("perf", "stat", "-x,", "-e", "cycles", "-a", "--", "true").CombinedOutput()
-	if err == nil && !strings.Contains(string(out), "not supported") && !strings.Contains(string(out), "not counted") {
+	var why string
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		why = "perf is not installed"
+	case err != nil || strings.Contains(string(out), "not supported") || strings.Contains(string(out), "not counted"):
+		why = "`perf stat -e cycles` reports the event <not supported> (no PMU in this VM)"
+	default:
 		return "perf counts cycles on this machine, but the table gives CPU time: cycles/B ≈ ns/B × GHz."
 	}
-	return "CPU cycles per byte are not measurable here: `perf stat -e cycles` reports the event <not supported> (no PMU in this VM). " +
-		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during the 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
+	return "CPU cycles per byte are not measurable here: " + why + ". " +
+		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during the best 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
 		"It is system-wide, so other load on the machine inflates it."
 }
 
