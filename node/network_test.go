@@ -232,8 +232,8 @@ func testLinkCut(t *testing.T, nw *network) {
 		local, remote := nw.Node(a).Host.Addr.String(), tu.Remote.Addr().String()
 		routers := []string{internet.Core, "isp1", "isp2"}
 		for _, r := range routers {
-			_, err := nw.in.NS(r).Run("nft", "add table ip cut; add chain ip cut fwd { type filter hook forward priority 0; }; "+
-				"add rule ip cut fwd ip saddr "+local+" ip daddr "+remote+" drop; add rule ip cut fwd ip saddr "+remote+" ip daddr "+local+" drop")
+			_, err := nw.in.NS(r).Run("nft", "add table ip cut; add chain ip cut links { type filter hook forward priority 0; }; "+
+				"add rule ip cut links ip saddr "+local+" ip daddr "+remote+" drop; add rule ip cut links ip saddr "+remote+" ip daddr "+local+" drop")
 			require.NoError(t, err, r)
 		}
 		start := time.Now()
