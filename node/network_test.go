@@ -37,11 +37,7 @@ type network struct {
 
 func (nw *network) status(name string) node.Status {
 	nw.t.Helper()
-	out, err := nw.Status(name)
-	require.NoError(nw.t, err, name)
-	var s node.Status
-	require.NoError(nw.t, json.Unmarshal(out, &s), name)
-	return s
+	return nodeStatus(nw.t, nw.Cluster, name)
 }
 
 func (nw *network) alive() []string {

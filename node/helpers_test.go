@@ -1,0 +1,20 @@
+package node_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
+	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/stretchr/testify/require"
+)
+
+// nodeStatus reads a node's `re6stnet status --json`.
+func nodeStatus(t testing.TB, c *cluster.Cluster, name string) node.Status {
+	t.Helper()
+	out, err := c.Status(name)
+	require.NoError(t, err, name)
+	var s node.Status
+	require.NoError(t, json.Unmarshal(out, &s), name)
+	return s
+}
