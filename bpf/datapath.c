@@ -85,8 +85,7 @@ int overlay_egress(struct __sk_buff *skb)
 	}
 	count(REASON_ENCAP);
 	count_tunnel(id, inner_len, 1);
-	/* The kernel fills in the link-layer addresses (and resolves ARP). */
-	return bpf_redirect_neigh(t.ifindex, NULL, 0, 0);
+	return tunnel_xmit(&t);
 }
 
 static __always_inline int rate_limited_pass(__u32 pass_verdict, __u32 drop_verdict)
@@ -133,7 +132,7 @@ int underlay_tc(struct __sk_buff *skb)
 		}
 		count(REASON_TRANSIT);
 		count_tunnel(c.out_tunnel, inner_len, 1);
-		return bpf_redirect_neigh(c.next.ifindex, NULL, 0, 0);
+		return tunnel_xmit(&c.next);
 	case V_LOCAL:
 	case V_SLOW_PATH:
 		break;

@@ -80,6 +80,7 @@ type datapathTunnel struct {
 	Remote  uint32
 	Key     uint32
 	Ifindex uint32
+	Nexthop uint32
 	Port    uint16
 	Mtu     uint16
 	Type    uint8

@@ -45,12 +45,12 @@ const (
 )
 
 var fixtureTunnels = []Tunnel{
-	{ID: 1, Type: FOU, Local: v4("10.0.1.1"), Remote: v4("10.0.1.2"), Port: fouPort, MTU: 1472, Ifindex: 11},
-	{ID: 2, Type: FOU, Local: v4("10.0.2.1"), Remote: v4("10.0.2.2"), Port: fouPort, MTU: 1472, Ifindex: 12},
-	{ID: 3, Type: GRE, Local: v4("10.0.3.1"), Remote: v4("10.0.3.2"), HasKey: true, Key: 7, MTU: 1472, Ifindex: 13},
-	{ID: 4, Type: GRE, Local: v4("10.0.4.1"), Remote: v4("10.0.4.2"), MTU: 1476, Ifindex: 14},
-	{ID: 5, Type: FOU, Local: v4("10.0.5.1"), Remote: v4("10.0.5.2"), Port: fouPort, MTU: 1280, Ifindex: 15},
-	{ID: 6, Type: FOU, Local: v4("10.0.6.1"), Remote: v4("10.0.6.2"), Port: fouPort, MTU: 1472, Ifindex: 16, FixedSourcePort: true},
+	{ID: 1, Type: FOU, Local: v4("10.0.1.1"), Remote: v4("10.0.1.2"), Port: fouPort, MTU: 1472, NextHop: v4("10.0.1.2"), Ifindex: 11},
+	{ID: 2, Type: FOU, Local: v4("10.0.2.1"), Remote: v4("10.0.2.2"), Port: fouPort, MTU: 1472, NextHop: v4("10.0.2.2"), Ifindex: 12},
+	{ID: 3, Type: GRE, Local: v4("10.0.3.1"), Remote: v4("10.0.3.2"), HasKey: true, Key: 7, MTU: 1472, NextHop: v4("10.0.3.2"), Ifindex: 13},
+	{ID: 4, Type: GRE, Local: v4("10.0.4.1"), Remote: v4("10.0.4.2"), MTU: 1476, NextHop: v4("10.0.4.254"), Ifindex: 14},
+	{ID: 5, Type: FOU, Local: v4("10.0.5.1"), Remote: v4("10.0.5.2"), Port: fouPort, MTU: 1280, NextHop: v4("10.0.5.2"), Ifindex: 15},
+	{ID: 6, Type: FOU, Local: v4("10.0.6.1"), Remote: v4("10.0.6.2"), Port: fouPort, MTU: 1472, NextHop: v4("10.0.6.2"), Ifindex: 16, FixedSourcePort: true},
 }
 
 var fixtureRoutes = map[string]Nexthop{
@@ -73,7 +73,7 @@ func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	var mac [6]byte
 	copy(mac[:], overlayMAC)
 	for name, v := range map[string]any{
-		"cfg_fou_port": htons(fouPort),
+		"cfg_fou_port":        htons(fouPort),
 		"cfg_overlay_ifindex": uint32(overlayIfindex), "cfg_overlay_peer_ifindex": uint32(peerIfindex),
 		"cfg_overlay_mac": mac, "cfg_node_addr": nodeAddr.As16(),
 		"cfg_unknown_peer_pps": uint32(100), "cfg_icmp_pps": uint32(100),

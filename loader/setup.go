@@ -37,14 +37,14 @@ const (
 
 // Options describe the data plane `up` builds.
 type Options struct {
-	Instance    string
-	Netns       string // named network namespace; "" for the caller's
-	Overlay     string
-	Address     netip.Prefix // node address / network prefix length
-	Underlays   []string
-	Hook        Hook
-	FOUPort     uint16
-	MTU         int // overlay MTU; 0: smallest underlay MTU - 28
+	Instance  string
+	Netns     string // named network namespace; "" for the caller's
+	Overlay   string
+	Address   netip.Prefix // node address / network prefix length
+	Underlays []string
+	Hook      Hook
+	FOUPort   uint16
+	MTU       int // overlay MTU; 0: smallest underlay MTU - 28
 	// Rates (packets per second, per CPU) of what the data plane passes
 	// from unknown endpoints and of the ICMPv6 errors it generates.
 	UnknownPeerPPS uint32

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 )
 
-// ResolveUnderlay fills t.Ifindex with the interface the kernel routes
-// t.Remote through, and checks that t.Local is an address of this host.
+// ResolveUnderlay fills t.Ifindex and t.NextHop with the interface and the
+// next hop (t.Remote itself or its gateway) the kernel routes t.Remote
+// through, and checks that t.Local is an address of this host.
 // It must run in the data plane's network namespace (see InNetns).
 func ResolveUnderlay(t *Tunnel) error {
 	routes, err := netlink.RouteGet(net.IP(t.Remote.AsSlice()))
@@ -18,6 +20,10 @@ func ResolveUnderlay(t *Tunnel) error {
 		return fmt.Errorf("tunnel %d: no IPv4 route to %s", t.ID, t.Remote)
 	}
 	t.Ifindex = uint32(routes[0].LinkIndex)
+	t.NextHop = t.Remote
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok && gw.Unmap().Is4() {
+		t.NextHop = gw.Unmap()
+	}
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return err
@@ -31,13 +37,13 @@ func ResolveUnderlay(t *Tunnel) error {
 }
 
 // AddTunnel creates a tunnel; ErrExists if the id or the endpoint (remote,
-// type, key) is taken. Ifindex must be set (ResolveUnderlay).
+// type, key) is taken. Ifindex and NextHop must be set (ResolveUnderlay).
 func (d *Datapath) AddTunnel(t Tunnel) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if t.Ifindex == 0 {
-		return fmt.Errorf("tunnel %d: underlay interface not resolved", t.ID)
+	if t.Ifindex == 0 || !t.NextHop.Is4() {
+		return fmt.Errorf("tunnel %d: underlay interface or next hop not resolved", t.ID)
 	}
 	ek, id := t.endpoint(), t.ID
 	if err := d.maps.Endpoints.Update(&ek, &id, ebpf.UpdateNoExist); err != nil {

@@ -62,6 +62,9 @@ type Tunnel struct {
 	FixedSourcePort bool   `json:"fixed_source_port,omitempty"`
 	MTU             uint16 `json:"mtu"`
 	Ifindex         uint32 `json:"ifindex"` // underlay interface towards Remote
+	// NextHop is the IPv4 neighbour on Ifindex the tunnel's packets go to:
+	// Remote itself, or the gateway the kernel routes Remote through.
+	NextHop netip.Addr `json:"next_hop"`
 }
 
 // Validate checks the fields that do not depend on the system.
@@ -95,6 +98,7 @@ func (t *Tunnel) value() datapathTunnel {
 		Local:   be32(t.Local),
 		Remote:  be32(t.Remote),
 		Ifindex: t.Ifindex,
+		Nexthop: be32(t.NextHop),
 		Port:    htons(t.Port),
 		Mtu:     t.MTU,
 		Type:    uint8(t.Type),
@@ -118,6 +122,7 @@ func tunnelFromValue(id uint32, v *datapathTunnel) Tunnel {
 		Port:    ntohs(v.Port),
 		MTU:     v.Mtu,
 		Ifindex: v.Ifindex,
+		NextHop: addrFromBE32(v.Nexthop),
 	}
 	if v.Flags&uint8(datapathTunnelFlagsTUNNEL_F_KEY) != 0 {
 		t.HasKey, t.Key = true, ntohl(v.Key)

@@ -214,3 +214,14 @@ static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel
 	}
 	ipv4_set_csum(&o->ip);
 }
+
+/* Sends a packet with its outer headers into tunnel t: the kernel fills in
+ * the link-layer addresses for t's next hop (resolving ARP when needed),
+ * without a route lookup per packet: userspace resolved the interface and
+ * the next hop when it added the tunnel. */
+static __always_inline long tunnel_xmit(const struct tunnel *t)
+{
+	struct bpf_redir_neigh nh = { .nh_family = 2 /* AF_INET */, .ipv4_nh = t->nexthop };
+
+	return bpf_redirect_neigh(t->ifindex, &nh, sizeof(nh), 0);
+}

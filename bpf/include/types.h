@@ -38,6 +38,7 @@ struct tunnel {
 	__u32 remote;  /* outer IPv4 destination */
 	__u32 key;     /* GRE key, when TUNNEL_F_KEY */
 	__u32 ifindex; /* underlay interface towards remote */
+	__u32 nexthop; /* IPv4 next hop on ifindex: remote itself, or its gateway */
 	__u16 port;    /* FOU destination port */
 	__u16 mtu;     /* largest inner IPv6 packet the tunnel carries */
 	__u8 type;     /* enum tunnel_type */
