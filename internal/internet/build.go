@@ -24,7 +24,8 @@ const (
 
 func to(name string) string { return "to-" + name }
 
-// route is a static route, kept to be put back when its link comes up.
+// route is a static route (IPv4, or IPv6 for the upstream), kept to be put
+// back when its link comes up.
 type route struct {
 	dst netip.Prefix
 	via netip.Addr
@@ -48,7 +49,8 @@ func slot(isp netip.Prefix, k int) netip.Prefix {
 }
 
 // build creates the core, the ISPs, the hosts directly on an ISP, then the
-// sites and their hosts; an ISP numbers its attachments in that order.
+// sites and their hosts (an ISP numbers its attachments in that order), then
+// the upstream.
 func (in *Internet) build() error {
 	if _, err := in.router(Core); err != nil {
 		return err
@@ -99,6 +101,9 @@ func (in *Internet) build() error {
 		if err := in.site(site, attach); err != nil {
 			return fmt.Errorf("site %s: %w", site.Name, err)
 		}
+	}
+	if in.spec.Upstream != "" {
+		return in.buildUpstream()
 	}
 	return nil
 }
@@ -272,7 +277,7 @@ func (in *Internet) replaceRoute(name string, r route) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", name, r.dev, err)
 		}
-		dst := &net.IPNet{IP: r.dst.Addr().AsSlice(), Mask: net.CIDRMask(r.dst.Bits(), 32)}
+		dst := &net.IPNet{IP: r.dst.Addr().AsSlice(), Mask: net.CIDRMask(r.dst.Bits(), r.dst.Addr().BitLen())}
 		err = netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: r.via.AsSlice()})
 		if err != nil {
 			return fmt.Errorf("%s: route %s via %s dev %s: %w", name, r.dst, r.via, r.dev, err)

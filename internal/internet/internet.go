@@ -50,6 +50,8 @@ type Internet struct {
 	hosts  map[string]*Host
 	links  []link
 	routes map[string][]route // static routes by namespace, put back by RestoreLink
+
+	upstream *Upstream // nil without Spec.Upstream
 }
 
 // link is a veth between two elements, for CutLink and RestoreLink.

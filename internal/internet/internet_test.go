@@ -89,8 +89,46 @@ func TestSpecErrors(t *testing.T) {
 			Sites: []Site{{Name: "lan", ISP: "isp", LAN: netip.MustParsePrefix("10.0.0.0/24")}}},
 		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
 			Hosts: []HostSpec{{Name: "a-much-too-long-name", On: "isp"}}},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}}, Upstream: "nobody"},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+			Hosts: []HostSpec{{Name: UpstreamName, On: "isp"}}, Upstream: UpstreamName},
 	} {
 		require.Error(t, spec.validate(), "%+v", spec)
 	}
 	require.NoError(t, Default().validate())
+}
+
+func TestUpstream(t *testing.T) {
+	in := ForTest(t, Spec{
+		ISPs:     []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+		Hosts:    []HostSpec{{Name: "gw", On: "isp"}, {Name: "h", On: "isp"}},
+		Upstream: "gw",
+	})
+	up := in.Upstream()
+	require.NotNil(t, up)
+	require.Equal(t, "gw", up.Host.Name)
+	require.Equal(t, netip.MustParseAddr("2001:db8:ffff::1"), up.Addr)
+	gw := in.Host("gw")
+	require.NoError(t, gw.Ping(up.Addr))
+	out, err := gw.NS.Run("ip", "-6", "route", "show", "default")
+	require.NoError(t, err)
+	require.Contains(t, out, "default via 2001:db8:ffff::1 dev "+UpstreamInterface)
+
+	// What it is given to route back goes to its host, and comes back
+	// with a cut link.
+	p := netip.MustParsePrefix("2001:db8:42::/48")
+	require.NoError(t, up.Route(p))
+	want := p.String() + " via " + up.HostAddr.String()
+	out, err = up.NS.Run("ip", "-6", "route", "show", p.String())
+	require.NoError(t, err)
+	require.Contains(t, out, want)
+	require.NoError(t, in.CutLink("gw", UpstreamName))
+	require.Error(t, gw.Ping(up.Addr))
+	require.NoError(t, in.RestoreLink(UpstreamName, "gw"))
+	require.NoError(t, gw.Ping(up.Addr))
+	out, err = up.NS.Run("ip", "-6", "route", "show", p.String())
+	require.NoError(t, err)
+	require.Contains(t, out, want)
+
+	require.Nil(t, ForTest(t, Spec{}).Upstream())
 }

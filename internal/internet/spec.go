@@ -10,6 +10,9 @@ type Spec struct {
 	ISPs  []ISP
 	Sites []Site
 	Hosts []HostSpec
+	// Upstream, if set, names the host given an IPv6 upstream (see
+	// Upstream), as a re6st gateway needs.
+	Upstream string
 }
 
 // ISP is a router namespace with an IPv4 /16 (Range), linked to the core.
@@ -118,12 +121,22 @@ func (s Spec) validate() error {
 		}
 		sites[site.Name] = true
 	}
+	hosts := map[string]bool{}
 	for _, h := range s.Hosts {
 		if err := name("host", h.Name); err != nil {
 			return err
 		}
 		if _, ok := isps[h.On]; !ok && !sites[h.On] {
 			return fmt.Errorf("internet: host %s: no ISP or site %q", h.Name, h.On)
+		}
+		hosts[h.Name] = true
+	}
+	if s.Upstream != "" {
+		if !hosts[s.Upstream] {
+			return fmt.Errorf("internet: upstream: no host %q", s.Upstream)
+		}
+		if err := name("router", UpstreamName); err != nil {
+			return err
 		}
 	}
 	return nil
