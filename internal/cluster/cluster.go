@@ -46,6 +46,10 @@ type Options struct {
 	// Registry parameters: Babel hello interval (4 s), seconds between
 	// tunnel replacements (60), tunnels per node (3 out, 6 in).
 	Hello, TunnelRefresh, ClientCount, MaxClients int
+	// Gateway, if set, is the node run with --gateway (none by default).
+	// Its host must have the internet's upstream (internet.Spec.Upstream),
+	// which is given Network to route back to it.
+	Gateway string
 	// LogLevel is re6stnet's --log-level ("info").
 	LogLevel string
 	// NodeArgs, if set, returns extra re6stnet flags for a node.
@@ -154,6 +158,9 @@ func Start(o Options) (*Cluster, error) {
 		}
 		c.nodes[name] = &Node{Name: name, Host: h, Dir: filepath.Join(o.Dir, "nodes", name)}
 	}
+	if err := c.routeUpstream(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -167,6 +174,21 @@ func Start(o Options) (*Cluster, error) {
 		return nil, errors.Join(err, c.Close())
 	}
 	return c, nil
+}
+
+// routeUpstream has the upstream route the network back to the gateway.
+func (c *Cluster) routeUpstream() error {
+	if c.opts.Gateway == "" {
+		return nil
+	}
+	if _, err := c.node(c.opts.Gateway); err != nil {
+		return err
+	}
+	up := c.opts.Internet.Upstream()
+	if up == nil || up.Host.Name != c.opts.Gateway {
+		return fmt.Errorf("cluster: gateway %s has no upstream (internet.Spec.Upstream)", c.opts.Gateway)
+	}
+	return up.Route(c.opts.Network)
 }
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.opts.Bin, name) }
@@ -357,6 +379,9 @@ func (c *Cluster) StartNode(name string) error {
 	}
 	if n.Host.LAN != "" {
 		argv = append(argv, "-i", n.Host.LAN)
+	}
+	if name == c.opts.Gateway {
+		argv = append(argv, "--gateway")
 	}
 	if c.opts.NodeArgs != nil {
 		argv = append(argv, c.opts.NodeArgs(n)...)

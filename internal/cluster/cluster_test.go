@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 )
 
@@ -126,4 +128,29 @@ func TestMatrix(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(m.String(), "\n"), "\n")
 	require.Len(t, lines, 4)
 	require.Regexp(t, `^ *b +ok +\. +--$`, lines[2])
+}
+
+// TestGatewayOption: the gateway runs with --gateway and its upstream
+// routes the network back to it; a gateway without an upstream is refused.
+func TestGatewayOption(t *testing.T) {
+	bin := Build(t, "re6st-registry", "re6st-conf")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "re6stnet"), []byte(fakeNode), 0o755))
+	in := internet.ForTest(t, internet.Spec{
+		ISPs:     []internet.ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+		Hosts:    []internet.HostSpec{{Name: "registry", On: "isp"}, {Name: "gw", On: "isp"}},
+		Upstream: "gw",
+	})
+	_, err := Start(Options{Internet: in, Bin: bin, Dir: t.TempDir(), Gateway: "registry"})
+	require.ErrorContains(t, err, "no upstream")
+
+	c := ForTest(t, Options{Internet: in, Bin: bin, Gateway: "gw"})
+	out, err := in.Upstream().NS.Run("ip", "-6", "route", "show", c.opts.Network.String())
+	require.NoError(t, err)
+	require.Contains(t, out, "via "+in.Upstream().HostAddr.String())
+	require.NoError(t, c.StartNodes())
+	for name, gateway := range map[string]bool{"gw": true, "registry": false} {
+		log := c.Node(name).Log()
+		require.Eventually(t, func() bool { return strings.Contains(tail(log, 1), "args:") }, 5*time.Second, 20*time.Millisecond)
+		require.Equal(t, gateway, strings.Contains(tail(log, 1), "--gateway"), name)
+	}
 }
