@@ -228,12 +228,13 @@ func (n *Node) openDatapath() (*loader.Datapath, error) {
 
 // setupDefaultRoute: a gateway announces ::/0 from the network; other
 // nodes send what their re6st addresses source to the overlay (a
-// source-specific kernel route, so the host's own default is untouched).
+// source-specific kernel route, so the host's own default is untouched),
+// unless Babel routes it through a LAN neighbour.
 func (n *Node) setupDefaultRoute() error {
 	if n.cfg.Gateway {
 		return n.router.Export(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network, 0)
 	}
-	return n.routes.kernel.Replace(fib.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0),
+	return n.routes.setKernelBase(fib.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0),
 		Src: n.id.network, Interface: n.dp.State.Overlay})
 }
 

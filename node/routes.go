@@ -21,14 +21,31 @@ type splitBackend struct {
 
 	mu       sync.Mutex
 	lans     map[string]bool
-	inKernel map[babel.RouteKey]bool
+	inKernel map[babel.RouteKey]bool // Babel's routes in the kernel
+	// kernelBase are the node's own kernel routes (the overlay default
+	// route): a Babel route with the same key through a LAN replaces one,
+	// which comes back when that route leaves the kernel.
+	kernelBase map[babel.RouteKey]fib.Route
 }
 
 func newSplitBackend(n *Node) *splitBackend {
 	return &splitBackend{
 		n: n, dp: &fib.Dataplane{Map: n.dp, Tunnel: n.tunnelOf}, kernel: &fib.Kernel{},
-		lans: map[string]bool{}, inKernel: map[babel.RouteKey]bool{},
+		lans: map[string]bool{}, inKernel: map[babel.RouteKey]bool{}, kernelBase: map[babel.RouteKey]fib.Route{},
 	}
+}
+
+// setKernelBase installs r in the kernel, unless Babel's route for the same
+// key is there, and keeps it to put back when Babel's route leaves.
+func (s *splitBackend) setKernelBase(r fib.Route) error {
+	key := babel.KeyOf(r.Dst, r.Src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kernelBase[key] = r
+	if s.inKernel[key] {
+		return nil
+	}
+	return s.kernel.Replace(r)
 }
 
 func (s *splitBackend) addLAN(ifname string) {
@@ -70,6 +87,10 @@ func (s *splitBackend) deleteKernelLocked(key babel.RouteKey) error {
 		return nil
 	}
 	delete(s.inKernel, key)
+	if base, ok := s.kernelBase[key]; ok {
+		s.n.log.Debug().Stringer("route", key).Str("interface", base.Interface).Msg("kernel route put back")
+		return s.kernel.Replace(base)
+	}
 	return s.kernel.Delete(key.Prefix, key.Source)
 }
 
