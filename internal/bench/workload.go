@@ -18,45 +18,40 @@ import (
 
 const iperfPort = "5201"
 
-// iperfServer runs a one-test iperf3 server on the last node until ctx
-// is cancelled, and waits until it listens; wait reaps it.
-func (t *topology) iperfServer(ctx context.Context) (wait func(), err error) {
+// withIperfServer runs a one-test iperf3 server on the last node, waits
+// until it listens, and runs fn; the server is stopped and reaped when fn
+// returns (fn's ctx is cancelled then).
+func (t *topology) withIperfServer(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	last := t.chain.Last().NS
 	srv := last.Command(ctx, "iperf3", "-s", "-1", "-B", t.dst.String(), "-p", iperfPort)
 	if err := srv.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	wait = func() { srv.Wait() }
+	defer func() { cancel(); srv.Wait() }()
 	for range 100 {
 		if out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort); err == nil && len(out) > 0 {
-			return wait, nil
+			return fn(ctx)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return wait, errors.New("iperf3 server does not listen")
+	return errors.New("iperf3 server does not listen")
 }
 
 // iperf runs a TCP test of streams streams for seconds from the first node.
-func (t *topology) iperf(seconds, streams int) (Iperf, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := t.iperfServer(ctx)
-	defer func() {
-		cancel()
-		if wait != nil {
-			wait()
+func (t *topology) iperf(seconds, streams int) (r Iperf, err error) {
+	err = t.withIperfServer(func(ctx context.Context) error {
+		cmd := t.chain.First().NS.Command(ctx, "iperf3", "-J", "-c", t.dst.String(), "-p", iperfPort,
+			"-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams))
+		out, err := cmd.Output()
+		var perr error
+		if r, perr = ParseIperf(out); perr != nil {
+			return errors.Join(perr, err)
 		}
-	}()
-	if err != nil {
-		return Iperf{}, err
-	}
-	cmd := t.chain.First().NS.Command(ctx, "iperf3", "-J", "-c", t.dst.String(), "-p", iperfPort,
-		"-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams))
-	out, err := cmd.Output()
-	r, perr := ParseIperf(out)
-	if perr != nil {
-		return r, errors.Join(perr, err)
-	}
-	return r, nil
+		return nil
+	})
+	return r, err
 }
 
 // bestTCP runs the TCP test runs times and keeps the fastest (other load
@@ -91,27 +86,22 @@ func (t *topology) ping(count int) ([]float64, error) {
 }
 
 // pingLoaded pings while one TCP stream runs.
-func (t *topology) pingLoaded(count int) ([]float64, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := t.iperfServer(ctx)
-	defer func() {
-		cancel()
-		if wait != nil {
-			wait()
+func (t *topology) pingLoaded(count int) (rtts []float64, err error) {
+	err = t.withIperfServer(func(ctx context.Context) error {
+		ctx, stop := context.WithCancel(ctx)
+		secs := count/1000 + 3 // outlasts the pings; killed when they end
+		client := t.chain.First().NS.Command(ctx, "iperf3", "-c", t.dst.String(), "-p", iperfPort, "-t", strconv.Itoa(secs))
+		if err := client.Start(); err != nil {
+			stop()
+			return err
 		}
-	}()
-	if err != nil {
-		return nil, err
-	}
-	secs := count/1000 + 3 // outlasts the pings; killed when they end
-	client := t.chain.First().NS.Command(ctx, "iperf3", "-c", t.dst.String(), "-p", iperfPort, "-t", strconv.Itoa(secs))
-	if err := client.Start(); err != nil {
-		return nil, err
-	}
-	time.Sleep(500 * time.Millisecond) // past slow start
-	rtts, err := t.ping(count)
-	cancel()
-	client.Wait()
+		time.Sleep(500 * time.Millisecond) // past slow start
+		var err error
+		rtts, err = t.ping(count)
+		stop()
+		client.Wait()
+		return err
+	})
 	return rtts, err
 }
 
