@@ -22,15 +22,21 @@ type Options struct {
 	// CheckLoops checks after every event that no selected route forms a
 	// forwarding loop.
 	CheckLoops bool
+	// Export chooses the nodes that export their prefix (nil: every node).
+	// Babel's per-prefix state and work are independent across prefixes,
+	// so a network where only a sample of the nodes export shows what
+	// each prefix costs without paying for all of them.
+	Export func(i int) bool
 }
 
-// Node is one simulated router exporting one prefix.
+// Node is one simulated router, exporting one prefix if Exported.
 type Node struct {
-	Index  int
-	Router *babel.Router
-	Prefix netip.Prefix
-	Alive  bool
-	links  []*Link
+	Index    int
+	Router   *babel.Router
+	Prefix   netip.Prefix
+	Exported bool
+	Alive    bool
+	links    []*Link
 }
 
 // Sim is a network of routers on a virtual clock.
@@ -63,7 +69,20 @@ func NodePrefix(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
 }
 
-// New builds n routers, each exporting NodePrefix(i), with no links.
+// RandomExporters returns an Options.Export that picks k distinct nodes
+// out of n at random (reproducibly from seed, without drawing from the
+// simulation's random source, so that topologies built from it are the
+// same whatever the sample).
+func RandomExporters(n, k int, seed uint64) func(i int) bool {
+	chosen := make([]bool, n)
+	for _, i := range rand.New(rand.NewPCG(seed, 0)).Perm(n)[:min(k, n)] {
+		chosen[i] = true
+	}
+	return func(i int) bool { return chosen[i] }
+}
+
+// New builds n routers with no links; node i exports NodePrefix(i) if
+// opts.Export says so.
 func New(n int, opts Options) (*Sim, error) {
 	if opts.Interface.HelloInterval == 0 {
 		opts.Interface = babel.DefaultInterfaceConfig(babel.LinkTunnel)
@@ -95,14 +114,16 @@ func New(n int, opts Options) (*Sim, error) {
 		if err != nil {
 			return nil, err
 		}
-		node := &Node{Index: i, Router: r, Prefix: NodePrefix(i), Alive: true}
-		if err := r.Export(node.Prefix, netip.Prefix{}, 0); err != nil {
-			return nil, err
+		node := &Node{Index: i, Router: r, Prefix: NodePrefix(i), Exported: opts.Export == nil || opts.Export(i), Alive: true}
+		if node.Exported {
+			if err := r.Export(node.Prefix, netip.Prefix{}, 0); err != nil {
+				return nil, err
+			}
+			s.keys[babel.KeyOf(node.Prefix, netip.Prefix{})] = node
 		}
 		if opts.CheckLoops {
 			r.Subscribe(func(c babel.RouteChange) { s.changed = append(s.changed, nodeKey{node, c.Key}) })
 		}
-		s.keys[babel.KeyOf(node.Prefix, netip.Prefix{})] = node
 		s.Nodes = append(s.Nodes, node)
 	}
 	s.seen = make([]uint64, n)
@@ -200,10 +221,10 @@ func (s *Sim) nextHop(a *Node, key babel.RouteKey) *Node {
 	return s.owner[sel.Neighbour]
 }
 
-// Unreachable counts ordered pairs of live nodes whose forwarding path
-// does not deliver (no route, a dead next hop, a link that is down or a
-// loop); 0 means the
-// network has converged.
+// Unreachable counts the pairs of a live node and a live exporter other
+// than itself whose forwarding path does not deliver (no route, a dead next
+// hop, a link that is down or a loop); 0 means every live node reaches every
+// live exported prefix.
 func (s *Sim) Unreachable() int {
 	const (
 		unknown = iota
@@ -216,7 +237,7 @@ func (s *Sim) Unreachable() int {
 	state := make([]uint8, n)
 	bad := 0
 	for _, b := range s.Nodes {
-		if !b.Alive {
+		if !b.Alive || !b.Exported {
 			continue
 		}
 		key := babel.KeyOf(b.Prefix, netip.Prefix{})
@@ -254,16 +275,56 @@ func (s *Sim) Unreachable() int {
 	return bad
 }
 
-// RunUntilConverged advances in steps of check until every pair of live
-// nodes can reach each other, or until limit has elapsed. It returns the
-// time taken and whether the network converged.
-func (s *Sim) RunUntilConverged(limit, check time.Duration) (time.Duration, bool) {
+// Stray counts the routes that live nodes select towards a prefix that no
+// live node exports (a dead node's, or one never exported).
+func (s *Sim) Stray() int {
+	stray := 0
+	for _, a := range s.Nodes {
+		if !a.Alive {
+			continue
+		}
+		for _, sel := range a.Router.SelectedRoutes() {
+			if owner := s.keys[sel.Key]; owner == nil || !owner.Alive {
+				stray++
+			}
+		}
+	}
+	return stray
+}
+
+// Settled reports whether every live node reaches every live exported
+// prefix and selects no route to any other.
+func (s *Sim) Settled() bool { return s.Unreachable() == 0 && s.Stray() == 0 }
+
+// Routes counts the routes (selected or not) that live nodes hold. It
+// dumps every router, which is slow on large networks.
+func (s *Sim) Routes() int {
+	routes := 0
+	for _, a := range s.Nodes {
+		if a.Alive {
+			routes += len(a.Router.Dump().Routes)
+		}
+	}
+	return routes
+}
+
+// RunUntil advances in steps of check until done returns true, or until
+// limit has elapsed. It returns the time taken and whether done returned
+// true.
+func (s *Sim) RunUntil(limit, check time.Duration, done func() bool) (time.Duration, bool) {
 	start := s.Clock.Now()
 	for s.Clock.Now()-start < limit {
 		s.Run(check)
-		if s.Unreachable() == 0 {
+		if done() {
 			return s.Clock.Now() - start, true
 		}
 	}
 	return s.Clock.Now() - start, false
+}
+
+// RunUntilConverged advances in steps of check until every live node
+// reaches every live exported prefix, or until limit has elapsed. It
+// returns the time taken and whether the network converged.
+func (s *Sim) RunUntilConverged(limit, check time.Duration) (time.Duration, bool) {
+	return s.RunUntil(limit, check, func() bool { return s.Unreachable() == 0 })
 }

@@ -268,3 +268,115 @@ func TestRetractionResent(t *testing.T) {
 	require.False(t, hasRoute(s, 1, 0))
 	require.Equal(t, 3, retractions)
 }
+
+func TestRandomExporters(t *testing.T) {
+	export := RandomExporters(100, 10, 1)
+	var chosen []int
+	for i := range 100 {
+		if export(i) {
+			chosen = append(chosen, i)
+		}
+	}
+	require.Len(t, chosen, 10)
+	again := RandomExporters(100, 10, 1)
+	for i := range 100 {
+		require.Equal(t, export(i), again(i), "node %d", i)
+	}
+	all := RandomExporters(5, 9, 1)
+	for i := range 5 {
+		require.True(t, all(i))
+	}
+}
+
+// TestSampledExport lets only a few nodes of a mesh export their prefix:
+// every node reaches each of them and holds no route to anybody else's
+// prefix, before and after some exporters and other nodes die.
+func TestSampledExport(t *testing.T) {
+	const n, k = 80, 8
+	s, err := New(n, Options{Seed: 14, CheckLoops: true, Export: RandomExporters(n, k, 14)})
+	require.NoError(t, err)
+	for _, e := range randomEdges(s, n, 4) {
+		_, err := s.Connect(e[0], e[1])
+		require.NoError(t, err)
+	}
+	_, ok := s.RunUntil(60*time.Second, time.Second, s.Settled)
+	require.True(t, ok, "%d pairs unreachable, %d stray routes", s.Unreachable(), s.Stray())
+	var exporters, others []int
+	for _, node := range s.Nodes {
+		if node.Exported {
+			exporters = append(exporters, node.Index)
+		} else {
+			others = append(others, node.Index)
+		}
+	}
+	require.Len(t, exporters, k)
+	routesTo := func(dst int) int {
+		routes := 0
+		for _, node := range s.Nodes {
+			if node.Alive && node.Index != dst && hasRoute(s, node.Index, dst) {
+				routes++
+			}
+		}
+		return routes
+	}
+	for _, i := range exporters {
+		require.Equal(t, n-1, routesTo(i), "routes to exporter %d", i)
+	}
+	for _, i := range others {
+		require.Zero(t, routesTo(i), "routes to non-exporter %d", i)
+	}
+	require.Positive(t, s.Net.PrefixBytes)
+
+	victims := append(exporters[:2:2], others[:4]...)
+	for _, i := range victims {
+		s.Kill(i)
+	}
+	require.Positive(t, s.Stray(), "routes to the dead exporters right after they die")
+	_, ok = s.RunUntil(60*time.Second, time.Second, s.Settled)
+	require.True(t, ok, "%d pairs unreachable, %d stray routes", s.Unreachable(), s.Stray())
+	for _, i := range exporters[:2] {
+		require.Zero(t, routesTo(i), "routes to dead exporter %d", i)
+	}
+	for _, i := range exporters[2:] {
+		require.Equal(t, n-len(victims)-1, routesTo(i), "routes to exporter %d", i)
+	}
+	require.Empty(t, s.Loops())
+}
+
+// TestNoExportNoPrefixBytes runs two nodes that export nothing: they send
+// Hellos and IHUs, none of it about prefixes.
+func TestNoExportNoPrefixBytes(t *testing.T) {
+	s, _ := build(t, 2, [][2]int{{0, 1}}, Options{Seed: 15, Export: func(int) bool { return false }})
+	s.Run(10 * time.Second)
+	require.True(t, s.Settled())
+	require.Positive(t, s.Net.BytesSent)
+	require.Zero(t, s.Net.PrefixBytes)
+	require.Len(t, s.Nodes[0].Router.Dump().Neighbours, 1)
+}
+
+func TestPrefixBytes(t *testing.T) {
+	packet := func(msgs ...babel.Message) []byte {
+		e := babel.NewEncoder(0)
+		for _, m := range msgs {
+			require.NoError(t, e.Append(m))
+		}
+		return append([]byte(nil), e.Bytes()...)
+	}
+	hello := babel.Hello{Seqno: 1, Interval: 400}
+	ihu := babel.IHU{Rxcost: 96, Interval: 1200}
+	update := func(i int) babel.Update {
+		return babel.Update{Prefix: NodePrefix(i), RouterID: babel.RouterID{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}, Interval: 1600, Metric: 96}
+	}
+	neighbourly := packet(hello, ihu)
+	require.Zero(t, PrefixBytes(neighbourly))
+	updates := packet(update(1), update(2))
+	require.Equal(t, len(updates), PrefixBytes(updates), "header included")
+	both := packet(hello, ihu, update(1), update(2))
+	require.Equal(t, len(both)-len(neighbourly), PrefixBytes(both), "header counted with the Hello")
+	require.Equal(t, len(updates)-4, PrefixBytes(both))
+	wildcard := packet(babel.RouteRequest{})
+	require.Zero(t, PrefixBytes(wildcard))
+	require.Equal(t, len(updates)+len(wildcard)-8, PrefixBytes(packet(babel.RouteRequest{}, update(1), update(2))))
+	require.Zero(t, PrefixBytes(updates[:len(updates)-1]), "truncated")
+	require.Zero(t, PrefixBytes(updates[:3]))
+}
