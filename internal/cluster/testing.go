@@ -53,8 +53,9 @@ const logTail = 40
 // ForTest starts a cluster for a test: the default internet when
 // o.Internet is nil, binaries built when o.Bin is empty, a temporary work
 // directory when o.Dir is empty, progress through tb.Logf when o.Logf is
-// nil. When the test ends, every process is stopped; if it failed, the tail
-// of every log is logged and a temporary work directory is kept. Not root:
+// nil. When the test ends, every process is stopped; if it failed, the
+// nodes' Summary and the tail of every log are logged and a temporary work
+// directory is kept. Not root:
 // the test is skipped.
 func ForTest(tb testing.TB, o Options) *Cluster {
 	tb.Helper()
@@ -89,6 +90,9 @@ func ForTest(tb testing.TB, o Options) *Cluster {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("--- nodes at the failure\n%s", c.Summary())
+		}
 		if err := c.Close(); err != nil {
 			tb.Error(err)
 		}
