@@ -91,6 +91,8 @@ type steadyState struct {
 	routes    int     // routes held
 }
 
+// scale runs the network of n nodes, k of them exporting (0: all), and
+// reports its figures, extrapolated to every node exporting when k > 0.
 func scale(b *testing.B, n, k int) {
 	var export func(int) bool
 	exporters := n
