@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -60,6 +61,22 @@ type State struct {
 type Datapath struct {
 	State State
 	maps  datapathMaps
+}
+
+// Instances lists the instances that are up (those with a state file),
+// sorted by name.
+func Instances() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(StateRoot, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".json"); CheckInstance(name) == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 func pinDir(instance string) string    { return filepath.Join(PinRoot, instance) }

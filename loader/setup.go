@@ -380,12 +380,15 @@ func Down(instance string) error {
 func (d *Datapath) teardown() error {
 	d.maps.Close()
 	var errs []error
-	errs = append(errs, InNetns(d.State.Netns, func() error {
+	// A deleted namespace took the overlay device with it.
+	if err := InNetns(d.State.Netns, func() error {
 		if l, err := netlink.LinkByName(d.State.Overlay); err == nil {
 			return netlink.LinkDel(l)
 		}
 		return nil
-	}))
+	}); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	// Removing a link's last pin detaches it; map pins go with the directory.
 	errs = append(errs, os.RemoveAll(pinDir(d.State.Instance)))
 	if err := os.Remove(statePath(d.State.Instance)); err != nil && !errors.Is(err, os.ErrNotExist) {

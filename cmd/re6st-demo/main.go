@@ -60,7 +60,7 @@ func main() {
 // teardown stops what a previous demo left running and deletes its
 // namespaces.
 func teardown(dir string) error {
-	return errors.Join(cluster.Down(dir), internet.DeleteNamespaces(nsPrefix))
+	return errors.Join(cluster.Down(dir), cluster.DownDataplanes(nsPrefix), internet.DeleteNamespaces(nsPrefix))
 }
 
 func logf(format string, args ...any) { fmt.Printf(format+"\n", args...) }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // RegistryPort is the registry's HTTP port on its host.
@@ -431,8 +432,8 @@ func (c *Cluster) Status(name string) ([]byte, error) {
 	return out, err
 }
 
-// Close stops every node (SIGTERM, in parallel) then the registry. The
-// work directory stays.
+// Close stops every node (SIGTERM, in parallel) then the registry, and
+// removes the nodes' data planes. The work directory stays.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -446,6 +447,36 @@ func (c *Cluster) Close() error {
 	wg.Wait()
 	if c.registry != nil {
 		errs[len(errs)-1] = c.registry.stop(syscall.SIGTERM)
+	}
+	// re6stnet leaves its data plane pinned and forwarding when it stops,
+	// on purpose; the cluster's nodes are gone for good.
+	var instances []string
+	for _, name := range c.opts.Nodes {
+		instances = append(instances, c.nodes[name].Instance())
+	}
+	errs = append(errs, downDataplanes(func(i string) bool { return slices.Contains(instances, i) }))
+	return errors.Join(errs...)
+}
+
+// DownDataplanes removes the data planes of the instances whose names start
+// with prefix (non-empty): what a detached cluster's nodes left pinned.
+func DownDataplanes(prefix string) error {
+	if prefix == "" {
+		return errors.New("cluster: no instance prefix")
+	}
+	return downDataplanes(func(i string) bool { return strings.HasPrefix(i, prefix) })
+}
+
+func downDataplanes(match func(instance string) bool) error {
+	names, err := loader.Instances()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if match(name) {
+			errs = append(errs, loader.Down(name))
+		}
 	}
 	return errors.Join(errs...)
 }
