@@ -21,6 +21,7 @@ type Config struct {
 	RunDir   string // control socket
 
 	Instance   string       // data-plane instance
+	Netns      string       // named network namespace the node runs in ("" when none): recorded in the data plane's state
 	Underlays  []string     // underlay interfaces; empty: every IPv4 interface but lo
 	IPs        []netip.Addr // advertised underlay addresses; empty: the underlays'
 	Encap      loader.TunnelType

@@ -222,7 +222,7 @@ func (n *Node) openDatapath() (*loader.Datapath, error) {
 			return nil, err
 		}
 	}
-	return loader.Up(loader.Options{Instance: n.cfg.Instance, Address: addr, Underlays: underlays,
+	return loader.Up(loader.Options{Instance: n.cfg.Instance, Netns: n.cfg.Netns, Address: addr, Underlays: underlays,
 		Hook: n.cfg.Hook, FOUPort: n.cfg.FOUPort})
 }
 

@@ -82,6 +82,7 @@ func runNode(_ *cobra.Command, f *nodeFlags) error {
 		return err
 	}
 	cfg.Logger = logger()
+	cfg.Netns = f.netns
 	if len(f.ignored) > 0 {
 		cfg.Logger.Warn().Msg("-I/--main-interface is ignored: the node address is on the overlay device")
 	}
