@@ -22,9 +22,10 @@ import (
 // Bounds stated in docs/node.md, for the cluster's defaults (hello 4 s,
 // tunnel_refresh 60 s, 3 outgoing / 6 incoming tunnels per node).
 const (
-	hello        = 4 * time.Second
-	reachBound   = 90 * time.Second
-	rerouteBound = 3 * hello
+	hello         = 4 * time.Second
+	tunnelRefresh = 60 * time.Second
+	reachBound    = 90 * time.Second
+	rerouteBound  = 3 * hello
 )
 
 // network is the running cluster and what the steps learnt of it.
