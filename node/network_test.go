@@ -15,6 +15,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -104,12 +105,52 @@ func TestNetwork(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("the node protocol reaches every node over the overlay", func(t *testing.T) { testOverlayProtocol(t, nw) })
 	t.Run("malformed node-protocol messages are dropped and counted", func(t *testing.T) { testMalformed(t, nw) })
 	t.Run("restarting a transit daemon keeps a TCP stream through it", func(t *testing.T) { testRestartTransit(t, nw) })
 	t.Run("a cut link reroutes", func(t *testing.T) { testLinkCut(t, nw) })
 	t.Run("a dead node: the rest reroute", func(t *testing.T) { testNodeDeath(t, nw) })
 	t.Run("registry down: reachability holds, tunnels refresh from the cache", func(t *testing.T) { testRegistryDown(t, nw) })
 	t.Run("a revoked node loses its tunnels", func(t *testing.T) { testRevoked(t, nw) })
+}
+
+// testOverlayProtocol: the registry's node asks every node the registry
+// knows (those that reported an address: all but the NAT's) for its
+// version, over the overlay, to each node's <subnet>::1.
+func testOverlayProtocol(t *testing.T, nw *network) {
+	network := nw.status(nw.Nodes()[0]).Network
+	want := map[string]string{}
+	for _, n := range nw.alive() {
+		bits, err := nodeproto.BitsOf(network, nw.Node(n).Subnet)
+		require.NoError(t, err)
+		if !nw.Node(n).Host.NAT {
+			want[bits] = n
+		}
+	}
+	silent := func(versions map[string]*string) (out []string) {
+		for bits := range versions {
+			if versions[bits] == nil {
+				out = append(out, bits)
+			}
+		}
+		for bits, n := range want {
+			if _, ok := versions[bits]; !ok {
+				out = append(out, n+" (unknown to the registry)")
+			}
+		}
+		return out
+	}
+	var versions map[string]*string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		versions, err = nw.Versions()
+		if err == nil && len(silent(versions)) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.NoError(t, err)
+	require.Empty(t, silent(versions), "nodes that did not answer the registry's node over the overlay")
+	t.Logf("%d nodes answered over the overlay", len(versions))
 }
 
 func testMalformed(t *testing.T, nw *network) {
@@ -302,6 +343,7 @@ func testNodeDeath(t *testing.T, nw *network) {
 
 func testRegistryDown(t *testing.T, nw *network) {
 	require.NoError(t, nw.KillRegistry())
+	t.Cleanup(func() { assert.NoError(t, nw.StartRegistry()) }) // for the steps after this one, even if it fails
 	killed := time.Now()
 	_, err := nw.allPairsReachable(30 * time.Second)
 	require.NoError(t, err, "the mesh works without the registry")
@@ -324,7 +366,6 @@ func testRegistryDown(t *testing.T, nw *network) {
 	t.Logf("registry down for %s: new tunnel %s", time.Since(killed).Round(time.Second), newTunnel)
 	_, err = nw.allPairsReachable(30 * time.Second)
 	require.NoError(t, err)
-	require.NoError(t, nw.StartRegistry())
 }
 
 func testRevoked(t *testing.T, nw *network) {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -135,4 +136,17 @@ func (c *Cluster) WaitReachable(ctx context.Context, timeout time.Duration) (Mat
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// Versions asks the registry for every known node's version (its
+// /versions call, which its own node relays to each node over the overlay
+// with the node protocol): {prefix bits: "version, platform", or nil for a
+// node that did not answer}.
+func (c *Cluster) Versions() (map[string]*string, error) {
+	out, err := c.host.NS.Run("curl", "-sSf", "--max-time", "60", fmt.Sprintf("http://127.0.0.1:%d/versions", RegistryPort))
+	if err != nil {
+		return nil, err
+	}
+	var versions map[string]*string
+	return versions, json.Unmarshal([]byte(out), &versions)
 }

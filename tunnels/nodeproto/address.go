@@ -110,13 +110,8 @@ func BitsOf(network, p netip.Prefix) (string, error) {
 	return bits[network.Bits():], nil
 }
 
-// AnycastAddr returns the subnet-router anycast address of p: the prefix
-// padded with zeros. Requests are sent there.
-func AnycastAddr(p netip.Prefix) netip.Addr {
-	return p.Masked().Addr()
-}
-
-// NodeAddr returns <subnet>::1, the address a node sends from.
+// NodeAddr returns <subnet>::1, the address a node sends from and
+// receives the node protocol on over the overlay.
 func NodeAddr(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As16()
 	a[15] |= 1

@@ -22,7 +22,7 @@ func (n *Node) sendRequest(peer netip.Prefix, bits string, via netip.AddrPort, p
 			s.awaiting = now
 		}
 		n.mu.Unlock()
-		n.send(AnycastAddr(peer), via, frame)
+		n.send(NodeAddr(peer), via, frame)
 		return nil
 	}
 	up := s.up
@@ -37,7 +37,7 @@ func (n *Node) sendRequest(peer netip.Prefix, bits string, via netip.AddrPort, p
 	}
 	n.mu.Unlock()
 	if frame != nil {
-		n.send(AnycastAddr(peer), via, frame)
+		n.send(NodeAddr(peer), via, frame)
 	}
 	return up
 }
