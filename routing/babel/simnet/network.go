@@ -1,7 +1,6 @@
 package simnet
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -18,65 +17,9 @@ type Network struct {
 	BytesSent uint64
 	Packets   uint64
 	// PrefixBytes is the part of BytesSent that is about prefixes (see
-	// PrefixBytes); the rest does not depend on how many prefixes the
+	// babel.PrefixBytes); the rest does not depend on how many prefixes the
 	// network carries.
 	PrefixBytes uint64
-}
-
-// Babel TLV types (RFC 8966 §4.6) that PrefixBytes tells apart.
-const (
-	tlvPad1         = 0
-	tlvHello        = 4
-	tlvIHU          = 5
-	tlvRouterID     = 6
-	tlvNextHop      = 7
-	tlvUpdate       = 8
-	tlvRouteRequest = 9
-	tlvSeqnoRequest = 10
-
-	aeWildcard = 0 // the address encoding of a wildcard Update or Route Request
-)
-
-// PrefixBytes returns how many octets of the Babel packet pkt are about
-// prefixes: its Update, Router-Id, Next Hop, Route Request and Seqno
-// Request TLVs, and its header and trailer too when it carries such a TLV
-// and no Hello or IHU (a packet sent only because there were prefixes to
-// announce). The rest — Hellos, IHUs, the packets that carry them,
-// wildcard Updates and Route Requests (one asks a new neighbour for
-// everything), padding — is the same whatever the number of prefixes. A
-// malformed packet counts as not about prefixes.
-func PrefixBytes(pkt []byte) int {
-	if len(pkt) < 4 {
-		return 0
-	}
-	end := min(4+int(binary.BigEndian.Uint16(pkt[2:4])), len(pkt))
-	prefix, tlvs := 0, 0
-	neighbourly := false
-	for i := 4; i < end; {
-		typ, n := pkt[i], 1
-		if typ != tlvPad1 {
-			if i+2 > end || i+2+int(pkt[i+1]) > end {
-				return 0
-			}
-			n = 2 + int(pkt[i+1])
-		}
-		switch typ {
-		case tlvHello, tlvIHU:
-			neighbourly = true
-		case tlvUpdate, tlvRouteRequest:
-			if n > 2 && pkt[i+2] != aeWildcard {
-				prefix += n
-			}
-		case tlvRouterID, tlvNextHop, tlvSeqnoRequest:
-			prefix += n
-		}
-		tlvs += n
-		i += n
-	}
-	if prefix > 0 && !neighbourly {
-		prefix += len(pkt) - tlvs // header and trailer
-	}
-	return prefix
 }
 
 // NewNetwork returns an empty network on clock.
@@ -156,7 +99,7 @@ func (e *Endpoint) Send(dst netip.Addr, pkt []byte) error {
 		return nil
 	}
 	l.net.BytesSent += uint64(len(pkt))
-	l.net.PrefixBytes += uint64(PrefixBytes(pkt))
+	l.net.PrefixBytes += uint64(babel.PrefixBytes(pkt))
 	l.net.Packets++
 	for _, to := range l.ends {
 		if to == e || (!dst.IsMulticast() && dst != to.addr) {

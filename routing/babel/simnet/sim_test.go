@@ -353,30 +353,3 @@ func TestNoExportNoPrefixBytes(t *testing.T) {
 	require.Zero(t, s.Net.PrefixBytes)
 	require.Len(t, s.Nodes[0].Router.Dump().Neighbours, 1)
 }
-
-func TestPrefixBytes(t *testing.T) {
-	packet := func(msgs ...babel.Message) []byte {
-		e := babel.NewEncoder(0)
-		for _, m := range msgs {
-			require.NoError(t, e.Append(m))
-		}
-		return append([]byte(nil), e.Bytes()...)
-	}
-	hello := babel.Hello{Seqno: 1, Interval: 400}
-	ihu := babel.IHU{Rxcost: 96, Interval: 1200}
-	update := func(i int) babel.Update {
-		return babel.Update{Prefix: NodePrefix(i), RouterID: babel.RouterID{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}, Interval: 1600, Metric: 96}
-	}
-	neighbourly := packet(hello, ihu)
-	require.Zero(t, PrefixBytes(neighbourly))
-	updates := packet(update(1), update(2))
-	require.Equal(t, len(updates), PrefixBytes(updates), "header included")
-	both := packet(hello, ihu, update(1), update(2))
-	require.Equal(t, len(both)-len(neighbourly), PrefixBytes(both), "header counted with the Hello")
-	require.Equal(t, len(updates)-4, PrefixBytes(both))
-	wildcard := packet(babel.RouteRequest{})
-	require.Zero(t, PrefixBytes(wildcard))
-	require.Equal(t, len(updates)+len(wildcard)-8, PrefixBytes(packet(babel.RouteRequest{}, update(1), update(2))))
-	require.Zero(t, PrefixBytes(updates[:len(updates)-1]), "truncated")
-	require.Zero(t, PrefixBytes(updates[:3]))
-}
