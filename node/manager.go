@@ -13,6 +13,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 	"github.com/re6st-bpf/re6st-bpf/tunnels"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/peercache"
@@ -396,19 +397,26 @@ func (n *Node) checkRevoked() {
 	}
 }
 
-// reapSilent removes tunnels whose peer Babel has not heard for a
-// timeout (the peer died, or tore its side down).
+// reapSilent removes tunnels over which Babel has had no usable link (a
+// finite cost: Hellos heard and our Hellos acknowledged) for a timeout,
+// re6st's 4 × hello ping-exit: the peer died, or tore its side down. A
+// tunnel made, or taken over after a restart, gets the timeout to come up.
 func (n *Node) reapSilent() {
-	heard := map[string]bool{}
+	usable := map[string]bool{}
 	for _, nb := range n.router.Dump().Neighbours {
-		if nb.Reach != 0 {
-			heard[nb.Interface] = true
+		if nb.Cost < babel.Infinity {
+			usable[nb.Interface] = true
 		}
 	}
+	now := time.Now()
 	for _, t := range n.tunnelList() {
-		// Silent since it was made, or since we started (a tunnel taken
-		// over from a previous run gets a timeout to hear its peer again).
-		if !heard[t.ifname()] && time.Since(later(t.Created, n.started)) > n.timeout() && !t.draining {
+		n.mu.Lock()
+		if usable[t.ifname()] {
+			t.usable = now
+		}
+		since := later(later(t.Created, n.started), t.usable)
+		n.mu.Unlock()
+		if now.Sub(since) > n.timeout() && !t.draining {
 			n.closeTunnel(t, "peer silent")
 		}
 	}

@@ -33,6 +33,7 @@ type tunnel struct {
 	lt       loader.Tunnel
 	link     *babel.PointToPoint
 	draining bool
+	usable   time.Time // when Babel last had a finite cost to the peer
 }
 
 func (t *tunnel) ifname() string { return "t" + strconv.FormatUint(uint64(t.ID), 10) }
