@@ -15,6 +15,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -116,7 +117,8 @@ func TestNetwork(t *testing.T) {
 
 // testOverlayProtocol: the registry's node asks every node the registry
 // knows (those that reported an address: all but the NAT's) for its
-// version, over the overlay, to each node's <subnet>::1.
+// version, over the overlay, to each node's <subnet>::1; then it walks the
+// tunnel graph (/topology) the same way.
 func testOverlayProtocol(t *testing.T, nw *network) {
 	network := nw.status(nw.Nodes()[0]).Network
 	want := map[string]string{}
@@ -151,6 +153,49 @@ func testOverlayProtocol(t *testing.T, nw *network) {
 	require.NoError(t, err)
 	require.Empty(t, silent(versions), "nodes that did not answer the registry's node over the overlay")
 	t.Logf("%d nodes answered over the overlay", len(versions))
+
+	// The registry's topology walk reaches every node, the NAT's too
+	// through its peers, and lists each node's outgoing tunnels.
+	expected := func() map[string][]string {
+		g := map[string][]string{"": {}}
+		for _, n := range nw.alive() {
+			cn := wire.CommonName(mustBits(t, network, nw.Node(n).Subnet))
+			g[""] = append(g[""], cn)
+			g[cn] = []string{}
+			for _, tu := range nw.status(n).Tunnels {
+				if tu.Outgoing {
+					g[cn] = append(g[cn], wire.CommonName(mustBits(t, network, tu.Peer)))
+				}
+			}
+		}
+		return normalized(g)
+	}
+	var graph, exp map[string][]string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		graph, err = nw.Topology()
+		exp = expected()
+		if err == nil && assert.ObjectsAreEqual(exp, normalized(graph)) || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.NoError(t, err)
+	require.Equal(t, exp, normalized(graph), "the registry's topology against the nodes' outgoing tunnels")
+	t.Logf("topology: %d nodes answered", len(graph[""]))
+}
+
+func mustBits(t *testing.T, network, p netip.Prefix) string {
+	bits, err := nodeproto.BitsOf(network, p)
+	require.NoError(t, err)
+	return bits
+}
+
+// normalized sorts a topology's lists, so that graphs compare.
+func normalized(g map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range g {
+		out[k] = slices.Sorted(slices.Values(v))
+	}
+	return out
 }
 
 func testMalformed(t *testing.T, nw *network) {

@@ -143,10 +143,24 @@ func (c *Cluster) WaitReachable(ctx context.Context, timeout time.Duration) (Mat
 // with the node protocol): {prefix bits: "version, platform", or nil for a
 // node that did not answer}.
 func (c *Cluster) Versions() (map[string]*string, error) {
-	out, err := c.host.NS.Run("curl", "-sSf", "--max-time", "60", fmt.Sprintf("http://127.0.0.1:%d/versions", RegistryPort))
-	if err != nil {
-		return nil, err
-	}
 	var versions map[string]*string
-	return versions, json.Unmarshal([]byte(out), &versions)
+	return versions, c.registryCall("versions", &versions)
+}
+
+// Topology asks the registry for the tunnel graph (its /topology call,
+// relayed like Versions): {CN: [CNs of its client peers], "": [CNs that
+// answered]}.
+func (c *Cluster) Topology() (map[string][]string, error) {
+	var graph map[string][]string
+	return graph, c.registryCall("topology", &graph)
+}
+
+// registryCall makes a private registry call from the registry's host and
+// decodes its JSON answer into v.
+func (c *Cluster) registryCall(method string, v any) error {
+	out, err := c.host.NS.Run("curl", "-sSf", "--max-time", "60", fmt.Sprintf("http://127.0.0.1:%d/%s", RegistryPort, method))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(out), v)
 }

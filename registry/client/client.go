@@ -215,8 +215,8 @@ func (c *Client) Versions(ctx context.Context) (map[string]*string, error) {
 	return versions, c.callJSON(ctx, "versions", &versions)
 }
 
-// Topology returns {prefix: [prefixes it connects to as a client], "":
-// [prefixes that answered]}.
+// Topology returns {CN: [CNs of the peers it connects to as a client], "":
+// [CNs of the nodes that answered]}.
 func (c *Client) Topology(ctx context.Context) (map[string][]string, error) {
 	var graph map[string][]string
 	return graph, c.callJSON(ctx, "topology", &graph)

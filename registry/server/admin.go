@@ -65,8 +65,10 @@ func (s *Server) versions(*call) ([]byte, error) {
 	return json.Marshal(result)
 }
 
-// topology walks the tunnel graph from the registry node: {prefix: [the
-// prefixes it connects to as a client], "": [prefixes that answered]}.
+// topology walks the tunnel graph from the nodes the registry knows, as
+// re6st does: {CN: [CNs of the peers it connects to as a client], "":
+// [CNs that answered]}. A node answers "<n> cn1 cn2 ...": its n client
+// peers, then the peers connected to it, which are asked in turn.
 func (s *Server) topology(*call) ([]byte, error) {
 	if err := s.needRelay(); err != nil {
 		return nil, err
@@ -88,7 +90,8 @@ func (s *Server) topology(*call) ([]byte, error) {
 			if !ok {
 				continue
 			}
-			graph[""] = append(graph[""], prefix)
+			cn := wire.CommonName(prefix)
+			graph[""] = append(graph[""], cn)
 			fields := strings.Fields(string(answer))
 			clients := 0
 			if len(fields) > 0 {
@@ -96,11 +99,12 @@ func (s *Server) topology(*call) ([]byte, error) {
 				fields = fields[1:]
 			}
 			clients = min(max(clients, 0), len(fields))
-			graph[prefix] = append([]string{}, fields[:clients]...)
+			graph[cn] = append([]string{}, fields[:clients]...)
 			for _, peer := range fields {
-				if !seen[peer] && wire.ValidBits(peer) {
-					seen[peer] = true
-					next = append(next, peer)
+				bits, err := wire.PrefixFromCommonName(peer)
+				if err == nil && !seen[bits] {
+					seen[bits] = true
+					next = append(next, bits)
 				}
 			}
 		}
