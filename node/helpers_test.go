@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
@@ -12,9 +11,7 @@ import (
 // nodeStatus reads a node's `re6stnet status --json`.
 func nodeStatus(t testing.TB, c *cluster.Cluster, name string) node.Status {
 	t.Helper()
-	out, err := c.Status(name)
+	s, err := c.NodeStatus(name)
 	require.NoError(t, err, name)
-	var s node.Status
-	require.NoError(t, json.Unmarshal(out, &s), name)
 	return s
 }

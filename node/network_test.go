@@ -123,10 +123,8 @@ func testOverlayProtocol(t *testing.T, nw *network) {
 	network := nw.status(nw.Nodes()[0]).Network
 	want := map[string]string{}
 	for _, n := range nw.alive() {
-		bits, err := nodeproto.BitsOf(network, nw.Node(n).Subnet)
-		require.NoError(t, err)
 		if !nw.Node(n).Host.NAT {
-			want[bits] = n
+			want[mustBits(t, network, nw.Node(n).Subnet)] = n
 		}
 	}
 	silent := func(versions map[string]*string) (out []string) {

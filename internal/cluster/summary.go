@@ -12,21 +12,16 @@ import (
 
 // Summary describes every running node in a few lines: its tunnels (id,
 // direction, peer, remote endpoint, Babel cost, routes through it) and its
-// selected routes (prefix → interface). It also writes each node's whole
-// status to nodes/<name>/status.json in the work directory. A failed test
-// logs it, so that a failure seen only in CI's output can be diagnosed.
+// selected routes (prefix → interface). Each node's whole status stays in
+// nodes/<name>/status.json of the work directory (NodeStatus). A failed
+// test logs it, so that a failure seen only in CI's output can be
+// diagnosed.
 func (c *Cluster) Summary() string {
 	var b strings.Builder
 	for _, name := range c.Nodes() {
-		out, err := c.Status(name)
+		s, err := c.NodeStatus(name)
 		if err != nil {
 			fmt.Fprintf(&b, "%s: no status: %v\n", name, err)
-			continue
-		}
-		os.WriteFile(filepath.Join(c.opts.Dir, "nodes", name, "status.json"), out, 0o644)
-		var s node.Status
-		if err := json.Unmarshal(out, &s); err != nil {
-			fmt.Fprintf(&b, "%s: unreadable status: %v\n", name, err)
 			continue
 		}
 		fmt.Fprintf(&b, "%s %s (client_count %d, max_clients %d)\n", name, s.Prefix, s.ClientCount, s.MaxClients)
@@ -44,4 +39,18 @@ func (c *Cluster) Summary() string {
 		fmt.Fprintf(&b, "  routes: %s\n", strings.Join(routes, " "))
 	}
 	return b.String()
+}
+
+// NodeStatus reads a node's `re6stnet status --json` and keeps the latest
+// one in nodes/<name>/status.json.
+func (c *Cluster) NodeStatus(name string) (node.Status, error) {
+	var s node.Status
+	out, err := c.Status(name)
+	if err != nil {
+		return s, err
+	}
+	if err := os.WriteFile(filepath.Join(c.opts.Dir, "nodes", name, "status.json"), out, 0o644); err != nil {
+		return s, err
+	}
+	return s, json.Unmarshal(out, &s)
 }

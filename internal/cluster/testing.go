@@ -55,8 +55,7 @@ const logTail = 40
 // directory when o.Dir is empty, progress through tb.Logf when o.Logf is
 // nil. When the test ends, every process is stopped; if it failed, the
 // nodes' Summary and the tail of every log are logged and a temporary work
-// directory is kept. Not root:
-// the test is skipped.
+// directory is kept. Not root: the test is skipped.
 func ForTest(tb testing.TB, o Options) *Cluster {
 	tb.Helper()
 	netns.RequireRoot(tb)

@@ -41,13 +41,6 @@ func (u *Upstream) Route(p netip.Prefix) error {
 	return u.in.addRoute(UpstreamName, route{p, u.HostAddr, to(u.Host.Name)})
 }
 
-// Ping sends one echo request from the upstream to dst and waits up to two
-// seconds for the answer.
-func (u *Upstream) Ping(dst netip.Addr) error {
-	_, err := u.NS.Run("ping", "-n", "-q", "-c1", "-W2", dst.String())
-	return err
-}
-
 // buildUpstream creates the upstream, links it to its host and gives the
 // host its default IPv6 route.
 func (in *Internet) buildUpstream() error {
