@@ -107,37 +107,25 @@ func Open(instance string) (*Datapath, error) {
 // Close releases this process's handles; the pinned data plane stays.
 func (d *Datapath) Close() error { return d.maps.Close() }
 
-func mapsByName(m *datapathMaps) map[string]**ebpf.Map {
-	return map[string]**ebpf.Map{
-		"routes":          &m.Routes,
-		"source_routes":   &m.SourceRoutes,
-		"tunnels":         &m.Tunnels,
-		"endpoints":       &m.Endpoints,
-		"tunnel_counters": &m.TunnelCounters,
-		"tunnel_l2s":      &m.TunnelL2s,
-		"reason_counters": &m.ReasonCounters,
-		"limiters":        &m.Limiters,
-		"csum_scratch":    &m.CsumScratch,
-	}
-}
-
+// openPinnedMaps opens every map of the object from its pin, by the name
+// the object gives it (the maps are pinned by name, LIBBPF_PIN_BY_NAME).
 func openPinnedMaps(instance string, m *datapathMaps) error {
-	for name, p := range mapsByName(m) {
+	spec, err := loadDatapath()
+	if err != nil {
+		return err
+	}
+	coll := &ebpf.Collection{Maps: map[string]*ebpf.Map{}}
+	for name := range spec.Maps {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(pinDir(instance), name), nil)
 		if err != nil {
-			m.Close()
+			coll.Close()
 			return fmt.Errorf("map %s: %w", name, err)
 		}
-		*p = mp
+		coll.Maps[name] = mp
 	}
-	return nil
-}
-
-func pinMaps(instance string, m *datapathMaps) error {
-	for name, p := range mapsByName(m) {
-		if err := (*p).Pin(filepath.Join(pinDir(instance), name)); err != nil {
-			return fmt.Errorf("pin map %s: %w", name, err)
-		}
+	if err := coll.Assign(m); err != nil {
+		coll.Close()
+		return err
 	}
 	return nil
 }

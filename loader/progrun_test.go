@@ -64,12 +64,22 @@ var fixtureRoutes = map[string]Nexthop{
 
 func v4(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// unpinnedSpec is the object with pinning turned off: a test's maps live
+// only as long as the test.
+func unpinnedSpec(t *testing.T) *ebpf.CollectionSpec {
+	spec, err := loadDatapath()
+	require.NoError(t, err)
+	for _, m := range spec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	return spec
+}
+
 // loadFixtureDatapath loads the programs with the fixture configuration
 // and fills the maps.
 func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	netns.RequireRoot(t)
-	spec, err := loadDatapath()
-	require.NoError(t, err)
+	spec := unpinnedSpec(t)
 	var mac [6]byte
 	copy(mac[:], overlayMAC)
 	for name, v := range map[string]any{

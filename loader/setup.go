@@ -142,18 +142,16 @@ func Up(opts Options) (d *Datapath, err error) {
 			return nil, fmt.Errorf("configure %s: %w", name, err)
 		}
 	}
+	if err := os.MkdirAll(pinDir(opts.Instance), 0o700); err != nil {
+		return nil, err
+	}
+	// Every map is pinned by its name in the object (LIBBPF_PIN_BY_NAME).
 	var objs datapathObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir(opts.Instance)}}); err != nil {
 		return nil, fmt.Errorf("load BPF programs: %w", err)
 	}
 	defer objs.datapathPrograms.Close()
 	d.maps = objs.datapathMaps
-	if err := os.MkdirAll(pinDir(opts.Instance), 0o700); err != nil {
-		return nil, err
-	}
-	if err := pinMaps(opts.Instance, &d.maps); err != nil {
-		return nil, err
-	}
 	if err := InNetns(opts.Netns, func() error { return attachAll(d, &objs.datapathPrograms, opts) }); err != nil {
 		return nil, err
 	}

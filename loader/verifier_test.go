@@ -12,8 +12,7 @@ import (
 // Every program passes the kernel's verifier.
 func TestVerifierAcceptsEveryProgram(t *testing.T) {
 	netns.RequireRoot(t)
-	spec, err := loadDatapath()
-	require.NoError(t, err)
+	spec := unpinnedSpec(t)
 	require.Len(t, spec.Programs, 3)
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
 	require.NoError(t, err)

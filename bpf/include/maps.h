@@ -15,6 +15,7 @@
 /* Inner destination prefix -> next hop. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, MAX_ROUTES);
 	__type(key, struct route_key);
@@ -25,6 +26,7 @@ struct {
  * -> next hop, consulted when no destination route matches. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1024);
 	__type(key, struct route_key);
@@ -33,6 +35,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, MAX_TUNNELS);
 	__type(key, __u32);
 	__type(value, struct tunnel);
@@ -41,6 +44,7 @@ struct {
 /* Outer source (+ GRE key) of received packets -> tunnel id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, MAX_TUNNELS);
 	__type(key, struct endpoint_key);
 	__type(value, __u32);
@@ -48,6 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, MAX_TUNNELS);
 	__type(key, __u32);
 	__type(value, struct tunnel_l2);
@@ -55,6 +60,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, MAX_TUNNELS);
 	__type(key, __u32);
 	__type(value, struct tunnel_stats);
@@ -62,6 +68,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, REASON_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -69,6 +76,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, LIMIT_MAX);
 	__type(key, __u32);
 	__type(value, struct token_bucket);

@@ -14,9 +14,33 @@ import (
 type Options struct {
 	Nodes   int               // at least 2
 	Overlay bool              // load the data plane (false: plain reference only)
-	Encap   loader.TunnelType // FOU or GRE
+	Encap   loader.TunnelType // FOU or GRE, on every link unless Shapes says
 	GREKey  bool
-	Hook    loader.Hook
+	// Shapes, when set, gives each link (Nodes-1 of them, left to right)
+	// its own tunnel shape, for chains that mix encapsulations.
+	Shapes []Shape
+	Hook   loader.Hook
+}
+
+// Shape is the encapsulation of one link's tunnel.
+type Shape struct {
+	Encap  loader.TunnelType
+	GREKey bool
+}
+
+func (s Shape) String() string {
+	if s.GREKey {
+		return s.Encap.String() + "+key"
+	}
+	return s.Encap.String()
+}
+
+// shape is link i's tunnel shape.
+func (o *Options) shape(i int) Shape {
+	if o.Shapes != nil {
+		return o.Shapes[i]
+	}
+	return Shape{Encap: o.Encap, GREKey: o.GREKey}
 }
 
 // Node is one namespace of the chain.
@@ -74,6 +98,9 @@ func Build(tb testing.TB, o Options) *Chain {
 
 // New creates the chain outside a test (needs root); Close tears it down.
 func New(o Options) (*Chain, error) {
+	if o.Shapes != nil && len(o.Shapes) != o.Nodes-1 {
+		return nil, fmt.Errorf("%d shapes for %d links", len(o.Shapes), o.Nodes-1)
+	}
 	c := &Chain{}
 	for i := 0; i < o.Nodes; i++ {
 		ns, err := netns.New(netns.UniqueName(fmt.Sprintf("ch%d", i)))
@@ -196,10 +223,11 @@ func (c *Chain) overlay(o Options, i int) error {
 	}
 	node.Datapath = d
 	add := func(id uint32, link int, local, remote netip.Addr) error {
-		t := loader.Tunnel{ID: id, Type: o.Encap, Local: local, Remote: remote, MTU: uint16(d.State.MTU)}
-		if o.Encap == loader.FOU {
+		sh := o.shape(link)
+		t := loader.Tunnel{ID: id, Type: sh.Encap, Local: local, Remote: remote, MTU: uint16(d.State.MTU)}
+		if sh.Encap == loader.FOU {
 			t.Port = loader.DefaultFOUPort
-		} else if o.GREKey {
+		} else if sh.GREKey {
 			t.HasKey, t.Key = true, 1000+uint32(link) // both ends of a link agree
 		}
 		if err := loader.InNetns(node.NS.Name, func() error { return loader.ResolveUnderlay(&t) }); err != nil {
