@@ -25,6 +25,29 @@ static __always_inline __u32 skb_gso_size(struct __sk_buff *skb)
 	return skb->gso_segs > 1 ? skb->gso_size : 0;
 }
 
+/* Makes room for the outer headers and marks the packet IPv4. Only a GSO
+ * packet gets the kernel's encapsulation mark, which its segmentation
+ * follows: the mark stays on the packet through a tcx decapsulation at the
+ * other end, which cannot clear it, and there it stops the kernel from
+ * trimming the packet into an ICMPv6 error or encapsulating it again. A
+ * packet without it is marked IPv4 by a protocol change, which takes 20
+ * bytes off the room. A packet that already carries the mark (one the slow
+ * path forwards) is only given room. */
+static __always_inline int encap_room(struct __sk_buff *skb, const struct tunnel *t, __u32 olen)
+{
+	if (skb_gso_size(skb)) {
+		__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+			      (t->type == TUNNEL_FOU ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : BPF_F_ADJ_ROOM_ENCAP_L4_GRE);
+		if (bpf_skb_adjust_room(skb, olen, BPF_ADJ_ROOM_MAC, flags) == 0)
+			return 0;
+		return bpf_skb_adjust_room(skb, olen, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO);
+	}
+	const __u32 v6_to_v4 = sizeof(struct ipv6hdr) - sizeof(struct iphdr);
+	if (bpf_skb_adjust_room(skb, olen + v6_to_v4, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return -1;
+	return bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0);
+}
+
 SEC("tcx/egress")
 int overlay_egress(struct __sk_buff *skb)
 {
@@ -36,6 +59,10 @@ int overlay_egress(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
+	/* Tunnel packets sent out of here to be segmented (HOOK_SEGMENT)
+	 * go on to the peer device. */
+	if ((void *)(eth + 1) <= end && eth->h_proto == bpf_htons(ETH_P_IP))
+		return TCX_NEXT;
 	if ((void *)(ip6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) || ip6->version != 6) {
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
@@ -69,9 +96,7 @@ int overlay_egress(struct __sk_buff *skb)
 	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
 	__u32 inner_len = skb->len - ETH_HLEN;
 	__u32 olen = outer_len(&t);
-	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
-		      (t.type == TUNNEL_FOU ? BPF_F_ADJ_ROOM_ENCAP_L4_UDP : BPF_F_ADJ_ROOM_ENCAP_L4_GRE);
-	if (bpf_skb_adjust_room(skb, olen, BPF_ADJ_ROOM_MAC, flags) < 0) {
+	if (encap_room(skb, &t, olen) < 0) {
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
@@ -98,68 +123,6 @@ static __always_inline int rate_limited_pass(__u32 pass_verdict, __u32 drop_verd
 	return drop_verdict;
 }
 
-SEC("tcx/ingress")
-int underlay_tc(struct __sk_buff *skb)
-{
-	struct underlay_ctx c = {};
-
-	if (ensure_linear(skb, UNDERLAY_PARSE_LEN) < 0)
-		return TCX_NEXT;
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	enum verdict v = underlay_classify(data, end, skb->len, skb_gso_size(skb), &c);
-	__u32 inner_len = skb->len - ETH_HLEN - c.olen;
-
-	switch (v) {
-	case V_NOT_TUNNEL:
-		if (c.reason)
-			count(c.reason);
-		count(REASON_PASS_NOT_TUNNEL);
-		return TCX_NEXT;
-	case V_CONTROL:
-		count(REASON_PASS_CONTROL);
-		count_tunnel(c.in_tunnel, skb->len, 0);
-		return TCX_NEXT;
-	case V_UNKNOWN:
-		return rate_limited_pass(TCX_NEXT, TC_ACT_SHOT);
-	case V_MALFORMED:
-		count(REASON_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	case V_TRANSIT:
-		count_tunnel(c.in_tunnel, inner_len, 0);
-		if (transit_rewrite(end, &c) < 0) {
-			count(REASON_DROP_MALFORMED);
-			return TC_ACT_SHOT;
-		}
-		count(REASON_TRANSIT);
-		count_tunnel(c.out_tunnel, inner_len, 1);
-		return tunnel_xmit(&c.next);
-	case V_LOCAL:
-	case V_SLOW_PATH:
-		break;
-	}
-
-	/* Decapsulate into the overlay device. */
-	count_tunnel(c.in_tunnel, inner_len, 0);
-	if (bpf_skb_adjust_room(skb, -(__s32)c.olen, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6) < 0) {
-		count(REASON_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	struct ethhdr eth;
-	overlay_eth(&eth);
-	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0) {
-		count(REASON_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	if (v == V_SLOW_PATH) {
-		count(c.reason);
-		count(REASON_SLOW_PATH);
-	} else {
-		count(REASON_DECAP);
-	}
-	return bpf_redirect(cfg_overlay_ifindex, BPF_F_INGRESS);
-}
-
 static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
 	return *(__u32 *)a == *(__u32 *)b && *(__u16 *)(a + 4) == *(__u16 *)(b + 4);
@@ -179,76 +142,186 @@ static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u
 	bpf_map_update_elem(&tunnel_l2s, &tunnel, &n, BPF_ANY);
 }
 
-SEC("xdp")
-int underlay_xdp(struct xdp_md *ctx)
+/* What each hook does to carry out a verdict. They return the hook's
+ * verdict (a redirect) or HOOK_FAILED; the XDP transit returns
+ * HOOK_NO_NEIGH when it cannot address the next hop, the tcx transit
+ * HOOK_SEGMENT when the kernel must cut a GSO packet first. */
+#define HOOK_FAILED (-2)
+#define HOOK_NO_NEIGH (-3)
+#define HOOK_SEGMENT (-4)
+
+/* tcx: resize the outer headers in place when the shape changes (GSO size
+ * kept), write them, and let the kernel address the next hop. */
+static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ctx *c, __u32 inner_len)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u16 sport = transit_sport(c, end);
+	__s32 delta = transit_delta(c);
+
+	/* A GSO packet is marked with its tunnel type (UDP or GRE), and only
+	 * the kernel may change the mark (it refuses to encapsulate again).
+	 * When the type changes, the kernel cuts the packet first. */
+	if (skb_gso_size(skb) && c->outer->protocol != outer_protocol(&c->next))
+		return HOOK_SEGMENT;
+	if (delta && bpf_skb_adjust_room(skb, delta, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return HOOK_FAILED;
+	if (transit_write((void *)(long)skb->data, (void *)(long)skb->data_end, c, inner_len, sport) < 0)
+		return HOOK_FAILED;
+	return tunnel_xmit(&c->next);
+}
+
+/* XDP: the same with the link layer learnt from the next tunnel. */
+static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx *c, __u32 inner_len)
+{
+	struct tunnel_l2 *l2 = bpf_map_lookup_elem(&tunnel_l2s, &c->out_tunnel);
+	if (!l2)
+		return HOOK_NO_NEIGH;
+	__u16 sport = transit_sport(c, (void *)(long)ctx->data_end);
+	__s32 delta = transit_delta(c);
+
+	if (delta && bpf_xdp_adjust_head(ctx, -delta) < 0)
+		return HOOK_FAILED;
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return HOOK_FAILED;
+	__builtin_memcpy(eth->h_dest, l2->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, l2->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	if (transit_write(data, end, c, inner_len, sport) < 0)
+		return HOOK_FAILED;
+	return bpf_redirect(l2->ifindex, 0);
+}
+
+/* tcx: strip the outer headers (GSO size kept) and hand the inner packet to
+ * the overlay device's ingress. */
+static __always_inline long tc_decap(struct __sk_buff *skb, __u32 olen)
+{
+	if (bpf_skb_adjust_room(skb, -(__s32)olen, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
+		return HOOK_FAILED;
+	struct ethhdr eth;
+	overlay_eth(&eth);
+	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0)
+		return HOOK_FAILED;
+	return bpf_redirect(cfg_overlay_ifindex, BPF_F_INGRESS);
+}
+
+/* XDP: the same through the overlay device's peer (an XDP redirect into a
+ * veth arrives on its other end). */
+static __always_inline long xdp_decap(struct xdp_md *ctx, __u32 olen)
+{
+	if (bpf_xdp_adjust_head(ctx, olen) < 0)
+		return HOOK_FAILED;
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return HOOK_FAILED;
+	overlay_eth(eth);
+	return bpf_redirect(cfg_overlay_peer_ifindex, 0);
+}
+
+/* The underlay program of both hooks: classify, then carry out the verdict
+ * with the hook's helpers. xdp is a constant, so each program keeps only
+ * its own branch; every verdict is counted here and only here. */
+static __always_inline int underlay_run(void *ctx, const bool xdp)
 {
 	struct underlay_ctx c = {};
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	__u32 len = end - data;
-	enum verdict v = underlay_classify(data, end, len, 0, &c);
-	__u32 inner_len = len - ETH_HLEN - c.olen;
+	struct __sk_buff *skb = ctx;
+	struct xdp_md *xctx = ctx;
+	const int pass = xdp ? XDP_PASS : TCX_NEXT;
+	const int drop = xdp ? XDP_DROP : TC_ACT_SHOT;
+	void *data, *end;
+	__u32 len, gso_size = 0;
 
-	if (c.in_tunnel && (void *)((struct ethhdr *)data + 1) <= end)
-		learn_l2(ctx, data, c.in_tunnel);
+	if (xdp) {
+		data = (void *)(long)xctx->data;
+		end = (void *)(long)xctx->data_end;
+		len = end - data;
+	} else {
+		if (ensure_linear(skb, UNDERLAY_PARSE_LEN) < 0)
+			return pass;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		len = skb->len;
+		gso_size = skb_gso_size(skb);
+	}
+	enum verdict v = underlay_classify(data, end, len, gso_size, &c);
+	__u32 inner_len = len - ETH_HLEN - c.olen;
+	long ret;
+
+	if (xdp && c.in_tunnel && data + sizeof(struct ethhdr) <= end)
+		learn_l2(xctx, data, c.in_tunnel);
 
 	switch (v) {
 	case V_NOT_TUNNEL:
 		if (c.reason)
 			count(c.reason);
 		count(REASON_PASS_NOT_TUNNEL);
-		return XDP_PASS;
+		return pass;
 	case V_CONTROL:
 		count(REASON_PASS_CONTROL);
 		count_tunnel(c.in_tunnel, inner_len, 0);
-		return XDP_PASS;
+		return pass;
 	case V_UNKNOWN:
-		return rate_limited_pass(XDP_PASS, XDP_DROP);
+		return rate_limited_pass(pass, drop);
 	case V_MALFORMED:
 		count(REASON_DROP_MALFORMED);
-		return XDP_DROP;
-	case V_TRANSIT: {
-		struct tunnel_l2 *l2 = bpf_map_lookup_elem(&tunnel_l2s, &c.out_tunnel);
-		if (l2) {
-			count_tunnel(c.in_tunnel, inner_len, 0);
-			if (transit_rewrite(end, &c) < 0) {
-				count(REASON_DROP_MALFORMED);
-				return XDP_DROP;
-			}
-			struct ethhdr *eth = data;
-			__builtin_memcpy(eth->h_dest, l2->dmac, ETH_ALEN);
-			__builtin_memcpy(eth->h_source, l2->smac, ETH_ALEN);
-			count(REASON_TRANSIT);
-			count_tunnel(c.out_tunnel, inner_len, 1);
-			return bpf_redirect(l2->ifindex, 0);
+		return drop;
+	case V_TRANSIT:
+		ret = xdp ? xdp_transit(xctx, &c, inner_len) : tc_transit(skb, &c, inner_len);
+		if (ret == HOOK_NO_NEIGH) {
+			/* The slow path's egress program resolves the
+			 * neighbour; the next packets learn it. */
+			v = V_SLOW_PATH;
+			c.reason = REASON_NO_NEIGH;
+			break;
 		}
-		/* Nothing came from that tunnel yet: the slow path's egress
-		 * program resolves the neighbour. */
-		count(REASON_SLOW_PATH);
-		break;
-	}
+		if (ret == HOOK_SEGMENT) {
+			/* Out of the overlay device, which cannot carry
+			 * tunnel GSO, so the kernel segments the packet; the
+			 * segments come back on its peer's ingress, where
+			 * this program carries each through. */
+			count(REASON_SEGMENT);
+			return bpf_redirect(cfg_overlay_ifindex, 0);
+		}
+		if (ret == HOOK_FAILED) {
+			count(REASON_DROP_MALFORMED);
+			return drop;
+		}
+		count(REASON_TRANSIT);
+		count_tunnel(c.in_tunnel, inner_len, 0);
+		count_tunnel(c.out_tunnel, inner_len, 1);
+		return ret;
 	case V_LOCAL:
-		count(REASON_DECAP);
-		break;
 	case V_SLOW_PATH:
-		count(c.reason);
-		count(REASON_SLOW_PATH);
 		break;
 	}
 
-	/* Decapsulate: a new Ethernet header addressed to the overlay device,
-	 * sent through its peer so that it arrives on the overlay device. */
-	count_tunnel(c.in_tunnel, inner_len, 0);
-	if (bpf_xdp_adjust_head(ctx, c.olen) < 0) {
+	ret = xdp ? xdp_decap(xctx, c.olen) : tc_decap(skb, c.olen);
+	if (ret == HOOK_FAILED) {
 		count(REASON_DROP_MALFORMED);
-		return XDP_DROP;
+		return drop;
 	}
-	data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end)
-		return XDP_DROP;
-	overlay_eth(eth);
-	return bpf_redirect(cfg_overlay_peer_ifindex, 0);
+	count_tunnel(c.in_tunnel, inner_len, 0);
+	if (v == V_SLOW_PATH) {
+		count(c.reason);
+		count(REASON_SLOW_PATH);
+	} else {
+		count(REASON_DECAP);
+	}
+	return ret;
+}
+
+SEC("tcx/ingress")
+int underlay_tc(struct __sk_buff *skb)
+{
+	return underlay_run(skb, false);
+}
+
+SEC("xdp")
+int underlay_xdp(struct xdp_md *ctx)
+{
+	return underlay_run(ctx, true);
 }
 
 /* Anchors that put the enums into BTF, so that bpf2go generates their Go
@@ -257,3 +330,4 @@ const enum reason *btf_reason __attribute__((unused));
 const enum tunnel_type *btf_tunnel_type __attribute__((unused));
 const enum route_flags *btf_route_flags __attribute__((unused));
 const enum tunnel_flags *btf_tunnel_flags __attribute__((unused));
+const enum control_port *btf_control_port __attribute__((unused));

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type datapathControlPort uint32
+
+const (
+	datapathControlPortCONTROL_PORT_BABEL datapathControlPort = 6696
+)
+
 type datapathCsumScratch struct {
 	_   structs.HostLayout
 	Buf [256]uint8
@@ -45,7 +51,9 @@ const (
 	datapathReasonREASON_ICMP_RATE_LIMITED datapathReason = 13
 	datapathReasonREASON_DROP_NOT_ROUTABLE datapathReason = 14
 	datapathReasonREASON_OUTER_FRAGMENT    datapathReason = 15
-	datapathReasonREASON_MAX               datapathReason = 16
+	datapathReasonREASON_NO_NEIGH          datapathReason = 16
+	datapathReasonREASON_SEGMENT           datapathReason = 17
+	datapathReasonREASON_MAX               datapathReason = 18
 )
 
 type datapathRoute struct {
@@ -133,6 +141,7 @@ const (
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
+	datapathVarBtfControlPort        = "btf_control_port"
 	datapathVarBtfReason             = "btf_reason"
 	datapathVarBtfRouteFlags         = "btf_route_flags"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
@@ -212,6 +221,7 @@ type datapathMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathVariableSpecs struct {
+	BtfControlPort        *ebpf.VariableSpec `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.VariableSpec `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.VariableSpec `ebpf:"btf_route_flags"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
@@ -274,6 +284,7 @@ func (m *datapathMaps) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathVariables struct {
+	BtfControlPort        *ebpf.Variable `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.Variable `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.Variable `ebpf:"btf_route_flags"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`

@@ -187,7 +187,7 @@ type overlayDevice struct {
 // needs. Runs inside the namespace.
 func createOverlay(st *State, opts Options) (overlayDevice, error) {
 	var dev overlayDevice
-	mtu := opts.MTU
+	mtu, peerMTU := opts.MTU, 0
 	for _, name := range opts.Underlays {
 		l, err := netlink.LinkByName(name)
 		if err != nil {
@@ -196,6 +196,7 @@ func createOverlay(st *State, opts Options) (overlayDevice, error) {
 		if m := l.Attrs().MTU - 28; opts.MTU == 0 && (mtu == 0 || m < mtu) {
 			mtu = m
 		}
+		peerMTU = max(peerMTU, l.Attrs().MTU)
 	}
 	if mtu < 1280 {
 		return dev, fmt.Errorf("overlay MTU %d is below the IPv6 minimum of 1280", mtu)
@@ -234,7 +235,13 @@ func createOverlay(st *State, opts Options) (overlayDevice, error) {
 			if err := netlink.LinkSetARPOff(l); err != nil {
 				return err
 			}
-			if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			// The peer receives whole tunnel packets as well (the
+			// segmented transit detour): the underlay's MTU.
+			m := mtu
+			if name == st.OverlayPeer {
+				m = max(mtu, peerMTU)
+			}
+			if err := netlink.LinkSetMTU(l, m); err != nil {
 				return err
 			}
 			if err := netlink.LinkSetUp(l); err != nil {
@@ -306,6 +313,9 @@ func attachAll(d *Datapath, progs *datapathPrograms, opts Options) error {
 		return err
 	}
 	st.Attachments = append(st.Attachments, Attachment{Interface: st.Overlay, Program: "overlay_egress", Hook: "tcx-egress"})
+	if err := attachSegmentation(st, progs); err != nil {
+		return err
+	}
 
 	for _, name := range opts.Underlays {
 		ul, err := netlink.LinkByName(name)
@@ -334,6 +344,43 @@ func attachAll(d *Datapath, progs *datapathPrograms, opts Options) error {
 		log.Info().Str("interface", name).Str("hook", a.Hook).Str("why", why).Msg("underlay attached")
 		st.Attachments = append(st.Attachments, a)
 	}
+	return nil
+}
+
+// tunnelGSOFeatures are the offloads that let a device carry tunnel GSO
+// packets whole; without them, the kernel segments such packets on their way
+// out of the device.
+var tunnelGSOFeatures = map[string]bool{
+	"tx-udp_tnl-segmentation": false, "tx-udp_tnl-csum-segmentation": false,
+	"tx-gre-segmentation": false, "tx-gre-csum-segmentation": false,
+}
+
+// attachSegmentation sets up the detour of a tunnel GSO packet whose tunnel
+// type changes in transit at tcx, which only the kernel can re-mark: sent out
+// of the overlay device without tunnel GSO offloads, it is segmented by the
+// kernel, and the segments, arriving on the overlay peer, go through the
+// underlay program one by one (docs/architecture.md §4).
+func attachSegmentation(st *State, progs *datapathPrograms) error {
+	et, err := ethtool.NewEthtool()
+	if err != nil {
+		return fmt.Errorf("ethtool: %w", err)
+	}
+	defer et.Close()
+	if err := et.Change(st.Overlay, tunnelGSOFeatures); err != nil {
+		return fmt.Errorf("turn tunnel segmentation offloads off on %s: %w", st.Overlay, err)
+	}
+	peer, err := netlink.LinkByName(st.OverlayPeer)
+	if err != nil {
+		return err
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: peer.Attrs().Index, Program: progs.UnderlayTc, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return fmt.Errorf("attach tcx ingress to %s: %w", st.OverlayPeer, err)
+	}
+	if err := pinLink(st.Instance, "link_"+st.OverlayPeer, l); err != nil {
+		return err
+	}
+	st.Attachments = append(st.Attachments, Attachment{Interface: st.OverlayPeer, Program: "underlay_tc", Hook: "tcx-ingress", Why: "segmented transit"})
 	return nil
 }
 

@@ -69,6 +69,24 @@ func (d *Datapath) AddTunnel(t Tunnel) error {
 	return nil
 }
 
+// UpdateTunnel changes an existing tunnel's parameters in place (MTU, next
+// hop, port...); its endpoint (remote, type, key), by which received packets
+// find it, must stay the same.
+func (d *Datapath) UpdateTunnel(t Tunnel) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	old, err := d.Tunnel(t.ID)
+	if err != nil {
+		return err
+	}
+	if old.endpoint() != t.endpoint() {
+		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key) cannot change: delete and add the tunnel", t.ID)
+	}
+	v, id := t.value(), t.ID
+	return d.maps.Tunnels.Update(&id, &v, ebpf.UpdateExist)
+}
+
 // Tunnel returns one tunnel.
 func (d *Datapath) Tunnel(id uint32) (Tunnel, error) {
 	var v datapathTunnel

@@ -10,17 +10,13 @@
 #include <linux/udp.h>
 #include <linux/icmpv6.h>
 #include <linux/pkt_cls.h>
+#include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "types.h"
 #include "config.h"
 #include "maps.h"
-
-/* Missing from the 6.1 UAPI headers; values from the running kernel's BTF. */
-#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
-#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
-#endif
 
 #define TCX_NEXT (-1)
 #define IPPROTO_GRE_ 47
@@ -174,6 +170,11 @@ static __always_inline __u32 inner_seg_len(__u32 len, __u32 gso_size)
 	return len;
 }
 
+static __always_inline __u8 outer_protocol(const struct tunnel *t)
+{
+	return t->type == TUNNEL_FOU ? IPPROTO_UDP : IPPROTO_GRE_;
+}
+
 static __always_inline __u32 outer_len(const struct tunnel *t)
 {
 	if (t->type == TUNNEL_FOU)
@@ -182,7 +183,7 @@ static __always_inline __u32 outer_len(const struct tunnel *t)
 }
 
 /* Fills the outer headers for tunnel t around an inner packet of inner_len
- * bytes. sport is the FOU source port (a hash of the inner flow), unless
+ * bytes; it writes outer_len(t) bytes of o and no more. sport is the FOU source port (a hash of the inner flow), unless
  * the tunnel asks for a fixed one: a NAT keeps one mapping for our FOU port,
  * so both directions must use it. */
 static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel *t,
@@ -199,18 +200,22 @@ static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel
 	o->ip.ttl = OUTER_TTL;
 	o->ip.saddr = t->local;
 	o->ip.daddr = t->remote;
+	o->ip.protocol = outer_protocol(t);
 	if (t->type == TUNNEL_FOU) {
-		o->ip.protocol = IPPROTO_UDP;
 		o->udp.source = (t->flags & TUNNEL_F_FIXED_SPORT) ? cfg_fou_port
 								   : bpf_htons(sport | 0xc000);
 		o->udp.dest = t->port;
 		o->udp.len = bpf_htons(inner_len + sizeof(struct udphdr));
 		o->udp.check = 0;
 	} else {
-		o->ip.protocol = IPPROTO_GRE_;
-		o->gre.flags = (t->flags & TUNNEL_F_KEY) ? bpf_htons(GRE_FLAG_KEY) : 0;
 		o->gre.proto = bpf_htons(ETH_P_IPV6);
-		o->key = t->key;
+		o->gre.flags = 0;
+		if (t->flags & TUNNEL_F_KEY) {
+			/* Only then: o may be the packet itself, where a
+			 * keyless GRE header is followed by the inner packet. */
+			o->gre.flags = bpf_htons(GRE_FLAG_KEY);
+			o->key = t->key;
+		}
 	}
 	ipv4_set_csum(&o->ip);
 }

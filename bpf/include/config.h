@@ -13,4 +13,3 @@ volatile const __u8 cfg_node_addr[16] = {};       /* source of ICMPv6 errors */
 volatile const __u32 cfg_unknown_peer_pps = 100;
 volatile const __u32 cfg_icmp_pps = 100;
 
-#define BABEL_PORT 6696

@@ -5,6 +5,8 @@
 #include <bpf/bpf_helpers.h>
 #include "types.h"
 
+_Static_assert(REASON_MAX <= REASON_SLOTS, "more reasons than counter slots");
+
 #ifndef MAX_ROUTES
 #define MAX_ROUTES (1 << 20)
 #endif
@@ -69,7 +71,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__uint(max_entries, REASON_MAX);
+	__uint(max_entries, REASON_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } reason_counters SEC(".maps");

@@ -88,7 +88,19 @@ enum reason {
 	REASON_ICMP_RATE_LIMITED,  /* ICMPv6 error suppressed by the rate limit */
 	REASON_DROP_NOT_ROUTABLE,  /* multicast or link-local leaving the overlay */
 	REASON_OUTER_FRAGMENT,     /* fragmented outer IPv4, left to the stack */
+	REASON_NO_NEIGH,           /* XDP: next tunnel's link layer not learnt yet */
+	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change */
 	REASON_MAX,
+};
+
+/* Slots of the reason counter array: room for reasons to come, so that a
+ * newer object reuses the pinned counters of an older one. */
+#define REASON_SLOTS 64
+
+/* UDP ports of the control traffic the data plane passes up to the daemon
+ * still encapsulated. Go reads them from the object's BTF (bpf2go). */
+enum control_port {
+	CONTROL_PORT_BABEL = 6696,
 };
 
 /* Indexes of the rate limiters. */

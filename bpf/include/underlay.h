@@ -42,7 +42,7 @@ static __always_inline int is_control(const struct ipv6hdr *ip6, void *end)
 	struct udphdr *udp = (void *)(ip6 + 1);
 	if ((void *)(udp + 1) > end)
 		return 0;
-	return udp->dest == bpf_htons(BABEL_PORT);
+	return udp->dest == bpf_htons(CONTROL_PORT_BABEL);
 }
 
 /* pkt_len is the frame's length; gso_size is non-zero for GSO super-packets,
@@ -133,43 +133,54 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 		c->reason = REASON_TOO_BIG;
 		return V_SLOW_PATH;
 	}
-	if (outer_len(t) != c->olen) {
-		/* Re-encapsulating into another shape is left to the overlay
-		 * stack and the egress program. */
-		c->reason = REASON_SLOW_PATH;
-		return V_SLOW_PATH;
-	}
 	c->next = *t;
 	return V_TRANSIT;
 }
 
-/* Rewrites the outer headers in place for c->next and decrements the inner
- * hop limit, through the pointers underlay_classify left in c. */
-static __always_inline int transit_rewrite(void *end, struct underlay_ctx *c)
+/* The FOU source port a transit packet leaves with: the one it came in
+ * with (the first hop hashed the flow into it), or, from GRE, a hash of the
+ * inner addresses and flow label, so that a flow keeps one port. Host
+ * order; outer_build sets the top bits. */
+static __always_inline __u16 transit_sport(const struct underlay_ctx *c, void *end)
 {
 	struct iphdr *ip = c->outer;
 	struct ipv6hdr *ip6 = c->inner;
 
-	if ((void *)(ip6 + 1) > end || (void *)(ip + 1) > end)
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) <= end)
+			return bpf_ntohs(udp->source);
+	}
+	if ((void *)(ip6 + 1) > end)
+		return 0;
+	__u32 h = *(__u32 *)ip6; /* version, traffic class, flow label */
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		h ^= ip6->saddr.s6_addr32[i] ^ ip6->daddr.s6_addr32[i];
+	h *= 0x9e3779b1;
+	return h >> 16;
+}
+
+/* Outer size change of a transit packet: next tunnel's outer headers minus
+ * the received ones (FOU 28, GRE 24, GRE with key 28). */
+static __always_inline __s32 transit_delta(const struct underlay_ctx *c)
+{
+	return (__s32)outer_len(&c->next) - (__s32)c->olen;
+}
+
+/* Writes the next tunnel's outer headers over the first bytes after the
+ * Ethernet header of a transit packet already resized by transit_delta, and
+ * decrements the inner hop limit. */
+static __always_inline int transit_write(void *data, void *end, const struct underlay_ctx *c,
+					 __u32 inner_len, __u16 sport)
+{
+	struct outer_hdr *o = data + ETH_HLEN;
+	if ((void *)(o + 1) > end)
+		return -1;
+	outer_build(o, &c->next, inner_len, sport);
+	struct ipv6hdr *ip6 = (void *)o + outer_len(&c->next);
+	if ((void *)(ip6 + 1) > end)
 		return -1;
 	ip6->hop_limit--;
-	ip->saddr = c->next.local;
-	ip->daddr = c->next.remote;
-	ip->ttl = OUTER_TTL;
-	if (c->next.type == TUNNEL_FOU) {
-		struct udphdr *udp = (void *)(ip + 1);
-		if ((void *)(udp + 1) > end)
-			return -1;
-		udp->dest = c->next.port;
-		if (c->next.flags & TUNNEL_F_FIXED_SPORT)
-			udp->source = cfg_fou_port;
-		udp->check = 0;
-	} else if (c->next.flags & TUNNEL_F_KEY) {
-		__be32 *key = (void *)(ip6)-sizeof(__be32);
-		if ((void *)key < (void *)(ip + 1) || (void *)(key + 1) > end)
-			return -1;
-		*key = c->next.key;
-	}
-	ipv4_set_csum(ip);
 	return 0;
 }
