@@ -8,6 +8,10 @@ import (
 	"strings"
 )
 
+// BabelPort is the UDP port whose tunnel packets the data plane passes up to
+// the daemon still encapsulated (enum control_port in bpf/include/types.h).
+const BabelPort = uint16(datapathControlPortCONTROL_PORT_BABEL)
+
 // TunnelType is the encapsulation of a tunnel.
 type TunnelType uint8
 
