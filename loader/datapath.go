@@ -115,7 +115,10 @@ func openPinnedMaps(instance string, m *datapathMaps) error {
 		return err
 	}
 	coll := &ebpf.Collection{Maps: map[string]*ebpf.Map{}}
-	for name := range spec.Maps {
+	for name, ms := range spec.Maps {
+		if ms.Pinning != ebpf.PinByName {
+			continue // .rodata and the like belong to the programs
+		}
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(pinDir(instance), name), nil)
 		if err != nil {
 			coll.Close()
