@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog/log"
 	"github.com/spf13/cobra"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/logging"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -18,6 +19,7 @@ type globals struct {
 	instance string
 	json     bool
 	logLevel string
+	logFmt   string
 }
 
 func main() {
@@ -46,7 +48,9 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 			if err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			log.Logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(lvl).With().Timestamp().Logger()
+			if log.Logger, err = logging.New(os.Stderr, g.logFmt, lvl); err != nil {
+				return err
+			}
 			if g.instance == "" {
 				g.instance = g.netns
 			}
@@ -64,6 +68,7 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 	pf.StringVar(&g.instance, "instance", "", "data plane instance name (default: the netns name, or \"default\")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFmt, "log-format", logging.Auto, logging.FlagUsage)
 	root.AddCommand(upCmd(g), downCmd(g), tunnelCmd(g), routeCmd(g), statusCmd(g))
 	return root
 }
