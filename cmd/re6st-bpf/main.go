@@ -60,7 +60,7 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 			if os.Geteuid() != 0 {
 				return errors.New("needs root (CAP_BPF and CAP_NET_ADMIN)")
 			}
-			return nil
+			return loader.CheckHostNamespaces(g.netns)
 		},
 	}
 	pf := root.PersistentFlags()
