@@ -3,7 +3,6 @@ package loader
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -187,22 +186,27 @@ func (f *Filter) bpf(ifindex int, prog *ebpf.Program) *netlink.BpfFilter {
 	return bf
 }
 
-// present reports whether f is installed on ifindex.
-func (f *Filter) present(ifindex int) bool {
+// program returns the id of the program f runs on ifindex; false when f
+// is not installed.
+func (f *Filter) program(ifindex int) (uint32, bool) {
 	l, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	fs, err := netlink.FilterList(l, f.Parent)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	for _, x := range fs {
 		if a := x.Attrs(); a.Priority == f.Priority && a.Handle == f.Handle {
-			return true
+			bf, _ := x.(*netlink.BpfFilter)
+			if bf == nil {
+				return 0, true
+			}
+			return uint32(bf.Id), true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // replaceProgram swaps the program behind attachment a for prog, in place:
@@ -240,7 +244,7 @@ func detachFilter(a *Attachment) ([]string, error) {
 	}
 	var removed []string
 	ifindex := l.Attrs().Index
-	if a.Filter.present(ifindex) {
+	if _, ok := a.Filter.program(ifindex); ok {
 		if err := netlink.FilterDel(a.Filter.bpf(ifindex, nil)); err != nil && !errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("delete the filter of %s at %s: %w", a.Interface, a.Hook, err)
 		}
@@ -255,16 +259,28 @@ func detachFilter(a *Attachment) ([]string, error) {
 	return removed, nil
 }
 
-// attached reports whether a is in place: its interface exists and its
-// link is pinned or its filter installed. Runs inside the namespace.
-func attached(instance string, a *Attachment) bool {
+// inspect fills a.Attached and a.ProgramID: whether a is in place (its
+// interface exists and its link is pinned and attached, or its filter
+// installed) and the program it runs. Runs inside the namespace.
+func inspect(instance string, a *Attachment) {
+	a.Attached, a.ProgramID = false, 0
 	l, err := netlink.LinkByName(a.Interface)
 	if err != nil {
-		return false
+		return
 	}
 	if a.Filter != nil {
-		return a.Filter.present(l.Attrs().Index)
+		a.ProgramID, a.Attached = a.Filter.program(l.Attrs().Index)
+		return
 	}
-	_, err = os.Stat(linkPin(instance, a.Interface))
-	return err == nil
+	lk, err := link.LoadPinnedLink(linkPin(instance, a.Interface), nil)
+	if err != nil {
+		return
+	}
+	defer lk.Close()
+	info, err := lk.Info()
+	if err != nil {
+		return
+	}
+	// A link whose interface went away is defunct: it has no program.
+	a.Attached, a.ProgramID = info.Program != 0, uint32(info.Program)
 }

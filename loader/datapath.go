@@ -42,8 +42,10 @@ type Attachment struct {
 	Why       string `json:"why,omitempty"` // how auto chose the hook
 	// Filter identifies a legacy (cls_bpf) attachment, which is not a link
 	// and so has no pin: down deletes it by this identity.
-	Filter   *Filter `json:"filter,omitempty"`
-	Attached bool    `json:"attached"` // filled by Inspect and Attachments
+	Filter *Filter `json:"filter,omitempty"`
+	// Filled by Inspect: whether the program is attached, and its id.
+	Attached  bool   `json:"attached"`
+	ProgramID uint32 `json:"program_id,omitempty"`
 }
 
 // State is what `up` set up, kept beside the pins so that later commands

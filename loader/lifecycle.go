@@ -397,7 +397,7 @@ func (h *Health) inspectDevices() {
 		}
 		for i := range st.Attachments {
 			a := &st.Attachments[i]
-			a.Attached = attached(st.Instance, a)
+			inspect(st.Instance, a)
 			desc := fmt.Sprintf("%s at %s of %s", a.Program, a.Hook, a.Interface)
 			if a.Attached {
 				h.Present = append(h.Present, desc)

@@ -254,4 +254,3 @@ func prepareXDP(st *State, underlay string) error {
 	}
 	return nil
 }
-

@@ -80,9 +80,9 @@ func printStatus(s *status) {
 	printAttach(&s.State)
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "INTERFACE\tPROGRAM\tHOOK\tATTACHED\tWHY")
+	fmt.Fprintln(w, "INTERFACE\tPROGRAM\tID\tHOOK\tATTACHED\tWHY")
 	for _, a := range s.Attachments {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\n", a.Interface, a.Program, a.Hook, a.Attached, a.Why)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%v\t%s\n", a.Interface, a.Program, a.ProgramID, a.Hook, a.Attached, a.Why)
 	}
 	fmt.Fprintln(w, "\nMAP\tENTRIES\tMAX")
 	for _, m := range s.Maps {
