@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/rs/zerolog/log"
@@ -151,22 +152,44 @@ func (d *Datapath) replacePrograms(opts Options) error {
 }
 
 // CheckHostNamespaces refuses to act where the pins and the state would not
-// be the host's: under `ip netns exec`, whose private /sys hides the host's
-// BPF file system (pins made there vanish with the command), or in another
-// network namespace without --netns (the state in /run is shared by every
-// namespace, so instances would collide).
+// be the host's: inside a named network namespace, as under `ip netns exec`,
+// whose private /sys hides the host's BPF file system (pins made there
+// vanish with the command) while the state in /run is shared by every
+// namespace. Where PID 1 is visible, it also compares the BPF file system
+// and, without --netns, the network namespace with PID 1's.
 func CheckHostNamespaces(netns string) error {
-	const fix = "run re6st-bpf from the host's namespaces with --netns NAME, not under `ip netns exec NAME`"
+	const fix = "run re6st-bpf from the host's namespaces with --netns"
+	if name := namedNetns(); name != "" {
+		return fmt.Errorf("this process runs inside network namespace %s (as under `ip netns exec %s`), where pins vanish with the command: %s %s", name, name, fix, name)
+	}
 	if same, err := sameFile("/sys/fs/bpf", "/proc/1/root/sys/fs/bpf"); err == nil && !same {
-		return fmt.Errorf("/sys/fs/bpf is not the host's (a private /sys, as `ip netns exec` mounts): %s", fix)
+		return fmt.Errorf("/sys/fs/bpf is not the host's (a private /sys, as `ip netns exec` mounts): %s NAME", fix)
 	}
 	if netns != "" {
 		return nil
 	}
-	if same, err := sameFile("/proc/self/ns/net", "/proc/1/ns/net"); err == nil && !same {
-		return fmt.Errorf("this process is not in the host's network namespace: %s", fix)
+	if same, err := sameFile("/proc/thread-self/ns/net", "/proc/1/ns/net"); err == nil && !same {
+		return fmt.Errorf("this process is not in the host's network namespace: %s NAME", fix)
 	}
 	return nil
+}
+
+// netnsDir is where `ip netns` keeps named network namespaces.
+const netnsDir = "/run/netns"
+
+// namedNetns returns the name of the named network namespace the calling
+// thread is in, "" if none.
+func namedNetns() string {
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if same, err := sameFile("/proc/thread-self/ns/net", filepath.Join(netnsDir, e.Name())); err == nil && same {
+			return e.Name()
+		}
+	}
+	return ""
 }
 
 // sameFile reports whether a and b are the same file (or namespace).

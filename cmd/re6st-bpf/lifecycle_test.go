@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+// `ip netns exec NS re6st-bpf up` is refused with one line naming --netns,
+// and leaves nothing: its pins would live in the command's private /sys.
+func TestIPNetnsExecIsRefused(t *testing.T) {
+	ns := netns.ForTest(t, "cliexec")
+	peer := netns.ForTest(t, "cliexecp")
+	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix("10.44.0.1/24")))
+	bin := buildCLI(t)
+	for _, args := range [][]string{
+		{"up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--instance", ns.Name},
+		{"-n", ns.Name, "up", "--underlay", "u0", "--address", "2001:db8:1::1/32"},
+		{"-n", ns.Name, "status"},
+	} {
+		_, stderr, err := runCLI(exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...))
+		requireOneLineError(t, stderr, err, "--netns")
+		_, err = os.Stat(statePath(ns.Name))
+		require.True(t, errors.Is(err, os.ErrNotExist), "state written under ip netns exec")
+		_, err = ns.Run("ip", "link", "show", "re6st0")
+		require.Error(t, err, "overlay device made under ip netns exec")
+	}
+}
+
+// A state whose pins are gone: status names what is missing and the fix,
+// down removes the rest and says what, a second down has nothing to do.
+func TestDownAfterPinsVanished(t *testing.T) {
+	ns := netns.ForTest(t, "clistale")
+	peer := netns.ForTest(t, "clistalep")
+	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	bin := buildCLI(t)
+	run := func(args ...string) (string, string, error) {
+		return runCLI(exec.Command(bin, append([]string{"-n", ns.Name}, args...)...))
+	}
+	_, stderr, err := run("up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--attach", "legacy")
+	require.NoError(t, err, stderr)
+	t.Cleanup(func() { run("down") })
+	require.NoError(t, os.RemoveAll(filepath.Join(loader.PinRoot, ns.Name)))
+
+	_, stderr, err = run("status")
+	requireOneLineError(t, stderr, err, "missing map ")
+	require.Contains(t, stderr, "run `re6st-bpf --instance "+ns.Name+" down`")
+	stdout, stderr, err := run("down")
+	require.NoError(t, err, stderr)
+	for _, want := range []string{"tc-ingress filter on u0", "clsact qdisc on u0", "overlay device re6st0", "state " + statePath(ns.Name)} {
+		require.Contains(t, stdout, "removed "+want)
+	}
+	stdout, stderr, err = run("down")
+	require.NoError(t, err, stderr)
+	require.Contains(t, stdout, "nothing to remove")
+	_, stderr, err = run("status")
+	requireOneLineError(t, stderr, err, "is not up")
+}
+
+func statePath(instance string) string { return filepath.Join(loader.StateRoot, instance+".json") }
