@@ -20,6 +20,24 @@ import (
 // kernel, so every namespace test runs in both.
 var attachModes = []loader.AttachMode{loader.AttachTCX, loader.AttachLegacy}
 
+// hookMode is an underlay hook with an attachment mode.
+type hookMode struct {
+	hook   loader.Hook
+	attach loader.AttachMode
+}
+
+// hookModes are the underlay hooks, each with every attachment mode (the
+// overlay's egress program attaches at tc under both hooks).
+func hookModes() []hookMode {
+	var out []hookMode
+	for _, h := range []loader.Hook{loader.HookTC, loader.HookXDP} {
+		for _, a := range attachModes {
+			out = append(out, hookMode{h, a})
+		}
+	}
+	return out
+}
+
 // underlayNS makes a namespace with one veth underlay u0 and returns it
 // with the options of an instance there.
 func underlayNS(t *testing.T, mode loader.AttachMode) (*netns.NS, loader.Options) {
