@@ -16,10 +16,7 @@ import (
 
 // Bad input gets a one-line error and a non-zero exit, and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	ns := netns.ForTest(t, "cli")
-	peer := netns.ForTest(t, "clip")
-	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
-	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix("10.42.0.1/24")))
+	ns := underlayNS(t, "cli", "10.42.0.1/24")
 
 	bin := buildCLI(t)
 	run := func(args ...string) (string, string, error) {
@@ -96,4 +93,14 @@ func requireOneLineError(t *testing.T, stderr string, err error, want string) {
 	require.Error(t, err, "should fail")
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one-line error, got %q", stderr)
 	require.Contains(t, stderr, want)
+}
+
+// underlayNS makes a namespace named after prefix with an underlay u0
+// (veth, address addr) and returns it.
+func underlayNS(t *testing.T, prefix, addr string) *netns.NS {
+	ns := netns.ForTest(t, prefix)
+	peer := netns.ForTest(t, prefix+"p")
+	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix(addr)))
+	return ns
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,17 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // `ip netns exec NS re6st-bpf up` is refused with one line naming --netns,
 // and leaves nothing: its pins would live in the command's private /sys.
 func TestIPNetnsExecIsRefused(t *testing.T) {
-	ns := netns.ForTest(t, "cliexec")
-	peer := netns.ForTest(t, "cliexecp")
-	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
-	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix("10.44.0.1/24")))
+	ns := underlayNS(t, "cliexec", "10.44.0.1/24")
 	bin := buildCLI(t)
 	for _, args := range [][]string{
 		{"up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--instance", ns.Name},
@@ -39,9 +34,7 @@ func TestIPNetnsExecIsRefused(t *testing.T) {
 // A state whose pins are gone: status names what is missing and the fix,
 // down removes the rest and says what, a second down has nothing to do.
 func TestDownAfterPinsVanished(t *testing.T) {
-	ns := netns.ForTest(t, "clistale")
-	peer := netns.ForTest(t, "clistalep")
-	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	ns := underlayNS(t, "clistale", "10.45.0.1/24")
 	bin := buildCLI(t)
 	run := func(args ...string) (string, string, error) {
 		return runCLI(exec.Command(bin, append([]string{"-n", ns.Name}, args...)...))
