@@ -25,17 +25,25 @@ type Feature struct {
 	Have   bool   `json:"have"`
 }
 
+// Names of the probed features.
+const (
+	featRedirectNeigh = "bpf_redirect_neigh"
+	featDecapL3       = "bpf_skb_adjust_room with BPF_F_ADJ_ROOM_DECAP_L3_IPV6"
+	featXDP           = "XDP"
+	featTCX           = "tcx"
+)
+
 // ProbeKernel probes every feature the programs and their attachment need.
 // The probes load tiny programs; their results are cached.
 var ProbeKernel = sync.OnceValue(func() []Feature {
 	fs := []Feature{
-		{Name: "bpf_redirect_neigh", Since: "5.10", Needed: "required",
+		{Name: featRedirectNeigh, Since: "5.10", Needed: "required",
 			Err: features.HaveProgramHelper(ebpf.SchedCLS, asm.FnRedirectNeigh)},
-		{Name: "bpf_skb_adjust_room with BPF_F_ADJ_ROOM_DECAP_L3_IPV6", Since: "6.3", Needed: "required (tc decapsulation)",
+		{Name: featDecapL3, Since: "6.3", Needed: "--hook tc (decapsulation at tc; --hook xdp does without)",
 			Err: probeAdjustRoomDecap()},
-		{Name: "XDP", Since: "4.8", Needed: "--hook xdp",
+		{Name: featXDP, Since: "4.8", Needed: "--hook xdp",
 			Err: features.HaveProgramType(ebpf.XDP)},
-		{Name: "tcx", Since: "6.6", Needed: "--attach tcx (legacy clsact + cls_bpf otherwise)",
+		{Name: featTCX, Since: "6.6", Needed: "--attach tcx (legacy clsact + cls_bpf otherwise)",
 			Err: probeTCX()},
 	}
 	for i := range fs {
@@ -46,7 +54,7 @@ var ProbeKernel = sync.OnceValue(func() []Feature {
 
 // haveTCX reports whether the kernel has tcx; tests replace it to exercise
 // the legacy fallback.
-var haveTCX = func() error { return feature("tcx") }
+var haveTCX = func() error { return feature(featTCX) }
 
 // feature returns the probe result of the named feature.
 func feature(name string) error {

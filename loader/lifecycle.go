@@ -158,6 +158,9 @@ func (u *upRun) attach() error {
 		for _, name := range u.opts.Underlays {
 			hook, why := chooseHook(u.opts.Hook, name)
 			a := Attachment{Interface: name, Program: "underlay_tc", Hook: tcPoint(st.Attach, true), Why: why}
+			if err := feature(featDecapL3); hook == HookTC && err != nil {
+				return fmt.Errorf("%s: this kernel lacks %s (Linux 6.3), which decapsulation at tc needs: use --hook xdp", name, featDecapL3)
+			}
 			if hook == HookXDP {
 				if err := prepareXDP(st, name); err != nil {
 					return err
