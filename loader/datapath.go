@@ -132,6 +132,9 @@ func readState(instance string) (*State, error) {
 	if err := json.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("instance %q: corrupt state %s: %w: run `%s`", instance, statePath(instance), err, downCommand(instance))
 	}
+	if st.Attach == "" {
+		st.Attach = AttachTCX // states from before the legacy attachment
+	}
 	return st, nil
 }
 

@@ -3,6 +3,7 @@ package loader_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -104,6 +105,27 @@ func TestEnsure(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, reused)
 			d.Close()
+
+			if mode == loader.AttachTCX {
+				// A state written before the hashes and the attachment
+				// modes: its programs are replaced too.
+				ids = programIDs(t, opts.Instance)
+				b, err := os.ReadFile(loader.StatePath(opts.Instance))
+				require.NoError(t, err)
+				var old map[string]any
+				require.NoError(t, json.Unmarshal(b, &old))
+				for _, k := range []string{"attach", "attach_why", "object_hash", "options_hash"} {
+					delete(old, k)
+				}
+				b, err = json.Marshal(old)
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(loader.StatePath(opts.Instance), b, 0o644))
+				d, reused, err = loader.Ensure(opts)
+				require.NoError(t, err)
+				require.True(t, reused)
+				d.Close()
+				requireReplaced(t, opts.Instance, ids)
+			}
 
 			other := opts
 			other.Address = netip.MustParsePrefix("2001:db8:9::1/32")
