@@ -179,3 +179,28 @@ func TestAutoAttachWithoutTCX(t *testing.T) {
 	require.NoError(t, err)
 	requireNothingLeft(t, ns, opts.Instance)
 }
+
+// A clsact qdisc that was there before up stays after down; only our
+// filter goes.
+func TestLegacyDownKeepsAQdiscItFound(t *testing.T) {
+	ns, opts := underlayNS(t, loader.AttachLegacy)
+	_, err := ns.Run("tc", "qdisc", "add", "dev", "u0", "clsact")
+	require.NoError(t, err)
+	d, err := loader.Up(opts)
+	require.NoError(t, err)
+	d.Close()
+	out, err := ns.Run("tc", "filter", "show", "dev", "u0", "ingress")
+	require.NoError(t, err)
+	require.Contains(t, out, "underlay_tc")
+
+	removed, err := loader.Remove(opts.Instance)
+	require.NoError(t, err)
+	require.Contains(t, removed, "tc-ingress filter on u0")
+	require.NotContains(t, removed, "clsact qdisc on u0")
+	out, err = ns.Run("tc", "qdisc", "show", "dev", "u0")
+	require.NoError(t, err)
+	require.Contains(t, out, "clsact")
+	out, err = ns.Run("tc", "filter", "show", "dev", "u0", "ingress")
+	require.NoError(t, err)
+	require.Empty(t, out)
+}
