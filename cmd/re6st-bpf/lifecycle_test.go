@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,15 +41,24 @@ func TestDownAfterPinsVanished(t *testing.T) {
 	run := func(args ...string) (string, string, error) {
 		return runCLI(exec.Command(bin, append([]string{"-n", ns.Name}, args...)...))
 	}
-	_, stderr, err := run("up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--attach", "legacy")
+	stdout, stderr, err := run("up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--attach", "legacy")
 	require.NoError(t, err, stderr)
 	t.Cleanup(func() { run("down") })
+	require.Contains(t, stdout, "attachment: legacy (requested)")
+	// Standard error is a pipe: --log-format auto writes JSON lines.
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		require.True(t, json.Valid([]byte(line)), "not a JSON log line: %q", line)
+	}
+	stdout, stderr, err = run("status")
+	require.NoError(t, err, stderr)
+	require.Contains(t, stdout, "attachment: legacy (requested)")
+	require.Regexp(t, `u0\s+underlay_tc\s+[1-9]\d*\s+tc-ingress\s+true`, stdout)
 	require.NoError(t, os.RemoveAll(filepath.Join(loader.PinRoot, ns.Name)))
 
 	_, stderr, err = run("status")
 	requireOneLineError(t, stderr, err, "missing map ")
 	require.Contains(t, stderr, "run `re6st-bpf --instance "+ns.Name+" down`")
-	stdout, stderr, err := run("down")
+	stdout, stderr, err = run("down")
 	require.NoError(t, err, stderr)
 	for _, want := range []string{"tc-ingress filter on u0", "clsact qdisc on u0", "overlay device re6st0", "state " + statePath(ns.Name)} {
 		require.Contains(t, stdout, "removed "+want)
