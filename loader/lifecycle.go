@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -371,7 +372,7 @@ func Inspect(instance string) (*Health, error) {
 		return nil, err
 	}
 	for _, name := range pinnedMaps(spec) {
-		if _, err := os.Stat(pinDir(instance) + "/" + name); err == nil {
+		if _, err := os.Stat(filepath.Join(pinDir(instance), name)); err == nil {
 			h.Present = append(h.Present, "map "+name)
 		} else {
 			h.Missing = append(h.Missing, "map "+name)
