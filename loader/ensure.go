@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/rs/zerolog/log"
 )
@@ -151,22 +152,30 @@ func (d *Datapath) replacePrograms(opts Options) error {
 	return writeState(st)
 }
 
-// CheckHostNamespaces refuses to act where the pins and the state would not
-// be the host's: inside a named network namespace, as under `ip netns exec`,
-// whose private /sys hides the host's BPF file system (pins made there
-// vanish with the command) while the state in /run is shared by every
-// namespace. Where PID 1 is visible, it also compares the BPF file system
-// and, without --netns, the network namespace with PID 1's.
+// CheckHostNamespaces refuses to act where the pins or the state would not
+// be the host's:
+//   - under `ip netns exec NAME`, whose private /sys (a sysfs mounted with
+//     source NAME) hides the host's BPF file system: pins made there vanish
+//     with the command;
+//   - inside another network namespace without --netns: the state in /run
+//     is shared by every namespace, so instances would collide. (A daemon
+//     that lives in its namespace and passes --netns is fine.)
+//
+// Where PID 1 is visible it also compares /sys/fs/bpf and, without --netns,
+// the network namespace with PID 1's.
 func CheckHostNamespaces(netns string) error {
 	const fix = "run re6st-bpf from the host's namespaces with --netns"
-	if name := namedNetns(); name != "" {
-		return fmt.Errorf("this process runs inside network namespace %s (as under `ip netns exec %s`), where pins vanish with the command: %s %s", name, name, fix, name)
+	if name := ipNetnsExec(); name != "" {
+		return fmt.Errorf("running under `ip netns exec %s`, whose private /sys hides the host's BPF pins: %s %s", name, fix, name)
 	}
 	if same, err := sameFile("/sys/fs/bpf", "/proc/1/root/sys/fs/bpf"); err == nil && !same {
-		return fmt.Errorf("/sys/fs/bpf is not the host's (a private /sys, as `ip netns exec` mounts): %s NAME", fix)
+		return fmt.Errorf("/sys/fs/bpf is not the host's (a private /sys?): %s NAME", fix)
 	}
 	if netns != "" {
 		return nil
+	}
+	if name := namedNetns(); name != "" {
+		return fmt.Errorf("this process runs inside network namespace %s: %s %s", name, fix, name)
 	}
 	if same, err := sameFile("/proc/thread-self/ns/net", "/proc/1/ns/net"); err == nil && !same {
 		return fmt.Errorf("this process is not in the host's network namespace: %s NAME", fix)
@@ -190,6 +199,35 @@ func namedNetns() string {
 		}
 	}
 	return ""
+}
+
+// ipNetnsExec returns NAME when /sys is the sysfs `ip netns exec NAME`
+// mounts (its source is the namespace's name), "" otherwise.
+func ipNetnsExec() string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	source := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent dev root mountpoint options [optional...] - fstype source super
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 0 || sep+2 >= len(f) || f[4] != "/sys" {
+			continue
+		}
+		source = "" // the last mount on /sys is the visible one
+		if f[sep+1] == "sysfs" && f[sep+2] != "sysfs" {
+			source = f[sep+2]
+		}
+	}
+	if source == "" {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, source)); err != nil {
+		return ""
+	}
+	return source
 }
 
 // sameFile reports whether a and b are the same file (or namespace).

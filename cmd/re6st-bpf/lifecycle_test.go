@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,20 +17,25 @@ import (
 
 // `ip netns exec NS re6st-bpf up` is refused with one line naming --netns,
 // and leaves nothing: its pins would live in the command's private /sys.
+// So is a process inside NS without --netns (the state in /run is shared).
 func TestIPNetnsExecIsRefused(t *testing.T) {
 	ns := underlayNS(t, "cliexec", "10.44.0.1/24")
 	bin := buildCLI(t)
-	for _, args := range [][]string{
-		{"up", "--underlay", "u0", "--address", "2001:db8:1::1/32", "--instance", ns.Name},
-		{"-n", ns.Name, "up", "--underlay", "u0", "--address", "2001:db8:1::1/32"},
-		{"-n", ns.Name, "status"},
+	ipExec := []string{"ip", "netns", "exec", ns.Name, bin}
+	enter := []string{"nsenter", "--net=/run/netns/" + ns.Name, bin}
+	up := []string{"up", "--underlay", "u0", "--address", "2001:db8:1::1/32"}
+	for _, argv := range [][]string{
+		slices.Concat(ipExec, up, []string{"--instance", ns.Name}),
+		slices.Concat(ipExec, []string{"-n", ns.Name}, up),
+		slices.Concat(ipExec, []string{"-n", ns.Name, "status"}),
+		slices.Concat(enter, up, []string{"--instance", ns.Name}),
 	} {
-		_, stderr, err := runCLI(exec.Command("ip", append([]string{"netns", "exec", ns.Name, bin}, args...)...))
-		requireOneLineError(t, stderr, err, "--netns")
+		_, stderr, err := runCLI(exec.Command(argv[0], argv[1:]...))
+		requireOneLineError(t, stderr, err, "--netns "+ns.Name)
 		_, err = os.Stat(statePath(ns.Name))
-		require.True(t, errors.Is(err, os.ErrNotExist), "state written under ip netns exec")
+		require.True(t, errors.Is(err, os.ErrNotExist), "state written by %v", argv)
 		_, err = ns.Run("ip", "link", "show", "re6st0")
-		require.Error(t, err, "overlay device made under ip netns exec")
+		require.Error(t, err, "overlay device made by %v", argv)
 	}
 }
 
