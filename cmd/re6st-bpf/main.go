@@ -39,8 +39,8 @@ the overlay device, FOU/GRE tunnels, the route map and the counters.
 
 The data plane stays loaded (pinned under /sys/fs/bpf/re6st/<instance>/) after
 the command exits. With --netns, the command acts in that named network
-namespace while staying in the caller's mount namespace (do not wrap it in
-'ip netns exec', which hides /sys/fs/bpf).`,
+namespace while staying in the caller's mount namespace; under 'ip netns exec',
+whose private /sys hides /sys/fs/bpf, it refuses to run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

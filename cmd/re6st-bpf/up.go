@@ -22,7 +22,7 @@ func upCmd(g *globals) *cobra.Command {
 		Long: `Creates the overlay device (a NOARP veth pair, default re6st0/re6st0p) with ADDR,
 whose prefix length LEN is the whole overlay network's (the kernel route for
 the network points at the overlay device), enables IPv6 forwarding (the slow
-path relies on it), loads the BPF programs and attaches them: tcx egress on the
+path relies on it), loads the BPF programs and attaches them: tc egress on the
 overlay device, and on every underlay either tc ingress or XDP (--hook; auto
 chooses tc for virtual drivers such as veth and XDP for NICs with native XDP).
 
