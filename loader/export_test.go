@@ -1,6 +1,9 @@
 package loader
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // UpSteps names the steps of Up, in order.
 func UpSteps() []string {
@@ -44,3 +47,14 @@ func PinDir(instance string) string    { return pinDir(instance) }
 
 // WriteState rewrites an instance's state file.
 func WriteState(st *State) error { return writeState(st) }
+
+// CrashUpAfter makes Up exit the process right after the named step, as a
+// crash would: nothing is cleaned up.
+func CrashUpAfter(step string) {
+	upFault = func(s string) error {
+		if s == step {
+			os.Exit(3)
+		}
+		return nil
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -203,4 +204,44 @@ func TestLegacyDownKeepsAQdiscItFound(t *testing.T) {
 	out, err = ns.Run("tc", "filter", "show", "dev", "u0", "ingress")
 	require.NoError(t, err)
 	require.Empty(t, out)
+}
+
+// crashEnv names, in a child test process, the step after which Up exits
+// and the namespace it acts in.
+const crashEnv = "RE6ST_TEST_CRASH_UP_AFTER"
+
+// An up that dies after any step (the process exits, nothing is cleaned
+// up) leaves a state that says so: status names the fix, up refuses, and
+// down removes everything.
+func TestDownAfterUpCrashed(t *testing.T) {
+	if step := os.Getenv(crashEnv); step != "" {
+		ns := os.Getenv(crashEnv + "_NETNS")
+		loader.CrashUpAfter(step)
+		_, err := loader.Up(loader.Options{Instance: ns, Netns: ns, Underlays: []string{"u0"}, Hook: loader.HookTC,
+			Attach: loader.AttachMode(os.Getenv(crashEnv + "_ATTACH")), Address: netip.MustParsePrefix("2001:db8:1::1/32")})
+		t.Fatalf("up did not crash after %s: %v", step, err)
+	}
+	for _, mode := range attachModes {
+		t.Run(string(mode), func(t *testing.T) {
+			ns, opts := underlayNS(t, mode)
+			steps := loader.UpSteps()
+			for _, step := range steps[:len(steps)-1] { // after the commit, up is complete
+				cmd := exec.Command(os.Args[0], "-test.run=^TestDownAfterUpCrashed$")
+				cmd.Env = append(os.Environ(), crashEnv+"="+step, crashEnv+"_NETNS="+ns.Name, crashEnv+"_ATTACH="+string(mode))
+				out, err := cmd.CombinedOutput()
+				var exit *exec.ExitError
+				require.ErrorAs(t, err, &exit, string(out))
+				require.Equal(t, 3, exit.ExitCode(), string(out))
+
+				_, err = loader.Up(opts)
+				require.ErrorContains(t, err, "re6st-bpf --instance "+opts.Instance+" down", "after a crash at %s", step)
+				h, err := loader.Inspect(opts.Instance)
+				require.NoError(t, err)
+				require.Contains(t, h.Missing, "a finished `up` (it failed or was interrupted)")
+				_, err = loader.Remove(opts.Instance)
+				require.NoError(t, err)
+				requireNothingLeft(t, ns, opts.Instance)
+			}
+		})
+	}
 }
