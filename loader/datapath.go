@@ -38,22 +38,40 @@ func CheckInstance(name string) error {
 type Attachment struct {
 	Interface string `json:"interface"`
 	Program   string `json:"program"`
-	Hook      string `json:"hook"`             // tcx-egress, tcx-ingress, xdp
-	Why       string `json:"why,omitempty"`    // how auto chose the hook
-	Pinned    bool   `json:"pinned,omitempty"` // filled by Status
+	Hook      string `json:"hook"`          // tcx-egress, tcx-ingress, xdp, tc-egress, tc-ingress
+	Why       string `json:"why,omitempty"` // how auto chose the hook
+	// Filter identifies a legacy (cls_bpf) attachment, which is not a link
+	// and so has no pin: down deletes it by this identity.
+	Filter *Filter `json:"filter,omitempty"`
+	// Filled by Inspect: whether the program is attached, and its id.
+	Attached  bool   `json:"attached"`
+	ProgramID uint32 `json:"program_id,omitempty"`
 }
 
 // State is what `up` set up, kept beside the pins so that later commands
-// and restarts know it.
+// and restarts know it. `up` writes it before each step that creates
+// something (with Building set), so that `down` finds whatever exists even
+// after a failed or interrupted `up`.
 type State struct {
-	Instance    string       `json:"instance"`
-	Netns       string       `json:"netns,omitempty"`
+	Instance string `json:"instance"`
+	Netns    string `json:"netns,omitempty"`
+	// Overlay and OverlayPeer are set once the names are known to be free,
+	// just before the device is created.
 	Overlay     string       `json:"overlay"`
 	OverlayPeer string       `json:"overlay_peer"`
 	Address     netip.Prefix `json:"address"`
 	MTU         int          `json:"mtu"`
 	FOUPort     uint16       `json:"fou_port"`
+	// Attach is how the tc programs are attached, and why.
+	Attach      AttachMode   `json:"attach,omitempty"`
+	AttachWhy   string       `json:"attach_why,omitempty"`
 	Attachments []Attachment `json:"attachments"`
+	// ObjectHash and OptionsHash identify the loaded programs: the BPF
+	// object and the options they were configured from (see Ensure).
+	ObjectHash  string `json:"object_hash,omitempty"`
+	OptionsHash string `json:"options_hash,omitempty"`
+	// Building is true until `up` has finished.
+	Building bool `json:"building,omitempty"`
 }
 
 // Datapath is an instance's loaded data plane: its maps, through which
@@ -84,6 +102,22 @@ func statePath(instance string) string { return filepath.Join(StateRoot, instanc
 
 // Open returns the data plane that `up` left pinned for instance.
 func Open(instance string) (*Datapath, error) {
+	st, err := readState(instance)
+	if err != nil {
+		return nil, err
+	}
+	if st.Building {
+		return nil, fmt.Errorf("instance %q is half up (an `up` failed or was interrupted): run `%s`", instance, downCommand(instance))
+	}
+	d := &Datapath{State: *st}
+	if err := openPinnedMaps(instance, &d.maps); err != nil {
+		return nil, fmt.Errorf("instance %q: %w (pins missing under %s): run `%s`, then `up` again", instance, err, pinDir(instance), downCommand(instance))
+	}
+	return d, nil
+}
+
+// readState reads the instance's state file; ErrNotUp if there is none.
+func readState(instance string) (*State, error) {
 	if err := CheckInstance(instance); err != nil {
 		return nil, err
 	}
@@ -94,31 +128,45 @@ func Open(instance string) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Datapath{}
-	if err := json.Unmarshal(b, &d.State); err != nil {
-		return nil, fmt.Errorf("instance %q: corrupt state %s: %w", instance, statePath(instance), err)
+	st := &State{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("instance %q: corrupt state %s: %w: run `%s`", instance, statePath(instance), err, downCommand(instance))
 	}
-	if err := openPinnedMaps(instance, &d.maps); err != nil {
-		return nil, fmt.Errorf("instance %q: %w (pins missing under %s: run `re6st-bpf down` then `up`)", instance, err, pinDir(instance))
+	if st.Attach == "" {
+		st.Attach = AttachTCX // states from before the legacy attachment
 	}
-	return d, nil
+	return st, nil
+}
+
+// downCommand is the command that removes whatever exists of instance.
+func downCommand(instance string) string {
+	return "re6st-bpf --instance " + instance + " down"
 }
 
 // Close releases this process's handles; the pinned data plane stays.
 func (d *Datapath) Close() error { return d.maps.Close() }
 
-// openPinnedMaps opens every map of the object from its pin, by the name
-// the object gives it (the maps are pinned by name, LIBBPF_PIN_BY_NAME).
+// pinnedMaps names the maps the object pins (LIBBPF_PIN_BY_NAME), sorted.
+func pinnedMaps(spec *ebpf.CollectionSpec) []string {
+	var names []string
+	for name, m := range spec.Maps {
+		if m.Pinning == ebpf.PinByName {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// openPinnedMaps opens every pinned map of the object from its pin, by the
+// name the object gives it.
 func openPinnedMaps(instance string, m *datapathMaps) error {
 	spec, err := loadDatapath()
 	if err != nil {
 		return err
 	}
 	coll := &ebpf.Collection{Maps: map[string]*ebpf.Map{}}
-	for name, ms := range spec.Maps {
-		if ms.Pinning != ebpf.PinByName {
-			continue // .rodata and the like belong to the programs
-		}
+	for _, name := range pinnedMaps(spec) {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(pinDir(instance), name), nil)
 		if err != nil {
 			coll.Close()
@@ -146,18 +194,6 @@ func ensureBPFFS() error {
 		return fmt.Errorf("mount bpffs on /sys/fs/bpf: %w", err)
 	}
 	return nil
-}
-
-// Attachments returns the recorded attachments, each marked with whether its
-// link is still pinned (and so attached).
-func (d *Datapath) Attachments() ([]Attachment, error) {
-	out := make([]Attachment, len(d.State.Attachments))
-	for i, a := range d.State.Attachments {
-		_, err := os.Stat(filepath.Join(pinDir(d.State.Instance), "link_"+a.Interface))
-		a.Pinned = err == nil
-		out[i] = a
-	}
-	return out, nil
 }
 
 // Underlays lists the underlay interfaces the programs are attached to.

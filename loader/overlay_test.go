@@ -23,13 +23,14 @@ import (
 )
 
 // A — B — C over IPv4-only links, tunnels A↔B and B↔C, for each
-// encapsulation and each underlay hook.
+// encapsulation, each underlay hook and each attachment mode.
 func TestOverlayThroughTransitNode(t *testing.T) {
 	netns.RequireRoot(t)
 	for _, encap := range []loader.TunnelType{loader.FOU, loader.GRE} {
-		for _, hook := range []loader.Hook{loader.HookTC, loader.HookXDP} {
-			t.Run(fmt.Sprintf("%s/%s", encap, hook), func(t *testing.T) {
-				c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Encap: encap, GREKey: encap == loader.GRE, Hook: hook})
+		for _, hm := range hookModes() {
+			hook, attach := hm.hook, hm.attach
+			t.Run(fmt.Sprintf("%s/%s/%s", encap, hook, attach), func(t *testing.T) {
+				c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Encap: encap, GREKey: encap == loader.GRE, Hook: hook, Attach: attach})
 				a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 
 				out, err := a.NS.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", cc.Overlay.String())

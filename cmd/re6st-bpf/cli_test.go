@@ -16,28 +16,16 @@ import (
 
 // Bad input gets a one-line error and a non-zero exit, and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	ns := netns.ForTest(t, "cli")
-	peer := netns.ForTest(t, "clip")
-	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
-	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix("10.42.0.1/24")))
+	ns := underlayNS(t, "cli", "10.42.0.1/24")
 
-	bin := filepath.Join(t.TempDir(), "re6st-bpf")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildCLI(t)
 	run := func(args ...string) (string, string, error) {
-		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(bin, append([]string{"-n", ns.Name}, args...)...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		return stdout.String(), stderr.String(), err
+		return runCLI(exec.Command(bin, append([]string{"-n", ns.Name}, args...)...))
 	}
 	fails := func(want string, args ...string) {
 		t.Helper()
 		_, stderr, err := run(args...)
-		require.Error(t, err, "re6st-bpf %v should fail", args)
-		require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one-line error, got %q", stderr)
-		require.Contains(t, stderr, want)
+		requireOneLineError(t, stderr, err, want)
 	}
 	ok := func(args ...string) string {
 		t.Helper()
@@ -48,7 +36,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	fails("is not up", "status")
 	fails(`unknown underlay interface "nosuch0"`, "up", "--underlay", "nosuch0", "--address", "2001:db8:1::1/32")
-	_, err = ns.Run("ip", "link", "show", "re6st0")
+	_, err := ns.Run("ip", "link", "show", "re6st0")
 	require.Error(t, err, "a failed up left re6st0 behind")
 	_, err = os.Stat("/run/re6st-bpf/" + ns.Name + ".json")
 	require.True(t, os.IsNotExist(err), "a failed up left state behind")
@@ -80,4 +68,39 @@ func TestBadInputChangesNothing(t *testing.T) {
 	ok("down")
 	_, err = ns.Run("ip", "link", "show", "re6st0")
 	require.Error(t, err, "down left re6st0 behind")
+}
+
+// buildCLI builds re6st-bpf into a temporary directory.
+func buildCLI(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "re6st-bpf")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// runCLI runs cmd and returns its standard output and error.
+func runCLI(cmd *exec.Cmd) (string, string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// requireOneLineError checks a failed run: non-zero exit and a one-line
+// error that contains want.
+func requireOneLineError(t *testing.T, stderr string, err error, want string) {
+	t.Helper()
+	require.Error(t, err, "should fail")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one-line error, got %q", stderr)
+	require.Contains(t, stderr, want)
+}
+
+// underlayNS makes a namespace named after prefix with an underlay u0
+// (veth, address addr) and returns it.
+func underlayNS(t *testing.T, prefix, addr string) *netns.NS {
+	ns := netns.ForTest(t, prefix)
+	peer := netns.ForTest(t, prefix+"p")
+	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
+	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix(addr)))
+	return ns
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog/log"
 	"github.com/spf13/cobra"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/logging"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -18,6 +19,7 @@ type globals struct {
 	instance string
 	json     bool
 	logLevel string
+	logFmt   string
 }
 
 func main() {
@@ -37,8 +39,8 @@ the overlay device, FOU/GRE tunnels, the route map and the counters.
 
 The data plane stays loaded (pinned under /sys/fs/bpf/re6st/<instance>/) after
 the command exits. With --netns, the command acts in that named network
-namespace while staying in the caller's mount namespace (do not wrap it in
-'ip netns exec', which hides /sys/fs/bpf).`,
+namespace while staying in the caller's mount namespace; under 'ip netns exec',
+whose private /sys hides /sys/fs/bpf, it refuses to run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,7 +48,9 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 			if err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			log.Logger = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(lvl).With().Timestamp().Logger()
+			if log.Logger, err = logging.New(os.Stderr, g.logFmt, lvl); err != nil {
+				return err
+			}
 			if g.instance == "" {
 				g.instance = g.netns
 			}
@@ -56,7 +60,7 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 			if os.Geteuid() != 0 {
 				return errors.New("needs root (CAP_BPF and CAP_NET_ADMIN)")
 			}
-			return nil
+			return loader.CheckHostNamespaces(g.netns)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -64,6 +68,7 @@ namespace while staying in the caller's mount namespace (do not wrap it in
 	pf.StringVar(&g.instance, "instance", "", "data plane instance name (default: the netns name, or \"default\")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFmt, "log-format", logging.Auto, logging.FlagUsage)
 	root.AddCommand(upCmd(g), downCmd(g), tunnelCmd(g), routeCmd(g), statusCmd(g))
 	return root
 }

@@ -17,18 +17,47 @@ type status struct {
 	Reasons map[string]uint64 `json:"reasons"`
 	Tunnels []tunnelRow       `json:"tunnels"`
 	Routes  []loader.Route    `json:"routes"`
+	Kernel  []loader.Feature  `json:"kernel"`
 }
 
 func statusCmd(g *globals) *cobra.Command {
-	return readCmd(g, "status", "Show what is attached where, map fill, tunnels, routes and counters", readStatus, printStatus)
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show what is attached where, map fill, tunnels, routes and counters",
+		Long: `Shows the instance: how its programs are attached and why, map fill, counters,
+tunnels and routes. On a half-present instance (a failed 'up', a deleted
+namespace, pins gone) it says what is missing and the command that fixes it,
+and exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := loader.Inspect(g.instance)
+			if err != nil {
+				return err
+			}
+			if !h.OK() {
+				if g.json {
+					g.printJSON(h)
+				}
+				return h.Err()
+			}
+			return g.with(func(d *loader.Datapath) error {
+				s, err := readStatus(d, h)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(s)
+				}
+				printStatus(s)
+				return nil
+			})
+		},
+	}
 }
 
-func readStatus(d *loader.Datapath) (*status, error) {
-	s := &status{State: d.State}
+func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
+	s := &status{State: *h.State, Kernel: loader.ProbeKernel()}
 	var err error
-	if s.Attachments, err = d.Attachments(); err != nil {
-		return nil, err
-	}
 	if s.Maps, err = d.Fill(); err != nil {
 		return nil, err
 	}
@@ -47,11 +76,13 @@ func printStatus(s *status) {
 	if s.Netns != "" {
 		fmt.Printf(" (netns %s)", s.Netns)
 	}
-	fmt.Printf(": %s %s, MTU %d, FOU port %d\n\n", s.Overlay, s.Address, s.MTU, s.FOUPort)
+	fmt.Printf(": %s %s, MTU %d, FOU port %d\n", s.Overlay, s.Address, s.MTU, s.FOUPort)
+	printAttach(&s.State)
+	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "INTERFACE\tPROGRAM\tHOOK\tPINNED\tWHY")
+	fmt.Fprintln(w, "INTERFACE\tPROGRAM\tID\tHOOK\tATTACHED\tWHY")
 	for _, a := range s.Attachments {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\n", a.Interface, a.Program, a.Hook, a.Pinned, a.Why)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%v\t%s\n", a.Interface, a.Program, a.ProgramID, a.Hook, a.Attached, a.Why)
 	}
 	fmt.Fprintln(w, "\nMAP\tENTRIES\tMAX")
 	for _, m := range s.Maps {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/logging"
 	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -39,6 +40,7 @@ type options struct {
 	anonymousPrefixLength   int
 	ipv4                    string
 	logfile                 string
+	logFormat               string
 	verbose                 int
 	minProtocol             int
 	authorizedOrigins       []string
@@ -107,6 +109,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.ipv4, "ipv4", "", `IPv4 payload "IP/N PLEN": network and per-node subnet length`)
 	f.StringVarP(&o.logfile, "logfile", "l", "", "log file (default: standard error)")
 	f.IntVarP(&o.verbose, "verbose", "v", 1, "log level: 0 off, 1 warnings, 2 info, 3 debug, 4 trace")
+	f.StringVar(&o.logFormat, "log-format", logging.Auto, logging.FlagUsage)
 	f.IntVar(&o.minProtocol, "min-protocol", 1, "reject nodes of an older protocol")
 	f.StringArrayVar(&o.authorizedOrigins, "authorized-origin", nil, "address allowed to make private calls, in addition to 127.0.0.1 and ::1 (repeatable)")
 	f.StringVar(&o.community, "community", "", `community file: lines "<bits> <location>..." (location: *, CC or @CONTINENT)`)
@@ -142,7 +145,7 @@ func newLogger(o options) (zerolog.Logger, error) {
 	if o.verbose < 0 || o.verbose >= len(levels) {
 		return zerolog.Logger{}, fmt.Errorf("--verbose %d: must be 0 to 4", o.verbose)
 	}
-	return zerolog.New(out).Level(levels[o.verbose]).With().Timestamp().Logger(), nil
+	return logging.New(out, o.logFormat, levels[o.verbose])
 }
 
 func parseIPv4(value string) (string, int, error) {

@@ -20,6 +20,9 @@ type Options struct {
 	// its own tunnel shape, for chains that mix encapsulations.
 	Shapes []Shape
 	Hook   loader.Hook
+	// Attach is how the tc programs attach (tcx, legacy or auto: "" is
+	// auto).
+	Attach loader.AttachMode
 }
 
 // Shape is the encapsulation of one link's tunnel.
@@ -215,7 +218,7 @@ func (c *Chain) overlay(o Options, i int) error {
 		}
 	}
 	d, err := loader.Up(loader.Options{
-		Instance: node.NS.Name, Netns: node.NS.Name, Hook: o.Hook, Underlays: underlays,
+		Instance: node.NS.Name, Netns: node.NS.Name, Hook: o.Hook, Attach: o.Attach, Underlays: underlays,
 		Address: netip.PrefixFrom(node.Overlay, Network.Bits()),
 	})
 	if err != nil {
