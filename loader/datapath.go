@@ -200,7 +200,7 @@ func ensureBPFFS() error {
 func (s *State) Underlays() []string {
 	var out []string
 	for _, a := range s.Attachments {
-		if a.Interface != s.Overlay && !slices.Contains(out, a.Interface) {
+		if a.Interface != s.Overlay && a.Interface != s.OverlayPeer && !slices.Contains(out, a.Interface) {
 			out = append(out, a.Interface)
 		}
 	}
