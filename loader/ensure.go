@@ -104,8 +104,8 @@ func (s *State) compatible(opts Options) error {
 	}
 	return InNetns(s.Netns, func() error {
 		for _, a := range s.Attachments {
-			if a.Interface == s.Overlay {
-				continue
+			if a.Interface == s.Overlay || a.Interface == s.OverlayPeer {
+				continue // always at tc, whatever the hook
 			}
 			hook, _ := chooseHook(opts.Hook, a.Interface)
 			if (a.Hook == pointXDP) != (hook == HookXDP) {

@@ -18,29 +18,29 @@ var (
 	shapeGREKey = chain.Shape{Encap: loader.GRE, GREKey: true}
 )
 
-// A —x— B —y— C for every ordered pair of different tunnel shapes x, y and
-// each underlay hook: B forwards between the two encapsulations in BPF (its
+// A —x— B —y— C for every ordered pair of different tunnel shapes x, y,
+// each underlay hook and each attachment mode: B forwards between the two encapsulations in BPF (its
 // kernel forwards nothing), a TCP transfer arrives whole, and the slow path
 // still does what needs the kernel across the shape change: Time Exceeded
 // (traceroute), Packet Too Big from a smaller next tunnel, no route.
 func TestTransitAcrossShapes(t *testing.T) {
 	shapes := []chain.Shape{shapeFOU, shapeGRE, shapeGREKey}
-	for _, hook := range []loader.Hook{loader.HookTC, loader.HookXDP} {
+	for _, hm := range hookModes() {
 		for _, in := range shapes {
 			for _, out := range shapes {
 				if in == out {
 					continue
 				}
-				t.Run(fmt.Sprintf("%s/%s-%s", hook, in, out), func(t *testing.T) {
-					transitAcrossShapes(t, hook, in, out)
+				t.Run(fmt.Sprintf("%s/%s/%s-%s", hm.hook, hm.attach, in, out), func(t *testing.T) {
+					transitAcrossShapes(t, hm, in, out)
 				})
 			}
 		}
 	}
 }
 
-func transitAcrossShapes(t *testing.T, hook loader.Hook, in, out chain.Shape) {
-	c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Shapes: []chain.Shape{in, out}, Hook: hook})
+func transitAcrossShapes(t *testing.T, hm hookMode, in, out chain.Shape) {
+	c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Shapes: []chain.Shape{in, out}, Hook: hm.hook, Attach: hm.attach})
 	a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 
 	// The first packet through B in XDP finds no learnt link layer for
@@ -50,7 +50,7 @@ func transitAcrossShapes(t *testing.T, hook loader.Hook, in, out chain.Shape) {
 	out1, err := a.NS.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", cc.Overlay.String())
 	require.NoError(t, err, out1)
 	require.Contains(t, out1, "3 received")
-	if hook == loader.HookXDP {
+	if hm.hook == loader.HookXDP {
 		require.Greater(t, reason(t, b.Datapath, "slow-path"), slowBefore, "the first packet did not take the slow path")
 	}
 
