@@ -15,8 +15,8 @@ import (
 var chartMetrics = []string{TCP1, TCP4, UDPRate}
 
 // WritePNG draws, for every variant but the reference on every chain, its
-// throughput and small-packet ratios to the reference, with the
-// reference's 1.0 as a line.
+// median throughput and small-packet ratios to the reference, with the
+// reference's 1.0 as a line (the ranges are in the tables).
 func (r *Results) WritePNG(w io.Writer) error {
 	p := plot.New()
 	p.Title.Text = "re6st-bpf benchmark: ratio to plain kernel forwarding (1.0)"
@@ -34,7 +34,7 @@ func (r *Results) WritePNG(w io.Writer) error {
 	for j, key := range chartMetrics {
 		vals := make(plotter.Values, len(rows))
 		for i, row := range rows {
-			vals[i] = row.Ratios[key] // 0 when not measured
+			vals[i] = row.Ratios[key].Median // 0 when not measured
 			top = max(top, vals[i])
 		}
 		bars, err := plotter.NewBarChart(vals, width)
@@ -45,13 +45,7 @@ func (r *Results) WritePNG(w io.Writer) error {
 		bars.Color = plotutil.Color(j)
 		bars.Offset = width * vg.Length(j-len(chartMetrics)/2)
 		p.Add(bars)
-		var name string
-		for _, m := range Metrics {
-			if m.Key == key {
-				name = m.Name
-			}
-		}
-		p.Legend.Add(name, bars)
+		p.Legend.Add(metricName(key), bars)
 	}
 	ref := plotter.NewFunction(func(float64) float64 { return 1 })
 	ref.Color = color.Gray{Y: 96}
