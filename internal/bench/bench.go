@@ -335,14 +335,14 @@ func cyclesNote() string {
 		return "perf counts cycles on this machine, but the table gives CPU time: cycles/B ≈ ns/B × GHz."
 	}
 	return "CPU cycles per byte are not measurable here: " + why + ". " +
-		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during the best 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
+		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during each round's 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
 		"It is system-wide, so other load on the machine inflates it."
 }
 
 // methodNotes say how the figures were measured.
 func methodNotes(p params) []string {
 	return []string{
-		fmt.Sprintf("Rounds: every topology is built once; then %d rounds, each running every workload on every variant before the next workload (each round starting one variant further down the list). A figure is the median over the rounds; a ratio is the median of the per-round ratios to the reference's figure of the same round, with their min–max; the reference's own cells give its min–max.", p.rounds),
+		fmt.Sprintf("Rounds: every topology is built once; then %d round(s), each running every workload on every variant before the next workload (each round starting one variant further down the list). A figure is the median over the rounds; a ratio is the median of the per-round ratios to the reference's figure of the same round, with their min–max; the reference's own cells give its min–max.", p.rounds),
 		fmt.Sprintf("Pinning: iperf3 client, ping and the UDP generator on CPU %d, iperf3 server on CPU %d (taskset, sched_setaffinity). The chain's forwarding runs in softirq on the CPU that sends into it.", p.cpus.sender, p.cpus.receiver),
 		fmt.Sprintf("TCP: iperf3, first node to last, one test of %d s per round. RTT: %d pings 1 ms apart, idle and during a 1-stream TCP test; p50/p99 of the replies.", p.tcpSeconds, p.pings),
 		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload) as it leaves the first node (plain; encapsulated for the first link's tunnel; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is on on the second node's receiving veth during the test (the NAPI that XDP transmit into a veth needs), off again after.", p.genFrames, smallPayload),

@@ -3,7 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +55,10 @@ func onCPU(cpu int, fn func() error) error {
 	return fn()
 }
 
+// oneLine folds a message's whitespace (command output) into single
+// spaces, for a table's notes.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
 // workload is one test of a round; run records its figures in vals.
 type workload struct {
 	name    string
@@ -92,17 +99,67 @@ func tcpWorkload(name string, streams int, key, cpuKey string) workload {
 	}}
 }
 
-// udpWorkload records the rate (kpkt/s) and loss (%) measure returns.
+// udpWorkload records the rate (kpkt/s) and loss (%) measure returns. When
+// a re6st-bpf chain loses most frames, it also fails with the data-plane
+// counters that moved meanwhile, node by node: where the frames went.
 func udpWorkload(name, rate, loss string, applies func(Variant, int) bool, measure func(t *topology, n int) (float64, float64, error)) workload {
 	return workload{name: name, applies: applies, run: func(t *topology, p params, vals map[string]float64) error {
+		before, err := t.reasons()
+		if err != nil {
+			return err
+		}
 		pps, lost, err := measure(t, p.genFrames)
 		if err != nil {
 			return err
 		}
 		set(vals, rate, pps/1e3)
 		set(vals, loss, lost)
-		return nil
+		if lost < 50 || before == nil {
+			return nil
+		}
+		after, err := t.reasons()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%.0f%% of the frames lost; data-plane counters meanwhile: %s", lost, reasonsMoved(before, after))
 	}}
+}
+
+// reasons are the data plane's reason counters of every node; nil without
+// a data plane.
+func (t *topology) reasons() ([]map[string]uint64, error) {
+	if t.v.kind != kindBPF {
+		return nil, nil
+	}
+	out := make([]map[string]uint64, len(t.chain.Nodes))
+	for i, n := range t.chain.Nodes {
+		var err error
+		if out[i], err = n.Datapath.Reasons(); err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// reasonsMoved lists the counters that grew from before to after, node by
+// node: "node 1: transit +300000; node 2: drop-no-tunnel +300000".
+func reasonsMoved(before, after []map[string]uint64) string {
+	var nodes []string
+	for i := range after {
+		var moved []string
+		for _, k := range slices.Sorted(maps.Keys(after[i])) {
+			if d := after[i][k] - before[i][k]; d > 0 {
+				moved = append(moved, fmt.Sprintf("%s +%d", k, d))
+			}
+		}
+		if len(moved) > 0 {
+			nodes = append(nodes, fmt.Sprintf("node %d: %s", i, strings.Join(moved, ", ")))
+		}
+	}
+	if len(nodes) == 0 {
+		return "none"
+	}
+	return strings.Join(nodes, "; ")
 }
 
 // hasTransit: the ceiling case needs a transit node and a data plane or
@@ -149,13 +206,13 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 		start := time.Now()
 		t, err := build(v, hops+1, pki, p.cpus)
 		if err != nil {
-			rows[i].Errors = append(rows[i].Errors, "build: "+err.Error())
+			rows[i].Errors = append(rows[i].Errors, oneLine("build: "+err.Error()))
 			cfg.logf("%d hop(s) %-20s build failed: %v", hops, v.Name, err)
 			continue
 		}
 		tops[i] = t
 		if err := t.reachable(10 * time.Second); err != nil {
-			rows[i].Errors = append(rows[i].Errors, "after build: "+err.Error())
+			rows[i].Errors = append(rows[i].Errors, oneLine("after build: "+err.Error()))
 		}
 		cfg.logf("%d hop(s) %-20s built in %.1fs", hops, v.Name, time.Since(start).Seconds())
 	}
@@ -168,7 +225,7 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 					continue
 				}
 				if err := w.run(tops[i], p, rows[i].Rounds[round]); err != nil {
-					rows[i].Errors = append(rows[i].Errors, fmt.Sprintf("round %d: %s: %v", round+1, w.name, err))
+					rows[i].Errors = append(rows[i].Errors, oneLine(fmt.Sprintf("round %d: %s: %v", round+1, w.name, err)))
 				}
 			}
 		}
@@ -185,7 +242,7 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 		pc, err := t.programs(p)
 		progs = append(progs, pc...)
 		if err != nil {
-			rows[i].Errors = append(rows[i].Errors, "programs: "+err.Error())
+			rows[i].Errors = append(rows[i].Errors, oneLine("programs: "+err.Error()))
 		}
 	}
 	return rows, progs

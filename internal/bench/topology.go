@@ -200,6 +200,17 @@ func (t *topology) reachable(timeout time.Duration) error {
 	return pingUntil(t.chain.First().NS, t.dst, timeout)
 }
 
+// pingSummary is ping's statistics line ("3 packets transmitted, 0
+// received, …"), or err when it printed none.
+func pingSummary(out string, err error) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packets transmitted") {
+			return l
+		}
+	}
+	return fmt.Sprint(err)
+}
+
 func pingUntil(ns *netns.NS, dst netip.Addr, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -208,7 +219,7 @@ func pingUntil(ns *netns.NS, dst netip.Addr, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s unreachable after %s: %s", dst, timeout, out)
+			return fmt.Errorf("%s unreachable after %s (%s)", dst, timeout, pingSummary(out, err))
 		}
 	}
 }

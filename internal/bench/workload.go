@@ -70,7 +70,7 @@ func (t *topology) ping(count int) ([]float64, error) {
 		"-w", strconv.Itoa(count/1000+5), "-c", strconv.Itoa(count), t.dst.String())...)
 	rtts := ParsePing(out)
 	if len(rtts) < count/2 {
-		return nil, fmt.Errorf("ping: %d of %d replies: %v", len(rtts), count, err)
+		return nil, fmt.Errorf("ping: %d of %d replies (%s)", len(rtts), count, pingSummary(out, err))
 	}
 	return rtts, nil
 }

@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestReasonsMoved(t *testing.T) {
+	before := []map[string]uint64{{"transit": 5, "decap": 1}, {"transit": 0, "drop-no-route": 2}, {"decap": 7}}
+	after := []map[string]uint64{{"transit": 305, "decap": 1}, {"transit": 0, "drop-no-route": 300002}, {"decap": 7}}
+	require.Equal(t, "node 0: transit +300; node 1: drop-no-route +300000", reasonsMoved(before, after))
+	require.Equal(t, "none", reasonsMoved(before, before))
+}
+
+func TestPingSummary(t *testing.T) {
+	out := "PING 2001:db8:4::1 56 data bytes\n\n--- 2001:db8:4::1 ping statistics ---\n3 packets transmitted, 0 received, 100% packet loss, time 116ms\n"
+	require.Equal(t, "3 packets transmitted, 0 received, 100% packet loss, time 116ms", pingSummary(out, errors.New("exit status 1")))
+	require.Equal(t, "no such file", pingSummary("", errors.New("no such file")))
+}
+
+func TestOneLine(t *testing.T) {
+	require.Equal(t, "a b c", oneLine("a\n\n b \t c\n"))
+}
+
+func TestVariantsFor(t *testing.T) {
+	names := func(vs []Variant) []string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.Name)
+		}
+		return out
+	}
+	require.Equal(t, []string{"plain", "fou-tc", "fou-xdp", "gre-tc", "gre-xdp", "openvpn-udp", "openvpn-tcp"}, names(variantsFor(1)))
+	three := names(variantsFor(3))
+	require.Equal(t, Reference, three[0], "the reference first")
+	require.Contains(t, three, "fou/gre+key/gre-tc")
+	require.Contains(t, three, "fou/gre/fou-xdp")
+	require.Len(t, three, 11)
+	require.Equal(t, []string{"fou-xdp", "gre-xdp"}, mixed("xdp", fou, greKey, gre).singleShapes())
+}
