@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -39,4 +40,13 @@ func TestVariantsFor(t *testing.T) {
 	require.Contains(t, three, "fou/gre/fou-xdp")
 	require.Len(t, three, 11)
 	require.Equal(t, []string{"fou-xdp", "gre-xdp"}, mixed("xdp", fou, greKey, gre).singleShapes())
+}
+
+func TestWaitFor(t *testing.T) {
+	calls := 0
+	require.True(t, waitFor(time.Second, func() bool { calls++; return calls == 3 }))
+	require.Equal(t, 3, calls)
+	start := time.Now()
+	require.False(t, waitFor(50*time.Millisecond, func() bool { return false }))
+	require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
 }

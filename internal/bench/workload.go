@@ -31,13 +31,24 @@ func (t *topology) withIperfServer(fn func(ctx context.Context) error) error {
 		return err
 	}
 	defer func() { cancel(); srv.Wait() }()
-	for range 100 {
-		if out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort); err == nil && len(out) > 0 {
-			return fn(ctx)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFor(2*time.Second, func() bool {
+		out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort)
+		return err == nil && len(out) > 0
+	}) {
+		return errors.New("iperf3 server does not listen")
 	}
-	return errors.New("iperf3 server does not listen")
+	return fn(ctx)
+}
+
+// waitFor polls cond every 10 ms until it holds (true) or timeout passes
+// (false).
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
 }
 
 // iperfSlack bounds what an iperf3 client may take beyond its test: the
@@ -75,25 +86,39 @@ func (t *topology) ping(count int) ([]float64, error) {
 	return rtts, nil
 }
 
-// pingLoaded pings while one TCP stream runs.
+// pingLoaded pings while one TCP stream runs, once the stream's data
+// connection is established.
 func (t *topology) pingLoaded(count int) (rtts []float64, err error) {
 	err = t.withIperfServer(func(ctx context.Context) error {
 		ctx, stop := context.WithCancel(ctx)
+		defer stop()
 		secs := count/1000 + 3 // outlasts the pings; killed when they end
 		client := t.chain.First().NS.Command(ctx, on(t.cpus.sender, "iperf3", "-c", t.dst.String(), "-p", iperfPort,
 			"--connect-timeout", "3000", "-t", strconv.Itoa(secs))...)
 		if err := client.Start(); err != nil {
-			stop()
 			return err
 		}
-		time.Sleep(500 * time.Millisecond) // past slow start
+		defer func() { stop(); client.Wait() }()
+		if err := t.streaming(5 * time.Second); err != nil {
+			return err
+		}
 		var err error
 		rtts, err = t.ping(count)
-		stop()
-		client.Wait()
 		return err
 	})
 	return rtts, err
+}
+
+// streaming waits until the first node has iperf3's control and data
+// connections established: the stream runs.
+func (t *topology) streaming(timeout time.Duration) error {
+	if !waitFor(timeout, func() bool {
+		out, err := t.chain.First().NS.Run("ss", "-Htn", "state", "established", "dport = :"+iperfPort)
+		return err == nil && strings.Count(out, "\n") >= 2
+	}) {
+		return fmt.Errorf("no iperf3 stream established after %s", timeout)
+	}
+	return nil
 }
 
 // clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
