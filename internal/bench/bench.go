@@ -28,6 +28,7 @@ type Config struct {
 	Log    io.Writer // progress; nil for none
 }
 
+// params are the sizes of a run's tests and where they run.
 type params struct {
 	rounds     int
 	tcpSeconds int

@@ -122,7 +122,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f%% | %s |\n", p.Variant, p.Case, p.Program,
 				formatValue(p.NsPerPacket), formatValue(p.NsPerPacket-r.TimerFloorNs), 100*p.FastPath, live)
 		}
-		fmt.Fprintf(&b, "\n%d single runs per case on the 3-hop chain's live programs and maps, mean of the kernel's timing of each; timer floor (an XDP program that only returns, timed the same way): %s ns. Live: the kernel's run-time statistics (BPF_ENABLE_STATS) of the attached program during the small-UDP test, warm caches, no timer floor.\n",
+		fmt.Fprintf(&b, "\n%d single runs per case on the 3-hop chain's live programs and maps, mean of the kernel's timing of each; timer floor (an XDP program that only returns, timed the same way): %s ns. Live: the kernel's run-time statistics (BPF_ENABLE_STATS) of the attached program during a small-UDP test of its own after the rounds, warm caches, no timer floor; none where no frame reached the program.\n",
 			r.Programs[0].Runs, formatValue(r.TimerFloorNs))
 	}
 	if len(r.RouteMap) > 0 {
