@@ -181,9 +181,19 @@ var workloads = []workload{
 	udpWorkload("transit ceiling", CeilRate, CeilLoss, hasTransit, (*topology).ceiling),
 }
 
+// rotation is the order of n variants in round r: the list, starting r
+// places further down it.
+func rotation(n, r int) []int {
+	out := make([]int, n)
+	for j := range out {
+		out[j] = (j + r) % n
+	}
+	return out
+}
+
 // runChain builds every variant of the chain of hops once, measures them
-// in p.rounds interleaved rounds (each round starting one variant further
-// down the list, so that no variant always comes first), then times the
+// in p.rounds interleaved rounds (in the order of rotation, so that no
+// variant always comes first), then times the
 // data plane's programs. A variant that cannot be built keeps the error in
 // its row and is left out; one that is built but does not answer is still
 // measured, so that its loss and errors show how it fails.
@@ -219,8 +229,7 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 	for round := range p.rounds {
 		start := time.Now()
 		for _, w := range workloads {
-			for j := range vs {
-				i := (j + round) % len(vs)
+			for _, i := range rotation(len(vs), round) {
 				if tops[i] == nil || (w.applies != nil && !w.applies(vs[i], hops)) {
 					continue
 				}

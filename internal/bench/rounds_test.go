@@ -50,3 +50,15 @@ func TestWaitFor(t *testing.T) {
 	require.False(t, waitFor(50*time.Millisecond, func() bool { return false }))
 	require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
 }
+
+func TestRotation(t *testing.T) {
+	require.Equal(t, []int{0, 1, 2}, rotation(3, 0))
+	require.Equal(t, []int{1, 2, 0}, rotation(3, 1))
+	require.Equal(t, []int{2, 0, 1}, rotation(3, 2))
+	require.Equal(t, []int{0, 1, 2}, rotation(3, 3), "back to the start after n rounds")
+	first := map[int]bool{}
+	for r := range 5 {
+		first[rotation(5, r)[0]] = true
+	}
+	require.Len(t, first, 5, "over n rounds every variant comes first once")
+}
