@@ -64,7 +64,8 @@ type Row struct {
 	Errors []string        `json:"errors,omitempty"`
 }
 
-// series is the figure key of every round of row that measured it.
+// series is figure key of every round in rounds that measured it, in
+// round order.
 func series(rounds []map[string]float64, key string) []float64 {
 	var out []float64
 	for _, r := range rounds {
