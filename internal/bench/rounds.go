@@ -193,10 +193,10 @@ func rotation(n, r int) []int {
 
 // runChain builds every variant of the chain of hops once, measures them
 // in p.rounds interleaved rounds (in the order of rotation, so that no
-// variant always comes first), then times the
-// data plane's programs. A variant that cannot be built keeps the error in
-// its row and is left out; one that is built but does not answer is still
-// measured, so that its loss and errors show how it fails.
+// variant always comes first), then times the data plane's programs. A
+// variant that cannot be built keeps the error in its row and is left
+// out; one that is built but does not answer is still measured, so that
+// its loss and errors show how it fails.
 func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost) {
 	vs := variantsFor(hops)
 	rows := make([]Row, len(vs))
