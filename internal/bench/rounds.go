@@ -197,7 +197,9 @@ func rotation(n, r int) []int {
 // variant that cannot be built keeps the error in its row and is left
 // out; one that is built but does not answer is still measured, so that
 // its loss and errors show how it fails.
-func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost) {
+// It also returns a note with the load average at the start of each round:
+// how busy the machine was while the figures were taken.
+func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost, string) {
 	vs := variantsFor(hops)
 	rows := make([]Row, len(vs))
 	tops := make([]*topology, len(vs))
@@ -226,8 +228,10 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 		}
 		cfg.logf("%d hop(s) %-20s built in %.1fs", hops, v.Name, time.Since(start).Seconds())
 	}
+	var loads []string
 	for round := range p.rounds {
 		start := time.Now()
+		loads = append(loads, fmt.Sprintf("round %d: %s", round+1, loadavg()))
 		for _, w := range workloads {
 			for _, i := range rotation(len(vs), round) {
 				if tops[i] == nil || (w.applies != nil && !w.applies(vs[i], hops)) {
@@ -254,5 +258,6 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost)
 			rows[i].Errors = append(rows[i].Errors, oneLine("programs: "+err.Error()))
 		}
 	}
-	return rows, progs
+	note := fmt.Sprintf("%d hop(s), load average (1, 5, 15 min) at the start of each round: %s.", hops, strings.Join(loads, "; "))
+	return rows, progs, note
 }
