@@ -62,3 +62,10 @@ func TestRotation(t *testing.T) {
 	}
 	require.Len(t, first, 5, "over n rounds every variant comes first once")
 }
+
+func TestLossPercent(t *testing.T) {
+	require.InDelta(t, 25.0, lossPercent(400, 300), 1e-9)
+	require.InDelta(t, 100.0, lossPercent(300000, 0), 1e-9)
+	require.Equal(t, 0.0, lossPercent(300000, 300000))
+	require.Equal(t, 0.0, lossPercent(300000, 300002), "frames the sink counted besides the generator's are no negative loss")
+}
