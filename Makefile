@@ -31,8 +31,9 @@ demo: build
 	$(BIN)/re6st-demo --bin $(BIN)
 
 # re6st-bpf against plain kernel forwarding and OpenVPN on 1- and 3-hop
-# namespace chains (docs/bench.md): prints the Markdown table and writes
-# bench-results/results.{md,json,png}. BENCH_QUICK=1: a short run (< 2 min).
+# namespace chains, in 5 interleaved rounds (docs/bench.md): prints the
+# Markdown tables and writes bench-results/results.{md,json,png}.
+# BENCH_QUICK=1: 2 rounds of short tests (5-7 min here), a smoke test.
 bench: build
 	$(BIN)/re6st-bench --out bench-results
 

@@ -14,18 +14,19 @@ func main() {
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "short run (default from BENCH_QUICK=1)")
 	out := flag.String("out", "bench-results", "directory for results.md, results.json and results.png")
 	asJSON := flag.Bool("json", false, "print the results as JSON instead of Markdown")
+	rounds := flag.Int("rounds", 0, "rounds of interleaved measurements (0: 5, or 2 with --quick)")
 	flag.Parse()
-	if err := run(*quick, *out, *asJSON); err != nil {
+	if err := run(bench.Config{Quick: *quick, Rounds: *rounds, Log: os.Stderr}, *out, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(quick bool, out string, asJSON bool) error {
+func run(cfg bench.Config, out string, asJSON bool) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	r, err := bench.Run(bench.Config{Quick: quick, Log: os.Stderr})
+	r, err := bench.Run(cfg)
 	if err != nil {
 		return err
 	}

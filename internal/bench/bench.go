@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,23 +23,33 @@ import (
 // Config chooses the size of a run.
 type Config struct {
 	Quick bool
-	Log   io.Writer // progress; nil for none
+	// Rounds overrides the number of rounds (0: 5, or 2 when Quick).
+	Rounds int
+	Log    io.Writer // progress; nil for none
 }
 
+// params are the sizes of a run's tests and where they run.
 type params struct {
+	rounds     int
 	tcpSeconds int
-	tcpRuns    int // best of
 	pings      int
 	genFrames  int
 	progRuns   int
 	routes     []int // route-map fill levels, increasing
+	cpus       pinning
 }
 
-func (c Config) params() params {
+func (c Config) params() (params, error) {
+	p := params{rounds: 5, tcpSeconds: 3, pings: 1000, genFrames: 1_000_000, progRuns: 100_000, routes: []int{100_000, 1_000_000}}
 	if c.Quick {
-		return params{tcpSeconds: 1, tcpRuns: 1, pings: 300, genFrames: 300_000, progRuns: 100_000, routes: []int{100_000}}
+		p = params{rounds: 2, tcpSeconds: 1, pings: 300, genFrames: 300_000, progRuns: 100_000, routes: []int{100_000}}
 	}
-	return params{tcpSeconds: 5, tcpRuns: 3, pings: 2000, genFrames: 2_000_000, progRuns: 100_000, routes: []int{100_000, 1_000_000}}
+	if c.Rounds > 0 {
+		p.rounds = c.Rounds
+	}
+	var err error
+	p.cpus, err = choosePinning()
+	return p, err
 }
 
 // Chains are the tunnel hop counts measured: one tunnel, and three.
@@ -52,14 +61,17 @@ func (c Config) logf(format string, args ...any) {
 	}
 }
 
-// Run measures every variant on every chain, the programs and the route
-// map, and judges the goals. It needs root.
+// Run measures every variant on every chain in interleaved rounds, the
+// programs and the route map, and judges the goals. It needs root.
 func Run(cfg Config) (*Results, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the benchmark needs root (network namespaces, BPF)")
 	}
-	p := cfg.params()
-	r := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Quick: cfg.Quick, Metrics: Metrics,
+	p, err := cfg.params()
+	if err != nil {
+		return nil, err
+	}
+	r := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Quick: cfg.Quick, Rounds: p.rounds, Metrics: Metrics,
 		Machine: machine() + "; load average at start " + loadavg()}
 	pki, err := os.MkdirTemp("", "re6st-bench-")
 	if err != nil {
@@ -70,17 +82,10 @@ func Run(cfg Config) (*Results, error) {
 		return nil, err
 	}
 	for _, hops := range Chains {
-		for _, v := range Variants {
-			start := time.Now()
-			row := Row{Hops: hops, Variant: v.Name, Values: map[string]float64{}}
-			progs, err := measure(v, hops, p, pki, &row)
-			if err != nil {
-				row.Error = err.Error()
-			}
-			r.Rows = append(r.Rows, row)
-			r.Programs = append(r.Programs, progs...)
-			cfg.logf("%d hop(s) %-12s %5.1fs %v %s", hops, v.Name, time.Since(start).Seconds(), row.Values, row.Error)
-		}
+		rows, progs, load := runChain(cfg, p, hops, pki)
+		r.Rows = append(r.Rows, rows...)
+		r.Programs = append(r.Programs, progs...)
+		r.Notes = append(r.Notes, load)
 	}
 	if r.TimerFloorNs, err = timerFloor(p.progRuns); err != nil {
 		r.Notes = append(r.Notes, "timer floor: "+err.Error())
@@ -90,76 +95,37 @@ func Run(cfg Config) (*Results, error) {
 		r.Notes = append(r.Notes, "route map: "+err.Error())
 	}
 	cfg.logf("route map %5.1fs %+v", time.Since(start).Seconds(), r.RouteMap)
-	r.ComputeRatios()
+	r.Summarize()
+	for _, hops := range Chains {
+		for _, v := range variantsFor(hops) {
+			for _, base := range v.singleShapes() {
+				r.Comparisons = append(r.Comparisons, r.Compare(hops, v.Name, base))
+			}
+		}
+	}
 	r.EvaluateGoals(Chains[0], Chains[len(Chains)-1])
 	r.Notes = append(r.Notes, methodNotes(p)...)
-	r.Notes = append(r.Notes, "Load average at the end: "+loadavg()+". Other jobs on the machine take CPU from the chains: TCP figures are the best of their runs, the others are single runs.")
+	r.Notes = append(r.Notes, "Load average at the end: "+loadavg()+". On a machine busy with other jobs (a load average well above its CPUs) two rounds of short tests can land on the same side of a goal by chance: judge goals with the full run on a quiet machine.")
 	return r, nil
 }
 
 // set records a figure unless it is not a number.
-func set(row *Row, key string, v float64) {
-	if !math.IsNaN(v) && !math.IsInf(v, 0) {
-		row.Values[key] = v
+func set(vals map[string]float64, key string, v float64) {
+	if finite(v) {
+		vals[key] = v
 	}
 }
 
-// measure runs the workloads of one variant on one chain, filling row as
-// figures come: an error leaves the figures measured before it.
-func measure(v Variant, hops int, p params, pki string, row *Row) ([]ProgramCost, error) {
-	t, err := build(v, hops+1, pki)
-	if err != nil {
-		return nil, err
-	}
-	defer t.close()
-	if err := t.reachable(10 * time.Second); err != nil {
-		return nil, err
-	}
-	rtts, err := t.ping(p.pings)
-	if err != nil {
-		return nil, fmt.Errorf("idle RTT: %w", err)
-	}
-	set(row, RTTIdle50, Percentile(rtts, 50))
-	set(row, RTTIdle99, Percentile(rtts, 99))
-
-	one, cpu, err := t.bestTCP(p.tcpRuns, p.tcpSeconds, 1)
-	if err != nil {
-		return nil, fmt.Errorf("TCP 1 stream: %w", err)
-	}
-	set(row, TCP1, one.BitsPerSecond/1e9)
-	set(row, CPUPerB, float64(cpu.Nanoseconds())/one.Bytes)
-
-	four, _, err := t.bestTCP(p.tcpRuns, p.tcpSeconds, 4)
-	if err != nil {
-		return nil, fmt.Errorf("TCP 4 streams: %w", err)
-	}
-	set(row, TCP4, four.BitsPerSecond/1e9)
-
-	if rtts, err = t.pingLoaded(p.pings); err != nil {
-		return nil, fmt.Errorf("RTT under load: %w", err)
-	}
-	set(row, RTTLoad50, Percentile(rtts, 50))
-	set(row, RTTLoad99, Percentile(rtts, 99))
-
-	var pps, loss float64
-	udp := func() (err error) {
-		pps, loss, err = t.smallUDP(p.genFrames)
+// programs times the data-plane programs of a chain of at least 3 nodes:
+// live during a small-UDP run of its own (not counted in the figures),
+// then in single runs.
+func (t *topology) programs(p params) ([]ProgramCost, error) {
+	live, err := t.liveCosts(func() error {
+		_, _, err := t.smallUDP(p.genFrames, t.udpNoPorts)
 		return err
-	}
-	var live map[string]float64
-	if v.kind == kindBPF && hops >= 2 {
-		live, err = t.liveCosts(udp)
-	} else {
-		err = udp()
-	}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("small UDP: %w", err)
-	}
-	set(row, UDPRate, pps/1e3)
-	set(row, UDPLoss, loss)
-
-	if v.kind != kindBPF || hops < 2 {
-		return nil, nil
+		return nil, fmt.Errorf("live costs: %w", err)
 	}
 	// Last: the underlay programs learn link layers from what they run on.
 	return t.programCosts(p.progRuns, live)
@@ -244,7 +210,11 @@ func (t *topology) programCosts(runs int, live map[string]float64) ([]ProgramCos
 	if err != nil {
 		return nil, err
 	}
-	enc, err := encapsulate(t.v.encap, chain.LinkV4(k, 1), chain.LinkV4(k, 2), pkt)
+	tun, err := tunnelTo(c.Nodes[k], chain.LinkV4(k, 2))
+	if err != nil {
+		return nil, err
+	}
+	enc, err := encapsulate(tun, pkt)
 	if err != nil {
 		return nil, err
 	}
@@ -367,14 +337,18 @@ func cyclesNote() string {
 		return "perf counts cycles on this machine, but the table gives CPU time: cycles/B ≈ ns/B × GHz."
 	}
 	return "CPU cycles per byte are not measurable here: " + why + ". " +
-		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during the best 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
+		"The table gives CPU time per byte instead: busy time of all CPUs (/proc/stat) during each round's 1-stream TCP test over the bytes received; cycles/B ≈ ns/B × GHz. " +
 		"It is system-wide, so other load on the machine inflates it."
 }
 
+// methodNotes say how the figures were measured.
 func methodNotes(p params) []string {
 	return []string{
-		fmt.Sprintf("TCP: iperf3, first node to last, best of %d tests of %d s. RTT: %d pings 1 ms apart, idle and during a 1-stream TCP test; p50/p99 of the replies.", p.tcpRuns, p.tcpSeconds, p.pings),
-		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload) as it leaves the first node (plain; FOU or GRE encapsulated; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is turned on on the second node's receiving veth, which gives it the NAPI that XDP transmit into a veth needs.", p.genFrames, smallPayload),
+		fmt.Sprintf("Rounds: every topology is built once; then %d round(s), each running every workload on every variant before the next workload (each round starting one variant further down the list). A figure is the median over the rounds; a ratio is the median of the per-round ratios to the reference's figure of the same round, with their min–max; the reference's own cells give its min–max.", p.rounds),
+		fmt.Sprintf("Pinning: iperf3 client, ping and the UDP generator on CPU %d, iperf3 server on CPU %d (taskset, sched_setaffinity). The chain's forwarding runs in softirq on the CPU that sends into it.", p.cpus.sender, p.cpus.receiver),
+		fmt.Sprintf("TCP: iperf3, first node to last, one test of %d s per round. RTT: %d pings 1 ms apart, idle and during a 1-stream TCP test; p50/p99 of the replies.", p.tcpSeconds, p.pings),
+		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload) as it leaves the first node (plain; encapsulated for the first link's tunnel; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is on on the second node's receiving veth during the test (the NAPI that XDP transmit into a veth needs), off again after.", p.genFrames, smallPayload),
+		"Transit ceiling: the same frames, counted and dropped by an XDP sink at the last node's underlay ingress instead of its stack (3 hops only; not OpenVPN). On the XDP variants the sink replaces the data plane's XDP program on that interface for the test.",
 		cyclesNote(),
 	}
 }

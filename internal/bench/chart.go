@@ -9,14 +9,35 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // chartMetrics are the ratios the chart shows.
-var chartMetrics = []string{TCP1, TCP4, UDPRate}
+var chartMetrics = []string{TCP1, TCP4, UDPRate, CeilRate}
+
+// whiskers draws, across bar i of a bar chart shifted by offset, a line
+// from lo[i] to hi[i]: the min–max of the rounds.
+type whiskers struct {
+	lo, hi []float64
+	offset vg.Length
+}
+
+// Plot implements plot.Plotter.
+func (w whiskers) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	style := draw.LineStyle{Color: color.Black, Width: vg.Points(1)}
+	for i := range w.lo {
+		if w.hi[i] > w.lo[i] { // a range: more than one round, not all equal
+			x := trX(float64(i)) + w.offset
+			c.StrokeLine2(style, x, trY(w.lo[i]), x, trY(w.hi[i]))
+		}
+	}
+}
 
 // WritePNG draws, for every variant but the reference on every chain, its
-// throughput and small-packet ratios to the reference, with the
-// reference's 1.0 as a line.
+// median throughput, small-packet and transit-ceiling ratios to the
+// reference as bars, the min–max of the rounds as a line across each bar,
+// and the reference's 1.0 as a dashed line.
 func (r *Results) WritePNG(w io.Writer) error {
 	p := plot.New()
 	p.Title.Text = "re6st-bpf benchmark: ratio to plain kernel forwarding (1.0)"
@@ -33,9 +54,11 @@ func (r *Results) WritePNG(w io.Writer) error {
 	top := 1.0
 	for j, key := range chartMetrics {
 		vals := make(plotter.Values, len(rows))
+		w := whiskers{lo: make([]float64, len(rows)), hi: make([]float64, len(rows)), offset: width * vg.Length(float64(j)-float64(len(chartMetrics)-1)/2)}
 		for i, row := range rows {
-			vals[i] = row.Ratios[key] // 0 when not measured
-			top = max(top, vals[i])
+			s := row.Ratios[key] // zero when not measured
+			vals[i], w.lo[i], w.hi[i] = s.Median, s.Min, s.Max
+			top = max(top, s.Max)
 		}
 		bars, err := plotter.NewBarChart(vals, width)
 		if err != nil {
@@ -43,15 +66,9 @@ func (r *Results) WritePNG(w io.Writer) error {
 		}
 		bars.LineStyle.Width = 0
 		bars.Color = plotutil.Color(j)
-		bars.Offset = width * vg.Length(j-len(chartMetrics)/2)
-		p.Add(bars)
-		var name string
-		for _, m := range Metrics {
-			if m.Key == key {
-				name = m.Name
-			}
-		}
-		p.Legend.Add(name, bars)
+		bars.Offset = w.offset
+		p.Add(bars, w)
+		p.Legend.Add(metricName(key), bars)
 	}
 	ref := plotter.NewFunction(func(float64) float64 { return 1 })
 	ref.Color = color.Gray{Y: 96}

@@ -44,14 +44,15 @@ func ethernet(src, dst net.HardwareAddr, payload []byte) ([]byte, error) {
 	return serialize(&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: typ}, gopacket.Payload(payload))
 }
 
-// encapsulate wraps an IPv6 packet as the data plane does on the wire: FOU
-// (outer UDP to the FOU port, checksum 0) or GRE without key.
-func encapsulate(enc loader.TunnelType, src, dst netip.Addr, inner []byte) ([]byte, error) {
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
-	switch enc {
+// encapsulate wraps an IPv6 packet as the data plane sends it through
+// tunnel t: FOU (outer UDP to the tunnel's port, checksum 0) or GRE, with
+// the tunnel's key if it has one.
+func encapsulate(t loader.Tunnel, inner []byte) ([]byte, error) {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, SrcIP: t.Local.AsSlice(), DstIP: t.Remote.AsSlice()}
+	switch t.Type {
 	case loader.FOU:
 		ip.Protocol = layers.IPProtocolUDP
-		u := &layers.UDP{SrcPort: 0xc123, DstPort: loader.DefaultFOUPort}
+		u := &layers.UDP{SrcPort: 0xc123, DstPort: layers.UDPPort(t.Port)}
 		if err := u.SetNetworkLayerForChecksum(ip); err != nil {
 			return nil, err
 		}
@@ -62,7 +63,7 @@ func encapsulate(enc loader.TunnelType, src, dst netip.Addr, inner []byte) ([]by
 		return b, err
 	case loader.GRE:
 		ip.Protocol = layers.IPProtocolGRE
-		return serialize(ip, &layers.GRE{Protocol: layers.EthernetTypeIPv6}, gopacket.Payload(inner))
+		return serialize(ip, &layers.GRE{Protocol: layers.EthernetTypeIPv6, KeyPresent: t.HasKey, Key: t.Key}, gopacket.Payload(inner))
 	}
-	return nil, fmt.Errorf("unknown encapsulation %v", enc)
+	return nil, fmt.Errorf("unknown encapsulation %v", t.Type)
 }

@@ -24,17 +24,40 @@ func formatValue(v float64) string {
 	}
 }
 
-// cell is "value (ratio×)", "value" without a ratio, "–" when not measured.
+// span is " (min–max)", or nothing for a single round.
+func span(s Stat, format func(float64) string) string {
+	if s.N < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s–%s)", format(s.Min), format(s.Max))
+}
+
+func ratioText(x float64) string { return fmt.Sprintf("%.2f", x) }
+
+// cell is the median of a figure over the rounds, then for a variant its
+// median ratio to the reference with the ratios' min–max, "16.0 0.85×
+// (0.80–0.90)"; for the reference and a figure without a ratio, the
+// figure's own min–max, "18.8 (12.2–19.0)"; "–" when never measured.
 func cell(row *Row, key string) string {
 	v, ok := row.Values[key]
 	if !ok {
 		return "–"
 	}
-	s := formatValue(v)
+	s := formatValue(v.Median)
 	if r, ok := row.Ratios[key]; ok && row.Variant != Reference {
-		s += fmt.Sprintf(" (%.2f×)", r)
+		return s + " " + ratioText(r.Median) + "×" + span(r, ratioText)
 	}
-	return s
+	return s + span(v, formatValue)
+}
+
+// metricName is the name of the metric key.
+func metricName(key string) string {
+	for _, m := range Metrics {
+		if m.Key == key {
+			return m.Name
+		}
+	}
+	return key
 }
 
 // WriteMarkdown writes the results as Markdown tables.
@@ -44,7 +67,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	if r.Quick {
 		b.WriteString("; quick run (BENCH_QUICK)")
 	}
-	b.WriteString(".\n\nEach figure with its ratio to the reference (plain IPv6, kernel forwarding, same chain) in brackets.\n")
+	fmt.Fprintf(&b, "; %d round(s).\n\nEach cell: the median over the rounds; for a variant, then its median ratio to the reference (plain IPv6, kernel forwarding, same chain, same round) with the ratios' min–max in brackets; for the reference (and figures without a ratio), the figure's own min–max.\n", r.Rounds)
 	for _, hops := range r.Hops() {
 		fmt.Fprintf(&b, "\n## %d tunnel hop(s) (%d nodes)\n\n| variant |", hops, hops+1)
 		for _, m := range Metrics {
@@ -63,9 +86,30 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			b.WriteString("\n")
 		}
 		for _, row := range r.Rows {
-			if row.Hops == hops && row.Error != "" {
-				fmt.Fprintf(&b, "\n%s: %s\n", row.Variant, row.Error)
+			if row.Hops == hops && len(row.Errors) > 0 {
+				fmt.Fprintf(&b, "\n%s errors:\n", row.Variant)
+				for _, e := range row.Errors {
+					fmt.Fprintf(&b, "- %s\n", e)
+				}
 			}
+		}
+	}
+	if len(r.Comparisons) > 0 {
+		b.WriteString("\n## Mixed-shape chains against single-shape chains\n\nMedian of the per-round ratios of the mixed chain's figure to the single-shape chain's of the same hook, min–max in brackets.\n\n| hops | mixed chain | against |")
+		for _, key := range comparedMetrics {
+			fmt.Fprintf(&b, " %s |", metricName(key))
+		}
+		b.WriteString("\n|---:|---|---|" + strings.Repeat("---:|", len(comparedMetrics)) + "\n")
+		for _, c := range r.Comparisons {
+			fmt.Fprintf(&b, "| %d | %s | %s |", c.Hops, c.Variant, c.Base)
+			for _, key := range comparedMetrics {
+				x := "–"
+				if s, ok := c.Ratios[key]; ok {
+					x = ratioText(s.Median) + "×" + span(s, ratioText)
+				}
+				fmt.Fprintf(&b, " %s |", x)
+			}
+			b.WriteString("\n")
 		}
 	}
 	if len(r.Programs) > 0 {
@@ -78,7 +122,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.0f%% | %s |\n", p.Variant, p.Case, p.Program,
 				formatValue(p.NsPerPacket), formatValue(p.NsPerPacket-r.TimerFloorNs), 100*p.FastPath, live)
 		}
-		fmt.Fprintf(&b, "\n%d single runs per case on the 3-hop chain's live programs and maps, mean of the kernel's timing of each; timer floor (an XDP program that only returns, timed the same way): %s ns. Live: the kernel's run-time statistics (BPF_ENABLE_STATS) of the attached program during the small-UDP test, warm caches, no timer floor.\n",
+		fmt.Fprintf(&b, "\n%d single runs per case on the 3-hop chain's live programs and maps, mean of the kernel's timing of each; timer floor (an XDP program that only returns, timed the same way): %s ns. Live: the kernel's run-time statistics (BPF_ENABLE_STATS) of the attached program during a small-UDP test of its own after the rounds, warm caches, no timer floor; none where no frame reached the program.\n",
 			r.Programs[0].Runs, formatValue(r.TimerFloorNs))
 	}
 	if len(r.RouteMap) > 0 {
@@ -89,12 +133,9 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	}
 	if len(r.Goals) > 0 {
 		b.WriteString("\n## Goals\n\n")
+		b.WriteString("Each contender: median [min–max] over the rounds, and its verdict. PASS or MISS only when every round is on the same side of the goal; UNDECIDED when the rounds straddle it.\n\n")
 		for _, g := range r.Goals {
-			verdict := "PASS"
-			if !g.Pass {
-				verdict = "MISS"
-			}
-			fmt.Fprintf(&b, "- **%s** %s: %s\n", verdict, g.Name, g.Detail)
+			fmt.Fprintf(&b, "- **%s** %s: %s\n", g.Verdict, g.Name, g.Detail)
 		}
 	}
 	if len(r.Notes) > 0 {

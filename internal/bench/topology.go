@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -26,19 +28,68 @@ type Variant struct {
 	Name  string
 	kind  kind
 	encap loader.TunnelType
-	hook  loader.Hook
-	proto string // OpenVPN: udp or tcp
+	// shapes, for a mixed chain, is the tunnel shape of each link (the
+	// variant is measured only on chains with that many links).
+	shapes []chain.Shape
+	hook   loader.Hook
+	proto  string // OpenVPN: udp or tcp
 }
 
-// Variants are measured in this order; the first is the reference.
+// Link shapes of the mixed chains.
+var (
+	fou    = chain.Shape{Encap: loader.FOU}
+	gre    = chain.Shape{Encap: loader.GRE}
+	greKey = chain.Shape{Encap: loader.GRE, GREKey: true}
+)
+
+// mixed is the re6st-bpf variant whose links have shapes, one each, named
+// after them and the hook: "fou/gre+key/gre-tc".
+func mixed(hook loader.Hook, shapes ...chain.Shape) Variant {
+	names := make([]string, len(shapes))
+	for i, sh := range shapes {
+		names[i] = sh.String()
+	}
+	return Variant{Name: strings.Join(names, "/") + "-" + string(hook), kind: kindBPF, shapes: shapes, hook: hook}
+}
+
+// Variants are measured in this order; the first is the reference. The
+// mixed chains change the tunnel shape at every transit node: FOU to keyed
+// GRE to plain GRE (three shapes), and FOU to GRE and back.
 var Variants = []Variant{
 	{Name: Reference},
 	{Name: "fou-tc", kind: kindBPF, encap: loader.FOU, hook: loader.HookTC},
 	{Name: "fou-xdp", kind: kindBPF, encap: loader.FOU, hook: loader.HookXDP},
 	{Name: "gre-tc", kind: kindBPF, encap: loader.GRE, hook: loader.HookTC},
 	{Name: "gre-xdp", kind: kindBPF, encap: loader.GRE, hook: loader.HookXDP},
+	mixed(loader.HookTC, fou, greKey, gre),
+	mixed(loader.HookXDP, fou, greKey, gre),
+	mixed(loader.HookTC, fou, gre, fou),
+	mixed(loader.HookXDP, fou, gre, fou),
 	{Name: "openvpn-udp", kind: kindOpenVPN, proto: "udp"},
 	{Name: "openvpn-tcp", kind: kindOpenVPN, proto: "tcp"},
+}
+
+// singleShapes names, for a mixed chain, the single-shape variants of the
+// same hook it is compared with: one per encapsulation it mixes.
+func (v Variant) singleShapes() []string {
+	var out []string
+	for _, sh := range v.shapes {
+		if name := sh.Encap.String() + "-" + string(v.hook); !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// variantsFor lists the variants measured on a chain of hops links.
+func variantsFor(hops int) []Variant {
+	var out []Variant
+	for _, v := range Variants {
+		if v.shapes == nil || len(v.shapes) == hops {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // topology is a variant built on a chain: the workloads run from its first
@@ -47,6 +98,7 @@ type topology struct {
 	v     Variant
 	chain *chain.Chain
 	dst   netip.Addr
+	cpus  pinning
 	// The generator sends genFrame, one small UDP datagram to dst as it
 	// leaves the first node, on the first node's genDev.
 	genDev   string
@@ -69,13 +121,28 @@ func linkInfo(ns *netns.NS, name string) (int, net.HardwareAddr, error) {
 	return idx, mac, err
 }
 
-// build sets up variant v on a new chain of nodes.
-func build(v Variant, nodes int, pki string) (_ *topology, err error) {
-	c, err := chain.New(chain.Options{Nodes: nodes, Overlay: v.kind == kindBPF, Encap: v.encap, Hook: v.hook})
+// tunnelTo is node's tunnel to remote.
+func tunnelTo(node *chain.Node, remote netip.Addr) (loader.Tunnel, error) {
+	tunnels, err := node.Datapath.Tunnels()
+	if err != nil {
+		return loader.Tunnel{}, err
+	}
+	for _, t := range tunnels {
+		if t.Remote == remote {
+			return t, nil
+		}
+	}
+	return loader.Tunnel{}, fmt.Errorf("%s: no tunnel to %s", node.NS.Name, remote)
+}
+
+// build sets up variant v on a new chain of nodes, its tests pinned as
+// cpus says.
+func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err error) {
+	c, err := chain.New(chain.Options{Nodes: nodes, Overlay: v.kind == kindBPF, Encap: v.encap, Shapes: v.shapes, Hook: v.hook})
 	if err != nil {
 		return nil, err
 	}
-	t := &topology{v: v, chain: c}
+	t := &topology{v: v, chain: c, cpus: cpus}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -100,7 +167,11 @@ func build(v Variant, nodes int, pki string) (_ *topology, err error) {
 		return nil, err
 	}
 	if v.kind == kindBPF {
-		if pkt, err = encapsulate(v.encap, chain.LinkV4(0, 1), chain.LinkV4(0, 2), pkt); err != nil {
+		tun, err := tunnelTo(first, chain.LinkV4(0, 2))
+		if err != nil {
+			return nil, err
+		}
+		if pkt, err = encapsulate(tun, pkt); err != nil {
 			return nil, err
 		}
 	}
@@ -129,6 +200,17 @@ func (t *topology) reachable(timeout time.Duration) error {
 	return pingUntil(t.chain.First().NS, t.dst, timeout)
 }
 
+// pingSummary is ping's statistics line ("3 packets transmitted, 0
+// received, …"), or err when it printed none.
+func pingSummary(out string, err error) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packets transmitted") {
+			return l
+		}
+	}
+	return fmt.Sprint(err)
+}
+
 func pingUntil(ns *netns.NS, dst netip.Addr, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -137,7 +219,7 @@ func pingUntil(ns *netns.NS, dst netip.Addr, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s unreachable after %s: %s", dst, timeout, out)
+			return fmt.Errorf("%s unreachable after %s (%s)", dst, timeout, pingSummary(out, err))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -18,32 +19,51 @@ import (
 
 const iperfPort = "5201"
 
-// withIperfServer runs a one-test iperf3 server on the last node, waits
-// until it listens, and runs fn; the server is stopped and reaped when fn
-// returns (fn's ctx is cancelled then).
+// withIperfServer runs a one-test iperf3 server on the last node, pinned
+// to the receiver's CPU, waits until it listens, and runs fn; the server is
+// stopped and reaped when fn returns (fn's ctx is cancelled then).
 func (t *topology) withIperfServer(fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	last := t.chain.Last().NS
-	srv := last.Command(ctx, "iperf3", "-s", "-1", "-B", t.dst.String(), "-p", iperfPort)
+	srv := last.Command(ctx, on(t.cpus.receiver, "iperf3", "-s", "-1", "-B", t.dst.String(), "-p", iperfPort)...)
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	defer func() { cancel(); srv.Wait() }()
-	for range 100 {
-		if out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort); err == nil && len(out) > 0 {
-			return fn(ctx)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFor(2*time.Second, func() bool {
+		out, err := last.Run("ss", "-Hltn", "sport = :"+iperfPort)
+		return err == nil && len(out) > 0
+	}) {
+		return errors.New("iperf3 server does not listen")
 	}
-	return errors.New("iperf3 server does not listen")
+	return fn(ctx)
 }
 
-// iperf runs a TCP test of streams streams for seconds from the first node.
+// waitFor polls cond every 10 ms until it holds (true) or timeout passes
+// (false).
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+// iperfSlack bounds what an iperf3 client may take beyond its test: the
+// connection and the exchange of results. A chain that loses the traffic
+// makes the test fail by then instead of hanging.
+const iperfSlack = 10 * time.Second
+
+// iperf runs a TCP test of streams streams for seconds from the first
+// node, pinned to the sender's CPU.
 func (t *topology) iperf(seconds, streams int) (r Iperf, err error) {
 	err = t.withIperfServer(func(ctx context.Context) error {
-		cmd := t.chain.First().NS.Command(ctx, "iperf3", "-J", "-c", t.dst.String(), "-p", iperfPort,
-			"-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams))
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+iperfSlack)
+		defer cancel()
+		cmd := t.chain.First().NS.Command(ctx, on(t.cpus.sender, "iperf3", "-J", "-c", t.dst.String(), "-p", iperfPort,
+			"--connect-timeout", "3000", "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams))...)
 		out, err := cmd.Output()
 		var perr error
 		if r, perr = ParseIperf(out); perr != nil {
@@ -54,55 +74,51 @@ func (t *topology) iperf(seconds, streams int) (r Iperf, err error) {
 	return r, err
 }
 
-// bestTCP runs the TCP test runs times and keeps the fastest (other load
-// on the machine only slows a run down), with the CPU time it took.
-func (t *topology) bestTCP(runs, seconds, streams int) (Iperf, time.Duration, error) {
-	var best Iperf
-	var bestCPU time.Duration
-	for range runs {
-		var r Iperf
-		cpu, err := cpuTime(func() (err error) {
-			r, err = t.iperf(seconds, streams)
-			return err
-		})
-		if err != nil {
-			return best, bestCPU, err
-		}
-		if r.BitsPerSecond > best.BitsPerSecond {
-			best, bestCPU = r, cpu
-		}
-	}
-	return best, bestCPU, nil
-}
-
-// ping sends count echo requests 1 ms apart and returns the RTTs (µs).
+// ping sends count echo requests 1 ms apart from the sender's CPU and
+// returns the RTTs (µs); fewer than half the replies is an error.
 func (t *topology) ping(count int) ([]float64, error) {
-	out, err := t.chain.First().NS.Run("ping", "-n", "-i", "0.001", "-W", "1", "-c", strconv.Itoa(count), t.dst.String())
+	out, err := t.chain.First().NS.Run(on(t.cpus.sender, "ping", "-n", "-i", "0.001", "-W", "1",
+		"-w", strconv.Itoa(count/1000+5), "-c", strconv.Itoa(count), t.dst.String())...)
 	rtts := ParsePing(out)
 	if len(rtts) < count/2 {
-		return nil, fmt.Errorf("ping: %d of %d replies: %v", len(rtts), count, err)
+		return nil, fmt.Errorf("ping: %d of %d replies (%s)", len(rtts), count, pingSummary(out, err))
 	}
 	return rtts, nil
 }
 
-// pingLoaded pings while one TCP stream runs.
+// pingLoaded pings while one TCP stream runs, once the stream's data
+// connection is established.
 func (t *topology) pingLoaded(count int) (rtts []float64, err error) {
 	err = t.withIperfServer(func(ctx context.Context) error {
 		ctx, stop := context.WithCancel(ctx)
+		defer stop()
 		secs := count/1000 + 3 // outlasts the pings; killed when they end
-		client := t.chain.First().NS.Command(ctx, "iperf3", "-c", t.dst.String(), "-p", iperfPort, "-t", strconv.Itoa(secs))
+		client := t.chain.First().NS.Command(ctx, on(t.cpus.sender, "iperf3", "-c", t.dst.String(), "-p", iperfPort,
+			"--connect-timeout", "3000", "-t", strconv.Itoa(secs))...)
 		if err := client.Start(); err != nil {
-			stop()
 			return err
 		}
-		time.Sleep(500 * time.Millisecond) // past slow start
+		defer func() { stop(); client.Wait() }()
+		if err := t.streaming(5 * time.Second); err != nil {
+			return err
+		}
 		var err error
 		rtts, err = t.ping(count)
-		stop()
-		client.Wait()
 		return err
 	})
 	return rtts, err
+}
+
+// streaming waits until the first node has iperf3's control and data
+// connections established: the stream runs.
+func (t *topology) streaming(timeout time.Duration) error {
+	if !waitFor(timeout, func() bool {
+		out, err := t.chain.First().NS.Run("ss", "-Htn", "state", "established", "dport = :"+iperfPort)
+		return err == nil && strings.Count(out, "\n") >= 2
+	}) {
+		return fmt.Errorf("no iperf3 stream established after %s", timeout)
+	}
+	return nil
 }
 
 // clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
@@ -194,8 +210,9 @@ func generatorProgram(tmpl, count *ebpf.Map, n int) (*ebpf.Program, error) {
 }
 
 // sendFrames transmits about n copies of frame on dev in ns at the
-// kernel's speed and returns how many it sent.
-func sendFrames(ns *netns.NS, dev string, frame []byte, n int) (uint64, error) {
+// kernel's speed, from a thread pinned to cpu, and returns how many it
+// sent.
+func sendFrames(ns *netns.NS, dev string, cpu int, frame []byte, n int) (uint64, error) {
 	if len(frame) > maxFrame {
 		return 0, fmt.Errorf("generator: frame of %d bytes (at most %d)", len(frame), maxFrame)
 	}
@@ -224,16 +241,18 @@ func sendFrames(ns *netns.NS, dev string, frame []byte, n int) (uint64, error) {
 		return 0, err
 	}
 	err = ns.Do(func() error {
-		for done := 0; done < n; done += genChunk {
-			_, err := prog.Run(&ebpf.RunOptions{
-				Data: frame, Repeat: uint32(min(genChunk, n-done)), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-				Context: &xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(idx)},
-			})
-			if err != nil {
-				return fmt.Errorf("live frames on %s: %w", dev, err)
+		return onCPU(cpu, func() error {
+			for done := 0; done < n; done += genChunk {
+				_, err := prog.Run(&ebpf.RunOptions{
+					Data: frame, Repeat: uint32(min(genChunk, n-done)), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+					Context: &xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(idx)},
+				})
+				if err != nil {
+					return fmt.Errorf("live frames on %s: %w", dev, err)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, err
@@ -243,10 +262,11 @@ func sendFrames(ns *netns.NS, dev string, frame []byte, n int) (uint64, error) {
 	return sent, err
 }
 
-// noPorts reads Udp6NoPorts in ns: the generator's datagrams that arrived.
-func noPorts(ns *netns.NS) (uint64, error) {
+// udpNoPorts reads Udp6NoPorts on the last node: the generator's datagrams
+// that reached its stack (nothing listens on their port).
+func (t *topology) udpNoPorts() (uint64, error) {
 	var n uint64
-	err := ns.Do(func() error {
+	err := t.chain.Last().NS.Do(func() error {
 		b, err := os.ReadFile("/proc/thread-self/net/snmp6")
 		if err != nil {
 			return err
@@ -257,30 +277,61 @@ func noPorts(ns *netns.NS) (uint64, error) {
 	return n, err
 }
 
-// smallUDP sends about n generator frames and returns the rate at which the last
-// node received them (until its counter stops moving) and the loss.
-func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
-	first, last := t.chain.First(), t.chain.Last()
-	if t.v.kind == kindPlain || t.v.hook == loader.HookTC {
-		// The XDP transmit into a veth needs NAPI on the receiver, which
-		// an XDP program provides and, without one, GRO.
-		if _, err := t.chain.Nodes[1].NS.Run("ethtool", "-K", t.chain.Nodes[1].Left, "gro", "on"); err != nil {
-			return 0, 0, err
-		}
+// withGRO runs fn with GRO on dev in ns, and restores the setting after.
+func withGRO(ns *netns.NS, dev string, fn func() error) error {
+	out, err := ns.Run("ethtool", "-k", dev)
+	if err != nil {
+		return err
 	}
-	before, err := noPorts(last.NS)
+	was := "off"
+	if strings.Contains(out, "generic-receive-offload: on") {
+		was = "on"
+	}
+	if _, err := ns.Run("ethtool", "-K", dev, "gro", "on"); err != nil {
+		return err
+	}
+	err = fn()
+	if _, rerr := ns.Run("ethtool", "-K", dev, "gro", was); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}
+
+// smallUDP sends about n generator frames and returns the rate at which
+// received counted them (until it stops moving) and the loss.
+//
+// The XDP transmit into a veth needs NAPI on the receiver, which an XDP
+// program provides and, without one, GRO: on the plain and tcx variants
+// GRO is on on the second node's receiving veth for the test, and off
+// again after it (the TCP tests of the next rounds run as the first did).
+func (t *topology) smallUDP(n int, received func() (uint64, error)) (pps, loss float64, err error) {
+	if t.v.kind == kindPlain || t.v.hook == loader.HookTC {
+		second := t.chain.Nodes[1]
+		err = withGRO(second.NS, second.Left, func() (err error) {
+			pps, loss, err = t.generate(n, received)
+			return err
+		})
+		return pps, loss, err
+	}
+	return t.generate(n, received)
+}
+
+// generate sends about n generator frames and returns the rate at which
+// received counted them (until it stops moving) and the loss.
+func (t *topology) generate(n int, received func() (uint64, error)) (pps, loss float64, err error) {
+	before, err := received()
 	if err != nil {
 		return 0, 0, err
 	}
 	start := time.Now()
-	sent, err := sendFrames(first.NS, t.genDev, t.genFrame, n)
+	sent, err := sendFrames(t.chain.First().NS, t.genDev, t.cpus.sender, t.genFrame, n)
 	if err != nil {
 		return 0, 0, err
 	}
 	end, got := time.Now(), before
 	for {
 		time.Sleep(20 * time.Millisecond)
-		now, err := noPorts(last.NS)
+		now, err := received()
 		if err != nil {
 			return 0, 0, err
 		}
@@ -290,5 +341,12 @@ func (t *topology) smallUDP(n int) (pps, loss float64, err error) {
 		end, got = time.Now(), now
 	}
 	rx := float64(got - before)
-	return rx / end.Sub(start).Seconds(), 100 * (1 - rx/float64(sent)), nil
+	return rx / end.Sub(start).Seconds(), lossPercent(float64(sent), rx), nil
+}
+
+// lossPercent is the share of sent frames not received, in %. The ceiling's
+// sink counts every frame on its interface, the odd neighbour discovery
+// or ARP one included, so a count above the frames sent is no loss.
+func lossPercent(sent, received float64) float64 {
+	return max(0, 100*(1-received/sent))
 }
