@@ -30,11 +30,19 @@ func (s *Server) hello(c *call) ([]byte, error) {
 			return nil, errBadRequest("protocol %q is not a number", text)
 		}
 	}
+	if answer := s.pendingAnswer(prefix); answer != nil {
+		return answer, nil
+	}
+	source := s.clientIP(c)
+	if ok, wait := s.helloLimit.allow(source, s.cfg.Now()); !ok {
+		return nil, errTooMany(wait, "too many hellos from %s: retry in %s", source, wait.Round(time.Second))
+	}
 	key, err := s.nodeKey(prefix)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := wire.NewHelloSecret(s.cfg.Now())
+	now := s.cfg.Now()
+	secret, err := wire.NewHelloSecret(now)
 	if err != nil {
 		return nil, err
 	}
@@ -49,14 +57,23 @@ func (s *Server) hello(c *call) ([]byte, error) {
 		sess = &session{}
 		s.sessions[prefix] = sess
 	}
-	// Keep the key of the running chain so that a third party calling
-	// hello does not break it; replace only the pending hello key.
-	if len(sess.keys) == 0 {
-		sess.keys = [][]byte{nil}
+	if sess.pending != nil && now.Before(sess.pending.expires) {
+		return sess.pending.answer, nil // a concurrent hello won the race
 	}
-	sess.keys = append(sess.keys[:1], secret)
-	sess.protocol = protocol
+	// The running chain is kept: a third party's hello does not break it.
+	sess.pending = &pendingHello{secret: secret, answer: answer, protocol: protocol, expires: now.Add(PendingHelloLifetime)}
 	return answer, nil
+}
+
+// pendingAnswer is the answer of the hello secret of prefix not used yet,
+// nil if there is none.
+func (s *Server) pendingAnswer(prefix string) []byte {
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	if sess := s.sessions[prefix]; sess != nil && sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) {
+		return sess.pending.answer
+	}
+	return nil
 }
 
 func (s *Server) getCa(*call) ([]byte, error) {

@@ -23,14 +23,15 @@ const MaxRequestURI = 16 << 10
 
 // httpError is a refusal with its status code and one-line message.
 type httpError struct {
-	status  int
-	message string
+	status     int
+	message    string
+	retryAfter int // seconds, for 429
 }
 
 func (e *httpError) Error() string { return e.message }
 
 func refuse(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
+	return &httpError{status: status, message: fmt.Sprintf(format, args...)}
 }
 
 func errBadRequest(format string, args ...any) error {
@@ -177,6 +178,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 		var refusal *httpError
 		if errors.As(err, &refusal) {
 			status, message = refusal.status, refusal.message
+			if refusal.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(refusal.retryAfter))
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(status)
@@ -267,12 +271,20 @@ func (s *Server) authenticate(c *call, requestURI, header string) ([]byte, error
 	if sess == nil {
 		return nil, refuse(http.StatusUnauthorized, "no session for %q: call hello first", prefix)
 	}
-	for _, key := range sess.keys {
-		if key != nil && subtle.ConstantTimeCompare(mac, wire.RequestMAC(key, requestURI)) == 1 {
-			sess.keys = [][]byte{wire.NextKey(key)}
-			c.protocol = sess.protocol
-			return key, nil
-		}
+	matches := func(key []byte) bool {
+		return key != nil && subtle.ConstantTimeCompare(mac, wire.RequestMAC(key, requestURI)) == 1
 	}
-	return nil, errBadRequest("wrong HMAC")
+	key := sess.chain
+	switch {
+	case matches(key):
+	case sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) && matches(sess.pending.secret):
+		key = sess.pending.secret
+		sess.protocol = sess.pending.protocol
+		sess.pending = nil
+	default:
+		return nil, errBadRequest("wrong HMAC")
+	}
+	sess.chain = wire.NextKey(key)
+	c.protocol = sess.protocol
+	return key, nil
 }

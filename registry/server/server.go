@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -44,6 +45,7 @@ type Config struct {
 	GeoIP                 *geoip.Database // optional
 	Mailer                mail.Sender     // nil: requestToken is refused
 	AuthorizedOrigins     []netip.Addr
+	Limits                Limits // zero: unlimited; see DefaultLimits
 	DHParams              []byte       // optional contents served by getDh
 	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
 	Logger                zerolog.Logger
@@ -64,6 +66,9 @@ type Server struct {
 	sessions   map[string]*session
 
 	bootstrap bootstrapState
+
+	helloLimit, enrolLimit *keyedLimiter
+	enrolGlobal            *rate.Limiter // nil: unlimited
 }
 
 // published is the network state nodes see, swapped after each commit.
@@ -73,11 +78,28 @@ type published struct {
 	registryPrefix string
 }
 
-// session is the hash-chain state of one node: the key of the last
-// successful call and the key of the latest hello.
+// PendingHelloLifetime is how long a hello secret nobody used is handed
+// out again to every hello for its prefix.
+const PendingHelloLifetime = 5 * time.Minute
+
+// session is the hash-chain state of one node: the next key of the running
+// chain and the hello secret not used yet. The pending secret is replaced
+// only once used or expired: a hello for a prefix with a pending secret
+// gets the same answer, which only the node can decrypt. So a flood of
+// hellos neither breaks the owner's handshake nor costs a signature each.
 type session struct {
-	keys     [][]byte
+	chain    []byte // nil before the first authenticated call
 	protocol int
+	pending  *pendingHello
+}
+
+// pendingHello is a hello secret, its sealed answer and the protocol of
+// the hello that made it.
+type pendingHello struct {
+	secret   []byte
+	answer   []byte
+	protocol int
+	expires  time.Time
 }
 
 // New opens a registry on an open store: checks the communities against
@@ -99,6 +121,11 @@ func New(cfg Config) (*Server, error) {
 		hostBits:       128 - len(cfg.Authority.Network),
 		subjectSerials: map[int]bool{},
 		sessions:       map[string]*session{},
+		helloLimit:     newKeyedLimiter(cfg.Limits.HelloPerSource),
+		enrolLimit:     newKeyedLimiter(cfg.Limits.EnrolPerSource),
+	}
+	if !cfg.Limits.EnrolGlobal.unlimited() {
+		s.enrolGlobal = cfg.Limits.EnrolGlobal.limiter()
 	}
 	if maxLen := cfg.Communities.MaxLength() + max(cfg.PrefixLength, cfg.AnonymousPrefixLength); maxLen > s.hostBits {
 		return nil, fmt.Errorf("prefix length %d plus community bits do not fit in the %d host bits of the network", maxLen-cfg.Communities.MaxLength(), s.hostBits)
