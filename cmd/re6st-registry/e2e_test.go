@@ -214,11 +214,8 @@ func TestConfEnrolment(t *testing.T) {
 func TestKillDuringEnrolments(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
-	d := startDaemon(t, dir, port)
-	key, _, err := ca.NewKey(2048)
-	require.NoError(t, err)
-	csr, err := ca.NewRequest(key, nil)
-	require.NoError(t, err)
+	d := startDaemon(t, dir, port, "--enrol-limit", "0")
+	csrs := newCSRs(t, 150) // one key, one prefix
 	c, err := client.New(d.url, nil)
 	require.NoError(t, err)
 
@@ -230,7 +227,7 @@ func TestKillDuringEnrolments(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				certPEM, err := c.RequestCertificate(ctx, "", csr, "")
+				certPEM, err := c.RequestCertificate(ctx, "", <-csrs, "")
 				if err != nil {
 					return // the registry died
 				}
@@ -248,7 +245,7 @@ func TestKillDuringEnrolments(t *testing.T) {
 	wg.Wait()
 	d.cmd.Wait()
 
-	d = startDaemon(t, dir, port)
+	d = startDaemon(t, dir, port, "--enrol-limit", "0")
 	prefixes, err := client.New(d.url, nil)
 	require.NoError(t, err)
 	list, err := prefixes.ListPrefixes(context.Background())
@@ -270,7 +267,7 @@ func TestKillDuringEnrolments(t *testing.T) {
 	require.GreaterOrEqual(t, count, 20)
 	// After the restart, enrolment goes on without handing out a prefix twice.
 	for range 5 {
-		certPEM, err := prefixes.RequestCertificate(context.Background(), "", csr, "")
+		certPEM, err := prefixes.RequestCertificate(context.Background(), "", <-csrs, "")
 		require.NoError(t, err)
 		cert, err := ca.ParseCertificate(certPEM)
 		require.NoError(t, err)
@@ -284,6 +281,33 @@ func TestKillDuringEnrolments(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
 	checkDatabase(t, d.db)
+}
+
+// newCSRs returns a channel of count CSRs of distinct 1024-bit keys (quick
+// to make), made by two goroutines before it returns.
+func newCSRs(t *testing.T, count int) chan []byte {
+	t.Helper()
+	csrs := make(chan []byte, count)
+	var wg sync.WaitGroup
+	for worker := range 2 {
+		wg.Go(func() {
+			for range count/2 + worker*(count%2) {
+				key, _, err := ca.NewKey(1024)
+				if err == nil {
+					var csr []byte
+					if csr, err = ca.NewRequest(key, nil); err == nil {
+						csrs <- csr
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return csrs
 }
 
 func checkDatabase(t *testing.T, path string) {

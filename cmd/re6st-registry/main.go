@@ -53,6 +53,7 @@ type options struct {
 	tlsCert, tlsKey         string
 	relayAddress            string
 	cleanupInterval         time.Duration
+	limits                  server.Limits
 }
 
 func main() {
@@ -123,6 +124,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
+	addLimitFlags(f, &o.limits)
 	cmd.MarkFlagRequired("ca")
 	cmd.MarkFlagRequired("key")
 	cmd.AddCommand(adminCommands()...)
@@ -169,6 +171,7 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 		AnonymousPrefixLength: o.anonymousPrefixLength,
 		GracePeriod:           time.Duration(o.gracePeriod) * time.Second,
 		Logger:                logger,
+		Limits:                o.limits,
 		Settings: netparams.Settings{
 			ClientCount: o.clientCount, MaxClients: o.maxClients, TunnelRefresh: o.tunnelRefresh,
 			Hello: o.hello, Encrypt: o.encrypt, MinProtocol: o.minProtocol, SameCountry: o.sameCountry,

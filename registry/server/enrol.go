@@ -130,6 +130,9 @@ func (s *Server) requestToken(c *call) ([]byte, error) {
 	if err := validEmail(email); err != nil {
 		return nil, err
 	}
+	if err := s.allowEnrolment(s.clientIP(c)); err != nil {
+		return nil, err
+	}
 	token, err := s.insertNewToken(email)
 	if err != nil {
 		return nil, err
@@ -141,6 +144,21 @@ func (s *Server) requestToken(c *call) ([]byte, error) {
 	}
 	s.cfg.Logger.Info().Str("email", email).Msg("token mailed")
 	return nil, nil
+}
+
+// allowEnrolment takes one enrolment (requestCertificate or requestToken)
+// from the per-source and global budgets.
+func (s *Server) allowEnrolment(source netip.Addr) error {
+	now := s.cfg.Now()
+	if ok, wait := s.enrolLimit.allow(source, now); !ok {
+		return errTooMany(wait, "too many enrolments from %s: retry in %s", source, wait.Round(time.Second))
+	}
+	if s.enrolGlobal != nil {
+		if ok, wait := take(s.enrolGlobal, now); !ok {
+			return errTooMany(wait, "too many enrolments on this registry: retry in %s", wait.Round(time.Second))
+		}
+	}
+	return nil
 }
 
 // clientIP is the address the request came from: the forwarded client
@@ -185,12 +203,23 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 	if token == "" && s.cfg.AnonymousPrefixLength == 0 {
 		return nil, errForbidden("anonymous registration is disabled on this registry")
 	}
+	source := s.clientIP(c)
+	if err := s.allowEnrolment(source); err != nil {
+		return nil, err
+	}
 	community, err := s.community(c)
 	if err != nil {
 		return nil, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if prefix, ok := s.keyPrefixes[string(x509.MarshalPKCS1PublicKey(key))]; ok {
+		// One key, one prefix: the CSR's signature proves the requester
+		// holds the key, so it gets the certificate it already has.
+		s.cfg.Logger.Info().Str("prefix", prefix).Str("source", source.String()).Msg("certificate requested again for an enrolled key: the current one is returned")
+		block, err := s.issuedBlock(prefix)
+		return []byte(block.Cert), err
+	}
 	var certPEM []byte
 	var subjectSerial int
 	var becameRegistry bool
@@ -228,10 +257,11 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 		if err := tx.SetCertificate(prefix, email, string(certPEM)); err != nil {
 			return err
 		}
-		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix {
+		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix || !s.isAuthorized(source) {
 			return err
 		}
-		// The first node ever enrolled is the registry's own node.
+		// The first node enrolled from an authorized origin (the registry
+		// host) is the registry's own node.
 		becameRegistry = true
 		if err := tx.SetConfig(store.ConfigPrefix, prefix); err != nil {
 			return err
@@ -245,13 +275,24 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.subjectSerials[subjectSerial] = true
+	cert, err := ca.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	prefix, err := ca.NodePrefix(cert)
+	if err != nil {
+		return nil, err
+	}
+	s.index(prefix, cert)
+	s.enrolSourcesMu.Lock()
+	s.enrolSources[prefix] = source
+	s.enrolSourcesMu.Unlock()
 	if becameRegistry {
 		if err := s.reload(); err != nil {
 			return nil, err
 		}
 	}
-	s.cfg.Logger.Info().Int("subject_serial", subjectSerial).Bool("anonymous", token == "").Msg("certificate issued")
+	s.cfg.Logger.Info().Int("subject_serial", subjectSerial).Str("prefix", prefix).Str("source", source.String()).Bool("anonymous", token == "").Msg("certificate issued")
 	return certPEM, nil
 }
 
@@ -361,10 +402,7 @@ func (s *Server) revoke(c *call) ([]byte, error) {
 	}
 	if freed != nil {
 		prefix, _ := ca.NodePrefix(freed)
-		s.dropSession(prefix)
-		if serial, ok := ca.SubjectSerial(freed); ok {
-			delete(s.subjectSerials, serial)
-		}
+		s.unindex(prefix, freed)
 	}
 	s.cfg.Logger.Info().Str("target", target).Msg("certificate revoked")
 	return nil, s.reload()

@@ -26,21 +26,27 @@ import (
 const testdata = "../../testdata/registry/"
 
 var (
-	keysOnce sync.Once
-	nodeKeys []*rsa.PrivateKey
+	keysMu   sync.Mutex
+	nodeKeys = map[int]*rsa.PrivateKey{}
 )
 
-// nodeKey returns one of a few 2048-bit keys made once per test binary:
-// the registry does not care whether two nodes share a key.
+// nodeKey returns the key of node i, made once per test binary: one key,
+// one prefix. Keys 0 to 7 are of the CA key's 2048 bits, like real
+// nodes' (the hello answer needs it); the others, for nodes that only
+// enrol, of 1024 bits, quicker to make.
 func nodeKey(t testing.TB, i int) *rsa.PrivateKey {
-	keysOnce.Do(func() {
-		for range 3 {
-			key, _, err := ca.NewKey(2048)
-			require.NoError(t, err)
-			nodeKeys = append(nodeKeys, key)
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if nodeKeys[i] == nil {
+		bits := 2048
+		if i >= 8 {
+			bits = 1024
 		}
-	})
-	return nodeKeys[i%len(nodeKeys)]
+		key, _, err := ca.NewKey(bits)
+		require.NoError(t, err)
+		nodeKeys[i] = key
+	}
+	return nodeKeys[i]
 }
 
 type registry struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 )
@@ -119,4 +120,111 @@ func TestHelloRateLimitPerSource(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, status)
 	_, err = nodes[0].session.NetworkConfig(ctx)
 	require.NoError(t, err, "the running chain does not need a hello")
+}
+
+// Issue 16.2: one client reusing one CSR got thousands of prefixes. One
+// key holds one prefix: the same CSR, anonymous or with a token, gets the
+// same certificate back, and the token is not consumed.
+func TestOneKeyOnePrefix(t *testing.T) {
+	r := startRegistry(t, nil)
+	csr, err := ca.NewRequest(nodeKey(t, 0), nil)
+	require.NoError(t, err)
+	first, err := r.client.RequestCertificate(ctx, "", csr, "")
+	require.NoError(t, err)
+	for range 3 {
+		again, err := r.client.RequestCertificate(ctx, "", csr, "")
+		require.NoError(t, err)
+		require.Equal(t, string(first), string(again))
+	}
+	_, err = r.client.AddToken(ctx, "a@example.com", "tok")
+	require.NoError(t, err)
+	again, err := r.client.RequestCertificate(ctx, "tok", csr, "")
+	require.NoError(t, err)
+	require.Equal(t, string(first), string(again))
+	known, err := r.client.IsToken(ctx, "tok")
+	require.NoError(t, err)
+	require.True(t, known, "the token is kept for a new key")
+
+	// Once the prefix is freed, the key may enrol again.
+	cert, err := ca.ParseCertificate(first)
+	require.NoError(t, err)
+	require.NoError(t, r.client.Revoke(ctx, cert.Subject.CommonName))
+	renewed, err := r.client.RequestCertificate(ctx, "tok", csr, "")
+	require.NoError(t, err)
+	require.NotEqual(t, string(first), string(renewed))
+}
+
+// enrolNew enrols the key of mustCSR(t, i) and returns the HTTP status: 200 or the refusal's.
+func enrolNew(t *testing.T, c *client.Client, i int) int {
+	t.Helper()
+	if _, err := c.RequestCertificate(ctx, "", mustCSR(t, i), ""); err != nil {
+		require.Equal(t, http.StatusTooManyRequests, client.StatusOf(err), "%v", err)
+		return client.StatusOf(err)
+	}
+	return http.StatusOK
+}
+
+// With the default limits, one source gets the burst then one prefix every
+// 10 s: 23 in 30 s (it got 4,472 before). The clock is the registry's.
+func TestEnrolmentFloodIsBounded(t *testing.T) {
+	r := startRegistry(t, func(cfg *server.Config) { cfg.Limits = server.DefaultLimits() })
+	got, i := 0, 0
+	for second := range 31 {
+		if second > 0 {
+			r.advance(time.Second)
+		}
+		for ; enrolNew(t, r.client, i) == http.StatusOK; i++ {
+			got++
+		}
+	}
+	t.Logf("prefixes one source got in 30 s (registry clock): %d", got)
+	require.Equal(t, 23, got)
+}
+
+func TestEnrolmentLimits(t *testing.T) {
+	r := startRegistry(t, func(cfg *server.Config) {
+		cfg.Limits.EnrolPerSource = server.Rate{Every: time.Hour, Burst: 3}
+		cfg.Limits.EnrolGlobal = server.Rate{Every: time.Hour, Burst: 5}
+	})
+	for i := range 2 {
+		require.Equal(t, http.StatusOK, enrolNew(t, r.client, i))
+	}
+	require.NoError(t, r.client.RequestToken(ctx, "a@example.com"), "token requests count too")
+	status, body := rawRequest(t, r, "GET", "/requestToken?email=b@example.com", nil)
+	require.Equal(t, http.StatusTooManyRequests, status)
+	require.Contains(t, body, "too many enrolments from 127.0.0.1")
+	require.Equal(t, http.StatusTooManyRequests, enrolNew(t, r.client, 3))
+
+	other, err := client.New(r.http.URL, httpFrom("127.0.0.2"))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, enrolNew(t, other, 4))
+	require.Equal(t, http.StatusOK, enrolNew(t, other, 5))
+	_, err = other.RequestCertificate(ctx, "", mustCSR(t, 6), "")
+	require.Equal(t, http.StatusTooManyRequests, client.StatusOf(err))
+	require.ErrorContains(t, err, "too many enrolments on this registry")
+}
+
+// mustCSR is a CSR of the key of index 100+i (1024 bits, quick to make).
+func mustCSR(t *testing.T, i int) []byte {
+	t.Helper()
+	csr, err := ca.NewRequest(nodeKey(t, 100+i), nil)
+	require.NoError(t, err)
+	return csr
+}
+
+// On a small registry the first anonymous client became the registry's
+// own node: only an enrolment from an authorized origin does now.
+func TestRegistryNodeEnrolsFromAuthorizedOrigin(t *testing.T) {
+	r := startRegistry(t, nil)
+	remote, err := client.New(r.http.URL, httpFrom("127.0.0.2"))
+	require.NoError(t, err)
+	csr, err := ca.NewRequest(nodeKey(t, 1), nil)
+	require.NoError(t, err)
+	first, err := remote.RequestCertificate(ctx, "", csr, "")
+	require.NoError(t, err)
+	n := r.nodeFromCert(t, nodeKey(t, 1), first)
+	local := r.enrol(t, "", 0)
+	params, err := n.session.NetworkConfig(ctx)
+	require.NoError(t, err)
+	require.Equal(t, local.prefix, params.RegistryPrefix)
 }

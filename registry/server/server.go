@@ -45,7 +45,7 @@ type Config struct {
 	GeoIP                 *geoip.Database // optional
 	Mailer                mail.Sender     // nil: requestToken is refused
 	AuthorizedOrigins     []netip.Addr
-	Limits                Limits // zero: unlimited; see DefaultLimits
+	Limits                Limits       // zero: unlimited; see DefaultLimits
 	DHParams              []byte       // optional contents served by getDh
 	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
 	Logger                zerolog.Logger
@@ -57,9 +57,16 @@ type Server struct {
 	cfg      Config
 	hostBits int
 
-	// writeMu serialises every state change, like re6st's registry lock.
+	// writeMu serialises every state change, like re6st's registry lock,
+	// and guards the indexes of the issued certificates.
 	writeMu        sync.Mutex
 	subjectSerials map[int]bool
+	keyPrefixes    map[string]string // PKCS#1 public key → prefix
+
+	// enrolSources are the client addresses prefixes were issued to since
+	// the registry started, for the operator to find a flood.
+	enrolSourcesMu sync.Mutex
+	enrolSources   map[string]netip.Addr
 	published      atomic.Pointer[published]
 
 	sessionsMu sync.Mutex
@@ -120,6 +127,8 @@ func New(cfg Config) (*Server, error) {
 		cfg:            cfg,
 		hostBits:       128 - len(cfg.Authority.Network),
 		subjectSerials: map[int]bool{},
+		keyPrefixes:    map[string]string{},
+		enrolSources:   map[string]netip.Addr{},
 		sessions:       map[string]*session{},
 		helloLimit:     newKeyedLimiter(cfg.Limits.HelloPerSource),
 		enrolLimit:     newKeyedLimiter(cfg.Limits.EnrolPerSource),
@@ -169,12 +178,41 @@ func New(cfg Config) (*Server, error) {
 			if err != nil {
 				return fmt.Errorf("certificate of prefix %q in the database: %w", block.Prefix, err)
 			}
-			if serial, ok := ca.SubjectSerial(cert); ok {
-				s.subjectSerials[serial] = true
-			}
+			s.index(block.Prefix, cert)
 		}
 		return nil
 	})
+}
+
+// publicKeyID identifies a certificate's key in keyPrefixes.
+func publicKeyID(cert *x509.Certificate) string {
+	key, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return ""
+	}
+	return string(x509.MarshalPKCS1PublicKey(key))
+}
+
+// index records an issued certificate's subject serial and key; the
+// caller holds writeMu (or is New).
+func (s *Server) index(prefix string, cert *x509.Certificate) {
+	if serial, ok := ca.SubjectSerial(cert); ok {
+		s.subjectSerials[serial] = true
+	}
+	s.keyPrefixes[publicKeyID(cert)] = prefix
+}
+
+// unindex forgets the certificate of a freed prefix and its session; the
+// caller holds writeMu.
+func (s *Server) unindex(prefix string, cert *x509.Certificate) {
+	if serial, ok := ca.SubjectSerial(cert); ok {
+		delete(s.subjectSerials, serial)
+	}
+	delete(s.keyPrefixes, publicKeyID(cert))
+	s.enrolSourcesMu.Lock()
+	delete(s.enrolSources, prefix)
+	s.enrolSourcesMu.Unlock()
+	s.dropSession(prefix)
 }
 
 func newBabelKey() ([]byte, error) {
@@ -296,8 +334,8 @@ func (s *Server) Version() uint64 {
 	return version
 }
 
-// issuedCertificate returns the certificate held by prefix.
-func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
+// issuedBlock returns the block of prefix, which must hold a certificate.
+func (s *Server) issuedBlock(prefix string) (store.Block, error) {
 	var block store.Block
 	var found bool
 	err := s.cfg.Store.View(func(tx *store.Tx) error {
@@ -305,11 +343,17 @@ func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
 		block, found, err = tx.Block(prefix)
 		return err
 	})
+	if err == nil && (!found || !block.Issued()) {
+		err = errNotFound("no certificate for prefix %q", prefix)
+	}
+	return block, err
+}
+
+// issuedCertificate returns the certificate held by prefix.
+func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
+	block, err := s.issuedBlock(prefix)
 	if err != nil {
 		return nil, err
-	}
-	if !found || !block.Issued() {
-		return nil, errNotFound("no certificate for prefix %q", prefix)
 	}
 	return ca.ParseCertificate([]byte(block.Cert))
 }

@@ -413,7 +413,7 @@ func TestParallelEnrolmentsAndRestart(t *testing.T) {
 		}
 	}
 	require.Equal(t, count, issued)
-	fresh := r.enrol(t, "", 0)
+	fresh := r.enrol(t, "", count)
 	require.Equal(t, "50", fresh.cert.Subject.SerialNumber, "subject serials survive the restart")
 }
 

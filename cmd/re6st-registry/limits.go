@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/re6st-bpf/re6st-bpf/registry/server"
+)
+
+// rateValue is a server.Rate flag written "BURST/INTERVAL" (BURST events
+// at once, then one every INTERVAL), or "0" for unlimited.
+type rateValue struct{ rate *server.Rate }
+
+func (v rateValue) String() string {
+	if v.rate == nil || v.rate.Burst <= 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d/%s", v.rate.Burst, v.rate.Every)
+}
+
+func (v rateValue) Set(text string) error {
+	if text == "0" {
+		*v.rate = server.Rate{}
+		return nil
+	}
+	burstText, everyText, ok := strings.Cut(text, "/")
+	burst, err := strconv.Atoi(burstText)
+	every, err2 := time.ParseDuration(everyText)
+	if !ok || err != nil || err2 != nil || burst < 1 || every <= 0 {
+		return fmt.Errorf(`%q: expected "BURST/INTERVAL", e.g. 20/10s, or 0 for unlimited`, text)
+	}
+	*v.rate = server.Rate{Every: every, Burst: burst}
+	return nil
+}
+
+func (rateValue) Type() string { return "BURST/INTERVAL" }
+
+// addLimitFlags declares the rate-limit flags, with DefaultLimits.
+func addLimitFlags(f *pflag.FlagSet, limits *server.Limits) {
+	*limits = server.DefaultLimits()
+	f.Var(rateValue{&limits.HelloPerSource}, "hello-limit", "new hello secrets (one CA signature each) per source address (IPv4 or IPv6 /64); 0: unlimited")
+	f.Var(rateValue{&limits.EnrolPerSource}, "enrol-limit", "requestCertificate and requestToken calls per source address; 0: unlimited")
+	f.Var(rateValue{&limits.EnrolGlobal}, "enrol-global-limit", "requestCertificate and requestToken calls for all sources together; 0: unlimited")
+}
