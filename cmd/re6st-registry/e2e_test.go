@@ -78,6 +78,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, dir string, port int, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, dir, port, extra...)
+}
+
+// startDaemonUnder starts the registry through wrapper, a command that
+// runs its arguments (e.g. prlimit ... --).
+func startDaemonUnder(t *testing.T, wrapper []string, dir string, port int, extra ...string) *daemon {
+	t.Helper()
 	registryBin, _ := binaries(t)
 	d := &daemon{dir: dir, port: port, db: filepath.Join(dir, "registry.db"), log: filepath.Join(dir, "registry.log"),
 		url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
@@ -93,7 +100,8 @@ anonymous-prefix-length 16
 relay %s
 v 2
 `, port, d.db, testdata+"ca.crt", testdata+"ca.key", filepath.Join(dir, "mbox"), "127.0.0.1:9")), 0o644))
-	d.cmd = exec.Command(registryBin, append([]string{"@" + options, "-6", "", "--logfile", d.log}, extra...)...)
+	argv := append(append(wrapper, registryBin, "@"+options, "-6", "", "--logfile", d.log), extra...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	require.NoError(t, d.cmd.Start())
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	c, err := client.New(d.url, nil)

@@ -39,8 +39,18 @@ func (v rateValue) Set(text string) error {
 
 func (rateValue) Type() string { return "BURST/INTERVAL" }
 
-// addLimitFlags declares the rate-limit flags, with DefaultLimits.
-func addLimitFlags(f *pflag.FlagSet, limits *server.Limits) {
+// connLimits are the HTTP server's connection limits.
+type connLimits struct {
+	perSource, total int
+	writeTimeout     time.Duration
+}
+
+// addLimitFlags declares the rate and connection limit flags, with their
+// defaults.
+func addLimitFlags(f *pflag.FlagSet, limits *server.Limits, conns *connLimits) {
+	f.IntVar(&conns.perSource, "max-connections-per-source", server.DefaultConnsPerSource, "open connections per source address (IPv4 or IPv6 /64; --trusted-proxy excepted); 0: unlimited")
+	f.IntVar(&conns.total, "max-connections", server.DefaultConnsTotal, "open connections in all; 0: unlimited")
+	f.DurationVar(&conns.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time to read a request and write its answer, after which the connection is closed")
 	*limits = server.DefaultLimits()
 	f.Var(rateValue{&limits.HelloPerSource}, "hello-limit", "new hello secrets (one CA signature each) per source address (IPv4 or IPv6 /64); 0: unlimited")
 	f.Var(rateValue{&limits.EnrolPerSource}, "enrol-limit", "requestCertificate and requestToken calls per source address; 0: unlimited")

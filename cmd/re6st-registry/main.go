@@ -54,6 +54,7 @@ type options struct {
 	relayAddress            string
 	cleanupInterval         time.Duration
 	limits                  server.Limits
+	conns                   connLimits
 }
 
 func main() {
@@ -124,7 +125,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
-	addLimitFlags(f, &o.limits)
+	addLimitFlags(f, &o.limits, &o.conns)
 	cmd.MarkFlagRequired("ca")
 	cmd.MarkFlagRequired("key")
 	cmd.AddCommand(adminCommands()...)
@@ -253,8 +254,13 @@ func run(ctx context.Context, o options) error {
 
 	var listeners []net.Listener
 	var tlsListeners []net.Listener
+	conns := server.NewConnLimiter(o.conns.perSource, o.conns.total, cfg.TrustedProxies) // shared by all listeners
 	listen := func(host string, port int, network string) (net.Listener, error) {
-		return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, err
+		}
+		return conns.Listener(l), nil
 	}
 	for _, bind := range []struct{ host, network string }{{o.bind4, "tcp4"}, {o.bind6, "tcp6"}} {
 		if bind.host == "" {
@@ -276,7 +282,7 @@ func run(ctx context.Context, o options) error {
 	if len(listeners) == 0 {
 		return errors.New("nothing to listen on: both -4 and -6 are empty")
 	}
-	httpServer := &http.Server{Handler: registry, MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpServer := server.NewHTTPServer(registry, o.conns.writeTimeout)
 	errs := make(chan error, len(listeners)+len(tlsListeners)+1)
 	for _, l := range listeners {
 		logger.Warn().Str("address", l.Addr().String()).Uint64("version", registry.Version()).Msg("registry listening")

@@ -3,9 +3,16 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -45,4 +52,45 @@ func TestEnrolmentFloodLimitedAndRevoked(t *testing.T) {
 	out, err = exec.Command(registryBin, "nodes", "--source", "nonsense", "--registry", d.url).CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), `--source "nonsense": not an address or a network`)
+}
+
+// Issue 16.3 as reported: 260 connections that pipeline requests and never
+// read the answers, against a registry limited to 256 files, made getCa
+// time out for everyone. With the default limits each is answered or
+// refused at once (none waits in the listen queue), and another source is
+// answered.
+func TestStuckConnectionsUnderFileLimit(t *testing.T) {
+	d := startDaemonUnder(t, []string{"prlimit", "--nofile=256:256", "--"}, t.TempDir(), freePort(t))
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	pipeline := []byte(strings.Repeat("GET /getCa HTTP/1.1\r\nHost: registry\r\n\r\n", 100))
+	var answered, refused, waiting atomic.Int32
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(20 * time.Second)
+	for range 260 {
+		conn, err := dialer.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(d.url, "/"), "http://"))
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		conn.Write(pipeline) // a refused connection may be reset
+		wg.Go(func() {
+			conn.SetReadDeadline(deadline)
+			_, err := conn.Read(make([]byte, 1)) // the first byte only: the answers stay unread
+			switch {
+			case err == nil:
+				answered.Add(1)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				waiting.Add(1)
+			default:
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("stuck connections: %d answered, %d refused, %d left waiting", answered.Load(), refused.Load(), waiting.Load())
+	c, err := client.New(d.url, &http.Client{Timeout: 20 * time.Second})
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = c.GetCA(context.Background())
+	require.NoError(t, err)
+	t.Logf("getCa under 260 stuck connections, 256 files: %s", time.Since(start))
+	require.Zero(t, waiting.Load())
 }

@@ -59,6 +59,8 @@ type registry struct {
 	client  *client.Client
 	now     time.Time
 	nowLock sync.Mutex
+	// prepare, if set, adjusts the HTTP server before it starts.
+	prepare func(*httptest.Server)
 }
 
 func defaultConfig(t testing.TB) server.Config {
@@ -75,8 +77,14 @@ func defaultConfig(t testing.TB) server.Config {
 }
 
 func startRegistry(t testing.TB, configure func(*server.Config)) *registry {
+	return startRegistryHTTP(t, configure, nil)
+}
+
+// startRegistryHTTP is startRegistry with prepare adjusting the HTTP server
+// before it starts.
+func startRegistryHTTP(t testing.TB, configure func(*server.Config), prepare func(*httptest.Server)) *registry {
 	dir := t.TempDir()
-	r := &registry{t: t, dbPath: filepath.Join(dir, "registry.db"), mbox: filepath.Join(dir, "mbox"), now: time.Now()}
+	r := &registry{t: t, dbPath: filepath.Join(dir, "registry.db"), mbox: filepath.Join(dir, "mbox"), now: time.Now(), prepare: prepare}
 	r.cfg = defaultConfig(t)
 	r.cfg.Mailer = mail.New(r.mbox, "registry@example.com", "", "", false)
 	r.cfg.Now = r.clock
@@ -109,6 +117,9 @@ func (r *registry) start(address string) {
 	require.NoError(r.t, err)
 	r.http = httptest.NewUnstartedServer(r.server)
 	r.http.Listener = listener
+	if r.prepare != nil {
+		r.prepare(r.http)
+	}
 	r.http.Start()
 	if r.client == nil {
 		r.client, err = client.New(r.http.URL, nil)

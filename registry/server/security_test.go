@@ -2,9 +2,14 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,4 +232,107 @@ func TestRegistryNodeEnrolsFromAuthorizedOrigin(t *testing.T) {
 	params, err := n.session.NetworkConfig(ctx)
 	require.NoError(t, err)
 	require.Equal(t, local.prefix, params.RegistryPrefix)
+}
+
+// stuckConns opens count connections from source to the registry, each
+// pipelining requests getCa requests without ever reading an answer. A
+// connection the registry refused may be reset: errors are ignored.
+func stuckConns(t *testing.T, r *registry, source string, count, requests int) {
+	t.Helper()
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+	pipeline := []byte(strings.Repeat("GET /getCa HTTP/1.1\r\nHost: registry\r\n\r\n", requests))
+	for range count {
+		conn, err := dialer.Dial("tcp", r.http.Listener.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		conn.(*net.TCPConn).SetReadBuffer(4096) // fill up quickly
+		conn.Write(pipeline)
+	}
+}
+
+// Issue 16.3: clients that pipeline requests and never read the answers
+// kept their connections forever, until the registry ran out of file
+// descriptors. They are now bounded per source, and closed by the write
+// timeout; getCa from another source is answered meanwhile.
+func TestStuckConnectionsAreBounded(t *testing.T) {
+	const perSource, stuck = 8, 40
+	var mu sync.Mutex
+	attackers, most := map[net.Conn]bool{}, 0
+	r := startRegistryHTTP(t, nil, func(h *httptest.Server) {
+		h.Listener = server.NewConnLimiter(perSource, 0, nil).Listener(h.Listener)
+		h.Config = server.NewHTTPServer(h.Config.Handler, time.Second)
+		h.Config.ConnState = func(conn net.Conn, state http.ConnState) {
+			if !strings.HasPrefix(conn.RemoteAddr().String(), "127.0.0.2:") {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch state {
+			case http.StateNew:
+				attackers[conn] = true
+				most = max(most, len(attackers))
+			case http.StateClosed, http.StateHijacked:
+				delete(attackers, conn)
+			}
+		}
+	})
+	stuckConns(t, r, "127.0.0.2", stuck, 4000) // 5 MB of answers each
+	start := time.Now()
+	timeout, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := r.client.GetCA(timeout)
+	took := time.Since(start)
+	require.NoError(t, err)
+	t.Logf("getCa under %d stuck connections answered in %s", stuck, took)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attackers) == 0
+	}, 20*time.Second, 10*time.Millisecond, "the write timeout (1 s) closes the stuck connections, before the read and idle timeouts (30 s)")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, perSource, most, "connections per source are bounded")
+}
+
+func TestConnLimiterTotal(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := server.NewConnLimiter(2, 3, []netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")}).Listener(raw)
+	accepted := make(chan net.Conn, 10)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- conn
+		}
+	})
+	defer wg.Wait()
+	defer l.Close()
+	dial := func(source string) net.Conn {
+		dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		conn, err := dialer.Dial("tcp", raw.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// refused reads EOF (or a reset) once the listener closed conn.
+	refused := func(conn net.Conn) bool {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := conn.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	dial("127.0.0.2")
+	dial("127.0.0.2")
+	first := <-accepted
+	<-accepted
+	require.True(t, refused(dial("127.0.0.2")), "a third connection from one source is closed")
+	dial("127.0.0.3") // a trusted proxy: no per-source limit, but in the total
+	<-accepted
+	require.True(t, refused(dial("127.0.0.3")), "a fourth connection in all is closed")
+	first.Close()
+	dial("127.0.0.3")
+	<-accepted
 }

@@ -45,6 +45,7 @@ type Config struct {
 	GeoIP                 *geoip.Database // optional
 	Mailer                mail.Sender     // nil: requestToken is refused
 	AuthorizedOrigins     []netip.Addr
+	TrustedProxies        []netip.Prefix // whose X-Forwarded-For is believed
 	Limits                Limits       // zero: unlimited; see DefaultLimits
 	DHParams              []byte       // optional contents served by getDh
 	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
