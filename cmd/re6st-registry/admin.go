@@ -156,30 +156,16 @@ func (f *nodeFilter) match(p client.Prefix, source netip.Prefix, now time.Time) 
 	return err == nil && source.Contains(addr)
 }
 
-// parseSource parses --source: an address or a network.
-func parseSource(text string) (netip.Prefix, error) {
-	if text == "" {
-		return netip.Prefix{}, nil
-	}
-	if addr, err := netip.ParseAddr(text); err == nil {
-		return netip.PrefixFrom(addr, addr.BitLen()), nil
-	}
-	prefix, err := netip.ParsePrefix(text)
-	if err != nil {
-		return prefix, fmt.Errorf("--source %q: not an address or a network", text)
-	}
-	return prefix.Masked(), nil
-}
-
 // listPrefixes prints the blocks, only the nodes filter selects if it is
 // not nil, and revokes them if it says so.
 func listPrefixes(ctx context.Context, out, errOut io.Writer, connect func() (*client.Client, error), asJSON bool, filter *nodeFilter) error {
 	var source netip.Prefix
-	if filter != nil {
-		var err error
-		if source, err = parseSource(filter.source); err != nil {
+	if filter != nil && filter.source != "" {
+		networks, err := parseNetworks("--source", []string{filter.source})
+		if err != nil {
 			return err
 		}
+		source = networks[0]
 	}
 	c, err := connect()
 	if err != nil {

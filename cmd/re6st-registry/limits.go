@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -55,4 +56,21 @@ func addLimitFlags(f *pflag.FlagSet, limits *server.Limits, conns *connLimits) {
 	f.Var(rateValue{&limits.HelloPerSource}, "hello-limit", "new hello secrets (one CA signature each) per source address (IPv4 or IPv6 /64); 0: unlimited")
 	f.Var(rateValue{&limits.EnrolPerSource}, "enrol-limit", "requestCertificate and requestToken calls per source address; 0: unlimited")
 	f.Var(rateValue{&limits.EnrolGlobal}, "enrol-global-limit", "requestCertificate and requestToken calls for all sources together; 0: unlimited")
+}
+
+// parseNetworks parses the values of flag: addresses (one-address networks)
+// or networks.
+func parseNetworks(flag string, values []string) ([]netip.Prefix, error) {
+	var networks []netip.Prefix
+	for _, value := range values {
+		network, err := netip.ParsePrefix(value)
+		if addr, err2 := netip.ParseAddr(value); err2 == nil {
+			network, err = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: not an address or a network", flag, value)
+		}
+		networks = append(networks, network.Masked())
+	}
+	return networks, nil
 }

@@ -42,6 +42,7 @@ type options struct {
 	verbose                 int
 	minProtocol             int
 	authorizedOrigins       []string
+	trustedProxies          []string
 	community, geoipPath    string
 	gracePeriod             int
 	hello, clientCount      int
@@ -111,6 +112,7 @@ from --authorized-origin addresses).`,
 	f.IntVarP(&o.verbose, "verbose", "v", 1, "log level: 0 off, 1 warnings, 2 info, 3 debug, 4 trace")
 	f.IntVar(&o.minProtocol, "min-protocol", 1, "reject nodes of an older protocol")
 	f.StringArrayVar(&o.authorizedOrigins, "authorized-origin", nil, "address allowed to make private calls, in addition to 127.0.0.1 and ::1 (repeatable)")
+	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable; none by default)")
 	f.StringVar(&o.community, "community", "", `community file: lines "<bits> <location>..." (location: *, CC or @CONTINENT)`)
 	f.StringVar(&o.geoipPath, "geoip", "", `GeoIP CSV file of "network,country,continent" lines (communities, getCountry)`)
 	f.IntVar(&o.gracePeriod, "grace-period", 8640000, "seconds before an expired certificate's prefix, or a token, is freed")
@@ -192,6 +194,9 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 			return cfg, fmt.Errorf("--authorized-origin %q: not an IP address", origin)
 		}
 		cfg.AuthorizedOrigins = append(cfg.AuthorizedOrigins, addr)
+	}
+	if cfg.TrustedProxies, err = parseNetworks("--trusted-proxy", o.trustedProxies); err != nil {
+		return cfg, err
 	}
 	if o.community != "" {
 		if cfg.Communities, err = alloc.LoadCommunities(o.community); err != nil {

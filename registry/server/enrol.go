@@ -33,7 +33,7 @@ func (s *Server) hello(c *call) ([]byte, error) {
 	if answer := s.pendingAnswer(prefix); answer != nil {
 		return answer, nil
 	}
-	source := s.clientIP(c)
+	source := c.client
 	if ok, wait := s.helloLimit.allow(source, s.cfg.Now()); !ok {
 		return nil, errTooMany(wait, "too many hellos from %s: retry in %s", source, wait.Round(time.Second))
 	}
@@ -130,7 +130,7 @@ func (s *Server) requestToken(c *call) ([]byte, error) {
 	if err := validEmail(email); err != nil {
 		return nil, err
 	}
-	if err := s.allowEnrolment(s.clientIP(c)); err != nil {
+	if err := s.allowEnrolment(c.client); err != nil {
 		return nil, err
 	}
 	token, err := s.insertNewToken(email)
@@ -161,18 +161,6 @@ func (s *Server) allowEnrolment(source netip.Addr) error {
 	return nil
 }
 
-// clientIP is the address the request came from: the forwarded client
-// when a trusted proxy (an authorized origin) says so, the peer otherwise.
-func (s *Server) clientIP(c *call) netip.Addr {
-	if forwarded := c.header.Get("X-Forwarded-For"); forwarded != "" && s.isAuthorized(c.peer) {
-		first, _, _ := strings.Cut(forwarded, ",")
-		if addr, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-			return addr.Unmap()
-		}
-	}
-	return c.peer
-}
-
 // community picks the community of a new node: from the location it sent
 // ("CC,CONT", either part may be empty), else from GeoIP, else "*".
 func (s *Server) community(c *call) (string, error) {
@@ -184,7 +172,7 @@ func (s *Server) community(c *call) (string, error) {
 			return "", errBadRequest("location %q is not \"CC,CONT\" (e.g. FR,EU)", location)
 		}
 	} else if s.cfg.GeoIP != nil {
-		if location, ok := s.cfg.GeoIP.Lookup(s.clientIP(c)); ok {
+		if location, ok := s.cfg.GeoIP.Lookup(c.client); ok {
 			country, continent = location.Country, location.Continent
 		}
 	}
@@ -203,7 +191,7 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 	if token == "" && s.cfg.AnonymousPrefixLength == 0 {
 		return nil, errForbidden("anonymous registration is disabled on this registry")
 	}
-	source := s.clientIP(c)
+	source := c.client
 	if err := s.allowEnrolment(source); err != nil {
 		return nil, err
 	}

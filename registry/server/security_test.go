@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
+	"github.com/re6st-bpf/re6st-bpf/registry/geoip"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 )
 
@@ -335,4 +338,67 @@ func TestConnLimiterTotal(t *testing.T) {
 	first.Close()
 	dial("127.0.0.3")
 	<-accepted
+}
+
+// Issue 16.4: only the first X-Forwarded-For line was read, so a second
+// line let a private call through. Without a trusted proxy, a forwarded
+// private call is refused whatever it says.
+func TestForwardedPrivateCallWithoutTrustedProxy(t *testing.T) {
+	r := startRegistry(t, nil)
+	for _, lines := range [][]string{{"127.0.0.1", "6.6.6.6"}, {"127.0.0.1"}, {"6.6.6.6, 127.0.0.1"}} {
+		status, body := rawRequest(t, r, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": lines})
+		require.Equal(t, http.StatusForbidden, status, "%q", lines)
+		require.Contains(t, body, "not a trusted proxy", "%q", lines)
+	}
+}
+
+// Behind trusted proxies, the client is the right-most hop, across lines
+// and commas, that is not a trusted proxy; it is what private calls, rate
+// limits and GeoIP see.
+func TestTrustedProxyHops(t *testing.T) {
+	r := startRegistry(t, func(cfg *server.Config) {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+		cfg.AuthorizedOrigins = append(cfg.AuthorizedOrigins, netip.MustParseAddr("192.0.2.5"))
+		cfg.Limits.EnrolPerSource = server.Rate{Every: time.Hour, Burst: 1}
+		var err error
+		cfg.GeoIP, err = geoip.Parse(strings.NewReader("198.51.100.0/24,FR,EU\n6.0.0.0/8,US,NA\n"))
+		require.NoError(t, err)
+		cfg.Communities, err = alloc.ParseCommunities(strings.NewReader("0 *\n1 FR\n"))
+		require.NoError(t, err)
+	})
+	for _, probe := range []struct {
+		lines  []string
+		status int
+		client string
+	}{
+		{[]string{"127.0.0.1", "6.6.6.6"}, http.StatusForbidden, "client 6.6.6.6 "},
+		{[]string{"6.6.6.6, 127.0.0.1"}, http.StatusForbidden, "client 6.6.6.6 "},
+		{[]string{"6.6.6.6, 127.0.0.1", "10.1.2.3"}, http.StatusForbidden, "client 6.6.6.6 "},
+		{[]string{"127.0.0.1, 6.6.6.6", "10.1.2.3"}, http.StatusForbidden, "client 6.6.6.6 "},
+		{[]string{"::1, not-an-ip", "10.1.2.3"}, http.StatusForbidden, "client invalid IP "},
+		{[]string{"6.6.6.6, 192.0.2.5", "10.1.2.3"}, http.StatusNoContent, ""}, // the forged 6.6.6.6 is left of the client
+		{[]string{"127.0.0.1, ::ffff:10.0.0.1"}, http.StatusNoContent, ""},     // all trusted: the left-most
+		{nil, http.StatusNoContent, ""},
+	} {
+		status, body := rawRequest(t, r, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": probe.lines})
+		require.Equal(t, probe.status, status, "%q: %s", probe.lines, body)
+		require.Contains(t, body, probe.client, "%q", probe.lines)
+	}
+	// Rate limits are per resolved client.
+	forwarded := func(client string) http.Header { return http.Header{"X-Forwarded-For": {client}} }
+	status, _ := rawRequest(t, r, "GET", "/requestToken?email=a@example.com", forwarded("198.51.100.1"))
+	require.Equal(t, http.StatusNoContent, status)
+	status, body := rawRequest(t, r, "GET", "/requestToken?email=a@example.com", forwarded("198.51.100.1"))
+	require.Equal(t, http.StatusTooManyRequests, status)
+	require.Contains(t, body, "too many enrolments from 198.51.100.1")
+
+	// GeoIP locates the resolved client: 198.51.100.2 is in France, whose
+	// community is "1".
+	status, body = rawRequest(t, r, "GET", "/requestCertificate?token=&req="+url.QueryEscape(string(mustCSR(t, 0))), forwarded("6.6.6.6, 198.51.100.2"))
+	require.Equal(t, http.StatusOK, status, body)
+	cert, err := ca.ParseCertificate([]byte(body))
+	require.NoError(t, err)
+	prefix, err := ca.NodePrefix(cert)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(prefix, "1"), "prefix %s is not in the community of FR", prefix)
 }

