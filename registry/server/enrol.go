@@ -245,11 +245,11 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 		if err := tx.SetCertificate(prefix, email, string(certPEM)); err != nil {
 			return err
 		}
-		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix || !s.isAuthorized(source) {
+		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix || !(s.isAuthorized(source) || source == c.local) {
 			return err
 		}
-		// The first node enrolled from an authorized origin (the registry
-		// host) is the registry's own node.
+		// The first node enrolled from the registry host (an authorized
+		// origin, or the registry's own address) is the registry's node.
 		becameRegistry = true
 		if err := tx.SetConfig(store.ConfigPrefix, prefix); err != nil {
 			return err

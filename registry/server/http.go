@@ -50,6 +50,7 @@ func errForbidden(format string, args ...any) error {
 type call struct {
 	args     map[string]string
 	peer     netip.Addr // of the TCP connection
+	local    netip.Addr // the registry's end of the TCP connection
 	client   netip.Addr // peer, or the client a trusted proxy forwarded
 	header   http.Header
 	protocol int // of the caller's session, for cn calls
@@ -201,6 +202,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		c.peer, _ = netip.ParseAddr(host)
 		c.peer = c.peer.Unmap()
+	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if addrPort, err := netip.ParseAddrPort(local.String()); err == nil {
+			c.local = addrPort.Addr().Unmap()
+		}
 	}
 	c.client = s.resolveClient(c.peer, r.Header)
 	if m.private {

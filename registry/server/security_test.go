@@ -22,6 +22,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/registry/geoip"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )
 
 // httpFrom is an HTTP client whose connections come from the loopback
@@ -221,7 +222,7 @@ func mustCSR(t *testing.T, i int) []byte {
 }
 
 // On a small registry the first anonymous client became the registry's
-// own node: only an enrolment from an authorized origin does now.
+// own node: only an enrolment from the registry host does now.
 func TestRegistryNodeEnrolsFromAuthorizedOrigin(t *testing.T) {
 	r := startRegistry(t, nil)
 	remote, err := client.New(r.http.URL, httpFrom("127.0.0.2"))
@@ -235,6 +236,14 @@ func TestRegistryNodeEnrolsFromAuthorizedOrigin(t *testing.T) {
 	params, err := n.session.NetworkConfig(ctx)
 	require.NoError(t, err)
 	require.Equal(t, local.prefix, params.RegistryPrefix)
+
+	// A node on the registry host that uses its public address is local
+	// too: the client is the registry's own end of the connection.
+	r2 := startRegistry(t, func(cfg *server.Config) { cfg.AuthorizedOrigins = nil })
+	own := r2.enrol(t, "", 0)
+	params, err = own.session.NetworkConfig(ctx)
+	require.NoError(t, err)
+	require.Equal(t, own.prefix, params.RegistryPrefix)
 }
 
 // stuckConns opens count connections from source to the registry, each
@@ -401,4 +410,70 @@ func TestTrustedProxyHops(t *testing.T) {
 	prefix, err := ca.NodePrefix(cert)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(prefix, "1"), "prefix %s is not in the community of FR", prefix)
+}
+
+// Issue 16.6: reportAddress stored anything, and getBootstrapPeer handed
+// it out. Each item is now checked: a routable unicast address outside the
+// network, a known protocol of the address's family, a port (none for
+// GRE), an optional country code; at most 8 items.
+func TestReportAddressValidated(t *testing.T) {
+	r := startRegistry(t, nil)
+	a := r.enrol(t, "", 0)
+	b := r.enrol(t, "", 1)
+	for _, bad := range []string{
+		"not-an-ip,xyz,fou", "1.2.3.4,99999,gre", "1.2.3.4,99999,fou", "1.2.3.4,0,fou", "1.2.3.4,-1,fou", "1.2.3.4,5,gre",
+		"1.2.3.4,1194,xyz", "127.0.0.1,1194,fou", "224.0.0.1,1,fou", "255.255.255.255,1,fou", "0.1.2.3,1,fou",
+		"fe80::1,1,fou", "::,1,fou", "2001:db8:42::1,1,fou", "2001:db8::1,1194,udp", "192.0.2.1,1194,udp6",
+		"1.2.3.4,1,fou,france", "1.2.3.4,1,fou,", "1.2.3.4,1", "1.2.3.4,1,fou;", "fe80::1%eth0,1,fou",
+		strings.Repeat("1.2.3.4,1,fou;", 8) + "1.2.3.5,1,fou",
+	} {
+		err := b.session.ReportAddress(ctx, bad)
+		require.Equal(t, http.StatusBadRequest, client.StatusOf(err), "%q: %v", bad, err)
+	}
+	_, _, ok, err := a.session.BootstrapPeer(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "nothing was stored")
+
+	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;::ffff:192.0.2.7,1194,fou;2001:DB8::7,1194,udp6"))
+	for range 3 {
+		prefix, addresses, ok, err := a.session.BootstrapPeer(ctx)
+		require.NoError(t, err)
+		if ok {
+			require.Equal(t, b.prefix, prefix)
+			require.Equal(t, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6", addresses)
+		}
+	}
+}
+
+// The address the registry sees a node at comes first, and the other
+// public addresses of its family are dropped: a node cannot send its
+// peers to 8.8.8.8.
+func TestReportAddressPrefersObserved(t *testing.T) {
+	r := startRegistry(t, func(cfg *server.Config) {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	n := r.enrol(t, "", 0)
+	key := handshake(t, r, n)
+	report := func(addresses string) (int, string) {
+		uri := "/reportAddress?cn=" + n.prefix + "&address=" + url.QueryEscape(addresses)
+		header := signedHeader(key, uri)
+		header.Set("X-Forwarded-For", "198.51.100.7")
+		key = wire.NextKey(key)
+		return rawRequest(t, r, "GET", uri, header)
+	}
+	status, body := report("8.8.8.8,53,fou")
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, body, "no address left")
+	status, body = report("8.8.8.8,53,fou;10.0.0.5,5555,fou;2001:db8::7,5555,fou;198.51.100.7,5555,fou")
+	require.Equal(t, http.StatusNoContent, status, body)
+	prefixes, err := r.client.ListPrefixes(ctx)
+	require.NoError(t, err)
+	found := false
+	for _, p := range prefixes {
+		if p.Prefix == n.prefix {
+			found = true
+			require.Equal(t, "198.51.100.7,5555,fou;10.0.0.5,5555,fou;2001:db8::7,5555,fou", p.Addresses)
+		}
+	}
+	require.True(t, found)
 }

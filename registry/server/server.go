@@ -57,6 +57,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	hostBits int
+	network  netip.Prefix // the IPv6 network of the CA
 
 	// writeMu serialises every state change, like re6st's registry lock,
 	// and guards the indexes of the issued certificates.
@@ -137,10 +138,14 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.Limits.EnrolGlobal.unlimited() {
 		s.enrolGlobal = cfg.Limits.EnrolGlobal.limiter()
 	}
+	var err error
+	if s.network, err = wire.Subnet(cfg.Authority.Network, ""); err != nil {
+		return nil, err
+	}
 	if maxLen := cfg.Communities.MaxLength() + max(cfg.PrefixLength, cfg.AnonymousPrefixLength); maxLen > s.hostBits {
 		return nil, fmt.Errorf("prefix length %d plus community bits do not fit in the %d host bits of the network", maxLen-cfg.Communities.MaxLength(), s.hostBits)
 	}
-	err := cfg.Store.Update(func(tx *store.Tx) error {
+	err = cfg.Store.Update(func(tx *store.Tx) error {
 		if err := cfg.Communities.CheckAgainst(tx); err != nil {
 			return err
 		}
