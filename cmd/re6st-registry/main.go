@@ -249,6 +249,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer db.Close()
+	for _, warning := range db.Tightened() {
+		logger.Warn().Msg(warning)
+	}
 	cfg.Store = db
 	registry, err := server.New(cfg)
 	if err != nil {
