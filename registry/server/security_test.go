@@ -435,14 +435,7 @@ func TestReportAddressValidated(t *testing.T) {
 	require.False(t, ok, "nothing was stored")
 
 	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;::ffff:192.0.2.7,1194,fou;2001:DB8::7,1194,udp6"))
-	for range 3 {
-		prefix, addresses, ok, err := a.session.BootstrapPeer(ctx)
-		require.NoError(t, err)
-		if ok {
-			require.Equal(t, b.prefix, prefix)
-			require.Equal(t, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6", addresses)
-		}
-	}
+	requirePeer(t, a, b, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6")
 }
 
 // The address the registry sees a node at comes first, and the other
