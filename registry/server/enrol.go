@@ -30,9 +30,17 @@ func (s *Server) hello(c *call) ([]byte, error) {
 			return nil, errBadRequest("protocol %q is not a number", text)
 		}
 	}
-	if answer := s.pendingAnswer(prefix); answer != nil {
-		return answer, nil
+	for {
+		answer, making := s.pendingOrClaim(prefix)
+		if answer != nil {
+			return answer, nil
+		}
+		if making == nil {
+			break // this hello makes the secret
+		}
+		<-making // another hello is making it: wait, then look again
 	}
+	defer s.releaseClaim(prefix)
 	source := c.client
 	if ok, wait := s.helloLimit.allow(source, s.cfg.Now()); !ok {
 		return nil, errTooMany(wait, "too many hellos from %s: retry in %s", source, wait.Round(time.Second))
@@ -57,23 +65,36 @@ func (s *Server) hello(c *call) ([]byte, error) {
 		sess = &session{}
 		s.sessions[prefix] = sess
 	}
-	if sess.pending != nil && now.Before(sess.pending.expires) {
-		return sess.pending.answer, nil // a concurrent hello won the race
-	}
 	// The running chain is kept: a third party's hello does not break it.
 	sess.pending = &pendingHello{secret: secret, answer: answer, protocol: protocol, expires: now.Add(PendingHelloLifetime)}
 	return answer, nil
 }
 
-// pendingAnswer is the answer of the hello secret of prefix not used yet,
-// nil if there is none.
-func (s *Server) pendingAnswer(prefix string) []byte {
+// pendingOrClaim returns the answer of the hello secret of prefix not used
+// yet if there is one; else, if another hello is making one, a channel
+// closed once it is done; else nothing, and the caller must make the
+// secret and then call releaseClaim. So concurrent hellos for a prefix
+// cost one signature.
+func (s *Server) pendingOrClaim(prefix string) ([]byte, <-chan struct{}) {
 	s.sessionsMu.Lock()
 	defer s.sessionsMu.Unlock()
 	if sess := s.sessions[prefix]; sess != nil && sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) {
-		return sess.pending.answer
+		return sess.pending.answer, nil
 	}
-	return nil
+	if making := s.makingHello[prefix]; making != nil {
+		return nil, making
+	}
+	s.makingHello[prefix] = make(chan struct{})
+	return nil, nil
+}
+
+// releaseClaim ends the claim pendingOrClaim gave, and wakes the hellos
+// waiting for it.
+func (s *Server) releaseClaim(prefix string) {
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	close(s.makingHello[prefix])
+	delete(s.makingHello, prefix)
 }
 
 func (s *Server) getCa(*call) ([]byte, error) {

@@ -71,8 +71,9 @@ type Server struct {
 	enrolSources   map[string]netip.Addr
 	published      atomic.Pointer[published]
 
-	sessionsMu sync.Mutex
-	sessions   map[string]*session
+	sessionsMu  sync.Mutex
+	sessions    map[string]*session
+	makingHello map[string]chan struct{} // closed once the prefix's hello secret is made
 
 	bootstrap bootstrapState
 
@@ -132,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 		keyPrefixes:    map[string]string{},
 		enrolSources:   map[string]netip.Addr{},
 		sessions:       map[string]*session{},
+		makingHello:    map[string]chan struct{}{},
 		helloLimit:     newKeyedLimiter(cfg.Limits.HelloPerSource),
 		enrolLimit:     newKeyedLimiter(cfg.Limits.EnrolPerSource),
 	}
