@@ -45,8 +45,11 @@ func DefaultLimits() Limits {
 	}
 }
 
-// maxLimitedSources bounds the memory of a keyed limiter; beyond it, the
-// sources whose bucket is full again are forgotten.
+// maxLimitedSources bounds the memory of a keyed limiter. Beyond it, the
+// sources whose bucket is full again are forgotten, then, if there are
+// still too many (a client with many addresses), arbitrary ones, down to
+// three quarters of the bound: a client with that many addresses gets
+// fresh buckets anyway (the global budget is the answer to it).
 const maxLimitedSources = 1 << 16
 
 // keyedLimiter is one token bucket per source.
@@ -83,7 +86,7 @@ func (k *keyedLimiter) allow(source netip.Addr, now time.Time) (bool, time.Durat
 	bucket := k.buckets[key]
 	if bucket == nil {
 		if len(k.buckets) >= maxLimitedSources {
-			k.forgetFull(now)
+			k.forget(now)
 		}
 		bucket = k.rate.limiter()
 		k.buckets[key] = bucket
@@ -91,13 +94,19 @@ func (k *keyedLimiter) allow(source netip.Addr, now time.Time) (bool, time.Durat
 	return take(bucket, now)
 }
 
-// forgetFull drops the buckets that refilled: forgetting them changes
-// nothing.
-func (k *keyedLimiter) forgetFull(now time.Time) {
+// forget drops the buckets that refilled (forgetting them changes
+// nothing), then arbitrary ones down to 3/4 of maxLimitedSources.
+func (k *keyedLimiter) forget(now time.Time) {
 	for key, bucket := range k.buckets {
 		if bucket.TokensAt(now) >= float64(k.rate.Burst) {
 			delete(k.buckets, key)
 		}
+	}
+	for key := range k.buckets {
+		if len(k.buckets) <= maxLimitedSources*3/4 {
+			break
+		}
+		delete(k.buckets, key)
 	}
 }
 
