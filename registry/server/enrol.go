@@ -31,7 +31,7 @@ func (s *Server) hello(c *call) ([]byte, error) {
 		}
 	}
 	for {
-		answer, making := s.pendingOrClaim(prefix)
+		answer, making := s.pendingOrClaim(prefix, protocol)
 		if answer != nil {
 			return answer, nil
 		}
@@ -74,11 +74,14 @@ func (s *Server) hello(c *call) ([]byte, error) {
 // yet if there is one; else, if another hello is making one, a channel
 // closed once it is done; else nothing, and the caller must make the
 // secret and then call releaseClaim. So concurrent hellos for a prefix
-// cost one signature.
-func (s *Server) pendingOrClaim(prefix string) ([]byte, <-chan struct{}) {
+// cost one signature. The session takes the highest protocol of the
+// hellos that shared the secret: a third party's hello cannot downgrade
+// a node (protocol < 7 strips the country of bootstrap addresses).
+func (s *Server) pendingOrClaim(prefix string, protocol int) ([]byte, <-chan struct{}) {
 	s.sessionsMu.Lock()
 	defer s.sessionsMu.Unlock()
 	if sess := s.sessions[prefix]; sess != nil && sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) {
+		sess.pending.protocol = max(sess.pending.protocol, protocol)
 		return sess.pending.answer, nil
 	}
 	if making := s.makingHello[prefix]; making != nil {

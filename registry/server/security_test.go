@@ -484,3 +484,15 @@ func TestReportAddressPrefersObserved(t *testing.T) {
 	}
 	require.True(t, found)
 }
+
+// A third party's hello cannot downgrade the protocol of a node's session
+// (protocol < 7 strips the country of bootstrap addresses).
+func TestHelloCannotDowngradeProtocol(t *testing.T) {
+	r := startRegistry(t, nil)
+	a := r.enrol(t, "", 0)
+	b := r.enrol(t, "", 1)
+	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou,FR"))
+	status, _ := rawRequest(t, r, "GET", "/hello?client_prefix="+a.prefix+"&protocol=1", nil)
+	require.Equal(t, http.StatusOK, status)
+	requirePeer(t, a, b, "192.0.2.7,1194,fou,FR")
+}

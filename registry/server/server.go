@@ -69,7 +69,8 @@ type Server struct {
 	// the registry started, for the operator to find a flood.
 	enrolSourcesMu sync.Mutex
 	enrolSources   map[string]netip.Addr
-	published      atomic.Pointer[published]
+
+	published atomic.Pointer[published]
 
 	sessionsMu  sync.Mutex
 	sessions    map[string]*session
