@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
@@ -50,7 +53,7 @@ type connLimits struct {
 // defaults.
 func addLimitFlags(f *pflag.FlagSet, limits *server.Limits, conns *connLimits) {
 	f.IntVar(&conns.perSource, "max-connections-per-source", server.DefaultConnsPerSource, "open connections per source address (IPv4 or IPv6 /64; --trusted-proxy excepted); 0: unlimited")
-	f.IntVar(&conns.total, "max-connections", server.DefaultConnsTotal, "open connections in all; 0: unlimited")
+	f.IntVar(&conns.total, "max-connections", server.DefaultConnsTotal, "open connections in all (at most the file limit - 64); 0: unlimited")
 	f.DurationVar(&conns.writeTimeout, "write-timeout", server.DefaultWriteTimeout, "time to read a request and write its answer, after which the connection is closed")
 	*limits = server.DefaultLimits()
 	f.Var(rateValue{&limits.HelloPerSource}, "hello-limit", "new hello secrets (one CA signature each) per source address (IPv4 or IPv6 /64); 0: unlimited")
@@ -73,4 +76,23 @@ func parseNetworks(flag string, values []string) ([]netip.Prefix, error) {
 		networks = append(networks, network.Masked())
 	}
 	return networks, nil
+}
+
+// spareFiles are the file descriptors kept for the database, logs,
+// listeners and relay beside the connections.
+const spareFiles = 64
+
+// fitFileLimit lowers a total connection limit (0: unlimited) to the
+// process's file limit minus spareFiles, with a warning: beyond it the
+// registry could not accept even the connections it allows.
+func fitFileLimit(total int, logger zerolog.Logger) int {
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil || limit.Cur <= 2*spareFiles || limit.Cur > math.MaxInt32 {
+		return total
+	}
+	if fit := int(limit.Cur) - spareFiles; total == 0 || total > fit {
+		logger.Warn().Int("max_connections", fit).Uint64("file_limit", limit.Cur).Msg("--max-connections lowered to fit the file limit (ulimit -n)")
+		return fit
+	}
+	return total
 }

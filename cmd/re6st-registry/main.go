@@ -262,7 +262,7 @@ func run(ctx context.Context, o options) error {
 
 	var listeners []net.Listener
 	var tlsListeners []net.Listener
-	conns := server.NewConnLimiter(o.conns.perSource, o.conns.total, cfg.TrustedProxies) // shared by all listeners
+	conns := server.NewConnLimiter(o.conns.perSource, fitFileLimit(o.conns.total, logger), cfg.TrustedProxies) // shared by all listeners
 	listen := func(host string, port int, network string) (net.Listener, error) {
 		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {

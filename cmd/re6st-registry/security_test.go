@@ -93,4 +93,5 @@ func TestStuckConnectionsUnderFileLimit(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("getCa under 260 stuck connections, 256 files: %s", time.Since(start))
 	require.Zero(t, waiting.Load())
+	require.Contains(t, readFile(d.log), `"max_connections":192,"file_limit":256`, "--max-connections is lowered to fit the file limit")
 }
