@@ -241,7 +241,14 @@ func TestKillDuringEnrolments(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				certPEM, err := c.RequestCertificate(ctx, "", <-csrs, "")
+				var csr []byte
+				select {
+				case csr = <-csrs:
+				default:
+					t.Error("out of CSRs before the registry was killed")
+					return
+				}
+				certPEM, err := c.RequestCertificate(ctx, "", csr, "")
 				if err != nil {
 					return // the registry died
 				}
