@@ -19,6 +19,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
+	"github.com/re6st-bpf/re6st-bpf/registry/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )
@@ -57,6 +58,8 @@ network's operator), obtains a token (by e-mail with --email, or --token if you
 have one, or none with --anonymous where the registry allows it), makes an RSA
 key of the CA key's size and a certificate request, and writes into --dir:
   ca.crt  cert.crt  cert.key (mode 0600)  re6stnet.conf
+The directory is created 0700; an existing cert.key readable by others is
+made 0600 with a warning.
 An existing cert.key is reused, and the subject fields of an existing cert.crt
 are kept. Options may come from files: "@FILE", one "name value" per line.`,
 		SilenceUsage:  true,
@@ -111,7 +114,7 @@ func enrol(ctx context.Context, o options, stdin *bufio.Reader, stdout, stderr i
 	if err != nil {
 		return fmt.Errorf("the registry's CA: %w", err)
 	}
-	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+	if err := privateDir(o.dir, stderr); err != nil {
 		return err
 	}
 	path := func(name string) string { return filepath.Join(o.dir, name) }
@@ -122,7 +125,7 @@ func enrol(ctx context.Context, o options, stdin *bufio.Reader, stdout, stderr i
 		return nil
 	}
 
-	key, err := loadOrCreateKey(path("cert.key"), caCert)
+	key, err := loadOrCreateKey(path("cert.key"), caCert, stderr)
 	if err != nil {
 		return err
 	}
@@ -222,7 +225,26 @@ func prompt(stdin *bufio.Reader, stdout io.Writer, question string) (string, err
 	return answer, nil
 }
 
-func loadOrCreateKey(path string, caCert *x509.Certificate) (*rsa.PrivateKey, error) {
+// privateDir creates dir 0700 whatever the umask. An existing directory is
+// not changed (it may be shared, e.g. the current one), but a warning says
+// if others can list it.
+func privateDir(dir string, stderr io.Writer) error {
+	was, err := secfile.Dir(dir)
+	if was != 0 {
+		fmt.Fprintf(stderr, "WARNING: %s is mode %04o: other users can list it (chmod 700 to prevent it)\n", dir, was)
+	}
+	return err
+}
+
+// loadOrCreateKey reads the node key at path, tightening its mode to 0600
+// with a warning if others could read it, or makes a new one of the CA
+// key's size.
+func loadOrCreateKey(path string, caCert *x509.Certificate, stderr io.Writer) (*rsa.PrivateKey, error) {
+	if was, err := secfile.Tighten(path); err != nil {
+		return nil, err
+	} else if was != 0 {
+		fmt.Fprintf(stderr, "WARNING: %s was readable by other users (mode %04o): made %04o\n", path, was, was&^0o077)
+	}
 	if data, err := os.ReadFile(path); err == nil {
 		key, err := ca.ParsePrivateKey(data)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"text/tabwriter"
 	"time"
 
@@ -109,24 +110,63 @@ func adminCommands() []*cobra.Command {
 			return c.UpdateHMAC(cmd.Context())
 		},
 	})
-	prefixes := func(use, short string, issuedOnly bool) *cobra.Command {
+	var filter nodeFilter
+	prefixes := func(use, short string, filter *nodeFilter) *cobra.Command {
 		return listing(&cobra.Command{
 			Use:   use,
 			Short: short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return listPrefixes(cmd.Context(), cmd.OutOrStdout(), connect, asJSON, issuedOnly)
+				return listPrefixes(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), connect, asJSON, filter)
 			},
 		})
 	}
+	nodes := prefixes("nodes", "List the nodes: certificates issued, with CN, subnet, serial, expiry, revocation, enrolment source", &filter)
+	nodes.Long = `List the nodes. The filters select a flood of enrolments, and --revoke
+revokes every node listed (by CN: their prefixes are freed), except the
+registry's own node. E.g.:
+  re6st-registry nodes --anonymous --since 1h --source 192.0.2.9 --revoke`
+	f := nodes.Flags()
+	f.DurationVar(&filter.since, "since", 0, "only certificates issued (or renewed) within this duration, e.g. 30m")
+	f.StringVar(&filter.source, "source", "", "only nodes enrolled from this address or network (known for enrolments since the registry started)")
+	f.BoolVar(&filter.anonymous, "anonymous", false, "only anonymous nodes (no e-mail)")
+	f.BoolVar(&filter.revoke, "revoke", false, "revoke every node listed (by CN), except the registry's own node")
 	return []*cobra.Command{
-		token, revoke, updateHMAC,
-		prefixes("nodes", "List the nodes: certificates issued, with CN, subnet, serial, expiry, revocation", true),
-		prefixes("prefixes", "List every block of the network: issued, free or reserved", false),
+		token, revoke, updateHMAC, nodes,
+		prefixes("prefixes", "List every block of the network: issued, free or reserved", nil),
 	}
 }
 
-func listPrefixes(ctx context.Context, out io.Writer, connect func() (*client.Client, error), asJSON, issuedOnly bool) error {
+// nodeFilter selects nodes for "nodes", and maybe revokes them.
+type nodeFilter struct {
+	since             time.Duration
+	source            string
+	anonymous, revoke bool
+}
+
+// match says whether the filter selects p, issued at most since ago.
+func (f *nodeFilter) match(p client.Prefix, source netip.Prefix, now time.Time) bool {
+	if p.State != "issued" || (f.anonymous && p.Email != "") || (f.since > 0 && now.Sub(p.NotBefore) > f.since) {
+		return false
+	}
+	if !source.IsValid() {
+		return true
+	}
+	addr, err := netip.ParseAddr(p.Source)
+	return err == nil && source.Contains(addr)
+}
+
+// listPrefixes prints the blocks, only the nodes filter selects if it is
+// not nil, and revokes them if it says so.
+func listPrefixes(ctx context.Context, out, errOut io.Writer, connect func() (*client.Client, error), asJSON bool, filter *nodeFilter) error {
+	var source netip.Prefix
+	if filter != nil && filter.source != "" {
+		networks, err := parseNetworks("--source", []string{filter.source})
+		if err != nil {
+			return err
+		}
+		source = networks[0]
+	}
 	c, err := connect()
 	if err != nil {
 		return err
@@ -136,12 +176,32 @@ func listPrefixes(ctx context.Context, out io.Writer, connect func() (*client.Cl
 		return err
 	}
 	list := []client.Prefix{}
+	now := time.Now()
 	for _, p := range all {
-		if !issuedOnly || p.State == "issued" {
+		if filter == nil || filter.match(p, source, now) {
 			list = append(list, p)
 		}
 	}
-	return print(out, asJSON, list, "SUBNET\tSTATE\tCN\tSERIAL\tEXPIRES\tEMAIL\tFLAGS", func(w io.Writer) {
+	if err := printPrefixes(out, asJSON, list); err != nil || filter == nil || !filter.revoke {
+		return err
+	}
+	revoked := 0
+	for _, p := range list {
+		if p.Registry {
+			fmt.Fprintf(errOut, "%s is the registry's own node: not revoked\n", p.CN)
+			continue
+		}
+		if err := c.Revoke(ctx, p.CN); err != nil {
+			return fmt.Errorf("revoking %s (%d revoked before): %w", p.CN, revoked, err)
+		}
+		revoked++
+	}
+	fmt.Fprintf(errOut, "%d certificates revoked, their prefixes freed\n", revoked)
+	return nil
+}
+
+func printPrefixes(out io.Writer, asJSON bool, list []client.Prefix) error {
+	return print(out, asJSON, list, "SUBNET\tSTATE\tCN\tSERIAL\tEXPIRES\tEMAIL\tSOURCE\tFLAGS", func(w io.Writer) {
 		for _, p := range list {
 			expires, flags := "", ""
 			if !p.NotAfter.IsZero() {
@@ -157,7 +217,7 @@ func listPrefixes(ctx context.Context, out io.Writer, connect func() (*client.Cl
 			if p.Serial != 0 {
 				serial = fmt.Sprint(p.Serial)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Subnet, p.State, p.CN, serial, expires, p.Email, flags)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Subnet, p.State, p.CN, serial, expires, p.Email, p.Source, flags)
 		}
 	})
 }

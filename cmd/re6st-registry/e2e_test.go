@@ -78,6 +78,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, dir string, port int, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonUnder(t, nil, dir, port, extra...)
+}
+
+// startDaemonUnder starts the registry through wrapper, a command that
+// runs its arguments (e.g. prlimit ... --).
+func startDaemonUnder(t *testing.T, wrapper []string, dir string, port int, extra ...string) *daemon {
+	t.Helper()
 	registryBin, _ := binaries(t)
 	d := &daemon{dir: dir, port: port, db: filepath.Join(dir, "registry.db"), log: filepath.Join(dir, "registry.log"),
 		url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
@@ -93,7 +100,8 @@ anonymous-prefix-length 16
 relay %s
 v 2
 `, port, d.db, testdata+"ca.crt", testdata+"ca.key", filepath.Join(dir, "mbox"), "127.0.0.1:9")), 0o644))
-	d.cmd = exec.Command(registryBin, append([]string{"@" + options, "-6", "", "--logfile", d.log}, extra...)...)
+	argv := append(append(wrapper, registryBin, "@"+options, "-6", "", "--logfile", d.log), extra...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	require.NoError(t, d.cmd.Start())
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	c, err := client.New(d.url, nil)
@@ -143,6 +151,12 @@ func TestConfEnrolment(t *testing.T) {
 	info, err := os.Stat(filepath.Join(dir, "cert.key"))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	info, err = os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "issue 16.5: the directory is private")
+	info, err = os.Stat(d.db)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "issue 16.5: the database is private")
 	require.Contains(t, openssl(t, "verify", "-CAfile", filepath.Join(dir, "ca.crt"), filepath.Join(dir, "cert.crt")), ": OK")
 	require.Contains(t, openssl(t, "x509", "-in", filepath.Join(dir, "cert.crt"), "-noout", "-subject"), "O = Example")
 	conf := readFile(filepath.Join(dir, "re6stnet.conf"))
@@ -214,11 +228,8 @@ func TestConfEnrolment(t *testing.T) {
 func TestKillDuringEnrolments(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
-	d := startDaemon(t, dir, port)
-	key, _, err := ca.NewKey(2048)
-	require.NoError(t, err)
-	csr, err := ca.NewRequest(key, nil)
-	require.NoError(t, err)
+	d := startDaemon(t, dir, port, "--enrol-limit", "0")
+	csrs := newCSRs(t, 150) // one key, one prefix
 	c, err := client.New(d.url, nil)
 	require.NoError(t, err)
 
@@ -230,6 +241,13 @@ func TestKillDuringEnrolments(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				var csr []byte
+				select {
+				case csr = <-csrs:
+				default:
+					t.Error("out of CSRs before the registry was killed")
+					return
+				}
 				certPEM, err := c.RequestCertificate(ctx, "", csr, "")
 				if err != nil {
 					return // the registry died
@@ -248,7 +266,7 @@ func TestKillDuringEnrolments(t *testing.T) {
 	wg.Wait()
 	d.cmd.Wait()
 
-	d = startDaemon(t, dir, port)
+	d = startDaemon(t, dir, port, "--enrol-limit", "0")
 	prefixes, err := client.New(d.url, nil)
 	require.NoError(t, err)
 	list, err := prefixes.ListPrefixes(context.Background())
@@ -270,7 +288,7 @@ func TestKillDuringEnrolments(t *testing.T) {
 	require.GreaterOrEqual(t, count, 20)
 	// After the restart, enrolment goes on without handing out a prefix twice.
 	for range 5 {
-		certPEM, err := prefixes.RequestCertificate(context.Background(), "", csr, "")
+		certPEM, err := prefixes.RequestCertificate(context.Background(), "", <-csrs, "")
 		require.NoError(t, err)
 		cert, err := ca.ParseCertificate(certPEM)
 		require.NoError(t, err)
@@ -284,6 +302,33 @@ func TestKillDuringEnrolments(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	d.cmd.Wait()
 	checkDatabase(t, d.db)
+}
+
+// newCSRs returns a channel of count CSRs of distinct 1024-bit keys (quick
+// to make), made by two goroutines before it returns.
+func newCSRs(t *testing.T, count int) chan []byte {
+	t.Helper()
+	csrs := make(chan []byte, count)
+	var wg sync.WaitGroup
+	for worker := range 2 {
+		wg.Go(func() {
+			for range count/2 + worker*(count%2) {
+				key, _, err := ca.NewKey(1024)
+				if err == nil {
+					var csr []byte
+					if csr, err = ca.NewRequest(key, nil); err == nil {
+						csrs <- csr
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return csrs
 }
 
 func checkDatabase(t *testing.T, path string) {

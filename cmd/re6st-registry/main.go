@@ -44,6 +44,7 @@ type options struct {
 	verbose                 int
 	minProtocol             int
 	authorizedOrigins       []string
+	trustedProxies          []string
 	community, geoipPath    string
 	gracePeriod             int
 	hello, clientCount      int
@@ -55,6 +56,8 @@ type options struct {
 	tlsCert, tlsKey         string
 	relayAddress            string
 	cleanupInterval         time.Duration
+	limits                  server.Limits
+	conns                   connLimits
 }
 
 func main() {
@@ -112,6 +115,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.logFormat, "log-format", logging.Auto, logging.FlagUsage)
 	f.IntVar(&o.minProtocol, "min-protocol", 1, "reject nodes of an older protocol")
 	f.StringArrayVar(&o.authorizedOrigins, "authorized-origin", nil, "address allowed to make private calls, in addition to 127.0.0.1 and ::1 (repeatable)")
+	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable; none by default)")
 	f.StringVar(&o.community, "community", "", `community file: lines "<bits> <location>..." (location: *, CC or @CONTINENT)`)
 	f.StringVar(&o.geoipPath, "geoip", "", `GeoIP CSV file of "network,country,continent" lines (communities, getCountry)`)
 	f.IntVar(&o.gracePeriod, "grace-period", 8640000, "seconds before an expired certificate's prefix, or a token, is freed")
@@ -126,6 +130,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
+	addLimitFlags(f, &o.limits, &o.conns)
 	cmd.MarkFlagRequired("ca")
 	cmd.MarkFlagRequired("key")
 	cmd.AddCommand(adminCommands()...)
@@ -172,6 +177,7 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 		AnonymousPrefixLength: o.anonymousPrefixLength,
 		GracePeriod:           time.Duration(o.gracePeriod) * time.Second,
 		Logger:                logger,
+		Limits:                o.limits,
 		Settings: netparams.Settings{
 			ClientCount: o.clientCount, MaxClients: o.maxClients, TunnelRefresh: o.tunnelRefresh,
 			Hello: o.hello, Encrypt: o.encrypt, MinProtocol: o.minProtocol, SameCountry: o.sameCountry,
@@ -191,6 +197,9 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 			return cfg, fmt.Errorf("--authorized-origin %q: not an IP address", origin)
 		}
 		cfg.AuthorizedOrigins = append(cfg.AuthorizedOrigins, addr)
+	}
+	if cfg.TrustedProxies, err = parseNetworks("--trusted-proxy", o.trustedProxies); err != nil {
+		return cfg, err
 	}
 	if o.community != "" {
 		if cfg.Communities, err = alloc.LoadCommunities(o.community); err != nil {
@@ -243,6 +252,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer db.Close()
+	for _, warning := range db.Tightened() {
+		logger.Warn().Msg(warning)
+	}
 	cfg.Store = db
 	registry, err := server.New(cfg)
 	if err != nil {
@@ -253,8 +265,13 @@ func run(ctx context.Context, o options) error {
 
 	var listeners []net.Listener
 	var tlsListeners []net.Listener
+	conns := server.NewConnLimiter(o.conns.perSource, fitFileLimit(o.conns.total, logger), cfg.TrustedProxies) // shared by all listeners
 	listen := func(host string, port int, network string) (net.Listener, error) {
-		return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, err
+		}
+		return conns.Listener(l), nil
 	}
 	for _, bind := range []struct{ host, network string }{{o.bind4, "tcp4"}, {o.bind6, "tcp6"}} {
 		if bind.host == "" {
@@ -276,7 +293,7 @@ func run(ctx context.Context, o options) error {
 	if len(listeners) == 0 {
 		return errors.New("nothing to listen on: both -4 and -6 are empty")
 	}
-	httpServer := &http.Server{Handler: registry, MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpServer := server.NewHTTPServer(registry, o.conns.writeTimeout)
 	errs := make(chan error, len(listeners)+len(tlsListeners)+1)
 	for _, l := range listeners {
 		logger.Warn().Str("address", l.Addr().String()).Uint64("version", registry.Version()).Msg("registry listening")

@@ -244,10 +244,12 @@ type Prefix struct {
 	CN        string    `json:"cn,omitempty"`
 	Email     string    `json:"email,omitempty"`
 	Serial    uint64    `json:"serial,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"` // issued or last renewed
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	Revoked   bool      `json:"revoked,omitempty"`
 	Registry  bool      `json:"registry,omitempty"`
 	Addresses string    `json:"addresses,omitempty"`
+	Source    string    `json:"source,omitempty"` // enrolment's client address, known since the registry started
 }
 
 // ListPrefixes lists every block of the network: free, reserved or issued

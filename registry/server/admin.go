@@ -155,10 +155,12 @@ type PrefixInfo struct {
 	CN        string    `json:"cn,omitempty"`
 	Email     string    `json:"email,omitempty"`
 	Serial    uint64    `json:"serial,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"` // issued or last renewed
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	Revoked   bool      `json:"revoked,omitempty"`
 	Registry  bool      `json:"registry,omitempty"`
 	Reachable string    `json:"addresses,omitempty"`
+	Source    string    `json:"source,omitempty"` // client address of the enrolment, if since the registry started
 }
 
 func (s *Server) listPrefixes(*call) ([]byte, error) {
@@ -174,6 +176,8 @@ func (s *Server) listPrefixes(*call) ([]byte, error) {
 	p := s.published.Load()
 	s.bootstrap.mu.Lock()
 	defer s.bootstrap.mu.Unlock()
+	s.enrolSourcesMu.Lock()
+	defer s.enrolSourcesMu.Unlock()
 	list := make([]PrefixInfo, 0, len(blocks))
 	for _, block := range blocks {
 		subnet, err := wire.Subnet(s.cfg.Authority.Network, block.Prefix)
@@ -189,9 +193,12 @@ func (s *Server) listPrefixes(*call) ([]byte, error) {
 			info.CN = wire.CommonName(block.Prefix)
 			info.Registry = block.Prefix == p.registryPrefix
 			info.Reachable = s.bootstrap.reports[block.Prefix].addresses
+			if source, ok := s.enrolSources[block.Prefix]; ok {
+				info.Source = source.String()
+			}
 			if cert, err := ca.ParseCertificate([]byte(block.Cert)); err == nil {
 				info.Serial, _ = ca.SerialUint64(cert)
-				info.NotAfter = cert.NotAfter
+				info.NotBefore, info.NotAfter = cert.NotBefore, cert.NotAfter
 				info.Revoked = p.crl[info.Serial]
 			}
 		}

@@ -3,7 +3,11 @@ package server
 import (
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,29 +39,124 @@ type bootstrapState struct {
 	built      time.Time
 }
 
-// validAddressList checks "ip,port,proto[,country];..." as nodes write it.
-func validAddressList(list string) bool {
+// MaxAddressesPerNode bounds the items of one node's address list.
+const MaxAddressesPerNode = 8
+
+// addressFamilies are the protocols a node may report, with the address
+// family each needs (0: either) and whether it has a port: re6st's OpenVPN
+// ones and re6st-bpf's FOU and GRE (no port).
+var addressFamilies = map[string]struct {
+	family  int
+	hasPort bool
+}{
+	"udp": {4, true}, "tcp": {4, true}, "udp6": {6, true}, "tcp6": {6, true},
+	"fou": {0, true}, "gre": {0, false},
+}
+
+// unroutable are the unicast networks no peer can reach a node at.
+var unroutable = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("100::/64")}
+
+type addressItem struct {
+	ip   netip.Addr
+	text string
+}
+
+// parseAddressItem checks one "ip,port,proto[,country]" item and returns it
+// in canonical form.
+func (s *Server) parseAddressItem(item string) (addressItem, error) {
+	fields := strings.Split(item, ",")
+	if len(fields) < 3 || len(fields) > 4 {
+		return addressItem{}, errBadRequest("address %q is not \"ip,port,proto[,country]\"", item)
+	}
+	ip, err := netip.ParseAddr(fields[0])
+	if err != nil || ip.Zone() != "" {
+		return addressItem{}, errBadRequest("address %q: %q is not an IP address", item, fields[0])
+	}
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || s.network.Contains(ip) || slices.ContainsFunc(unroutable, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+		return addressItem{}, errBadRequest("address %q: %s is not a routable unicast address outside the network", item, ip)
+	}
+	proto, known := addressFamilies[fields[2]]
+	if !known {
+		return addressItem{}, errBadRequest("address %q: unknown protocol %q (udp, tcp, udp6, tcp6, fou, gre)", item, fields[2])
+	}
+	if (proto.family == 4 && !ip.Is4()) || (proto.family == 6 && !ip.Is6()) {
+		return addressItem{}, errBadRequest("address %q: %s needs an IPv%d address", item, fields[2], proto.family)
+	}
+	port, err := strconv.Atoi(fields[1])
+	switch {
+	case err != nil || port < 0 || port > 65535:
+		return addressItem{}, errBadRequest("address %q: port %q is not 1 to 65535", item, fields[1])
+	case proto.hasPort && port == 0:
+		return addressItem{}, errBadRequest("address %q: %s needs a port (1 to 65535)", item, fields[2])
+	case !proto.hasPort && port != 0:
+		return addressItem{}, errBadRequest("address %q: %s has no port (0)", item, fields[2])
+	}
+	text := ip.String() + "," + strconv.Itoa(port) + "," + fields[2]
+	if len(fields) == 4 {
+		if !countryCode.MatchString(fields[3]) {
+			return addressItem{}, errBadRequest("address %q: country %q is not two capital letters", item, fields[3])
+		}
+		text += "," + fields[3]
+	}
+	return addressItem{ip, text}, nil
+}
+
+var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// sameHost says whether a reported address is the observed one: the same
+// IPv4 address, or the same IPv6 /64.
+func sameHost(reported, observed netip.Addr) bool {
+	if reported.Is4() {
+		return reported == observed
+	}
+	prefix, _ := observed.Prefix(64)
+	return observed.Is6() && prefix.Contains(reported)
+}
+
+// addressList checks a node's "ip,port,proto[,country];..." list and
+// returns it in canonical form: at most MaxAddressesPerNode items, without
+// duplicates, the observed address (the client's, as the registry sees it)
+// first. When the observed address is public, the other public addresses
+// of its family are dropped: a node cannot make the registry send peers to
+// a third party's address (e.g. 8.8.8.8,53,fou).
+func (s *Server) addressList(list string, observed netip.Addr) (string, error) {
 	if list == "" || len(list) > MaxAddressLength {
-		return false
+		return "", errBadRequest("address list of %d bytes: must be 1 to %d", len(list), MaxAddressLength)
 	}
-	for item := range strings.SplitSeq(list, ";") {
-		fields := strings.Split(item, ",")
-		if len(fields) < 3 || len(fields) > 4 || fields[0] == "" || fields[1] == "" || fields[2] == "" {
-			return false
+	items := strings.Split(list, ";")
+	if len(items) > MaxAddressesPerNode {
+		return "", errBadRequest("%d addresses: at most %d", len(items), MaxAddressesPerNode)
+	}
+	public := observed.IsGlobalUnicast() && !observed.IsPrivate() && !s.network.Contains(observed)
+	var own, others []string
+	for _, item := range items {
+		parsed, err := s.parseAddressItem(item)
+		if err != nil {
+			return "", err
 		}
-		if strings.ContainsAny(item, " \t\r\n") {
-			return false
+		switch {
+		case slices.Contains(own, parsed.text) || slices.Contains(others, parsed.text):
+		case public && sameHost(parsed.ip, observed):
+			own = append(own, parsed.text)
+		case public && parsed.ip.Is4() == observed.Is4() && !parsed.ip.IsPrivate():
+			s.cfg.Logger.Info().Str("address", parsed.text).Str("observed", observed.String()).Msg("reported public address that is not the node's dropped")
+		default:
+			others = append(others, parsed.text)
 		}
 	}
-	return true
+	if len(own)+len(others) == 0 {
+		return "", errBadRequest("no address left: the public addresses of the node's family must be its own (%s)", observed)
+	}
+	return strings.Join(append(own, others...), ";"), nil
 }
 
 // reportAddress records the addresses a node can be reached at (a
 // re6st-bpf extension: re6st's registry asks its local node instead).
 func (s *Server) reportAddress(c *call) ([]byte, error) {
-	addresses := c.arg("address")
-	if !validAddressList(addresses) {
-		return nil, errBadRequest("address %q is not \"ip,port,proto[,country];...\" of at most %d bytes", addresses, MaxAddressLength)
+	addresses, err := s.addressList(c.arg("address"), c.client)
+	if err != nil {
+		return nil, err
 	}
 	b := &s.bootstrap
 	b.mu.Lock()

@@ -30,11 +30,27 @@ func (s *Server) hello(c *call) ([]byte, error) {
 			return nil, errBadRequest("protocol %q is not a number", text)
 		}
 	}
+	for {
+		answer, making := s.pendingOrClaim(prefix, protocol)
+		if answer != nil {
+			return answer, nil
+		}
+		if making == nil {
+			break // this hello makes the secret
+		}
+		<-making // another hello is making it: wait, then look again
+	}
+	defer s.releaseClaim(prefix)
+	source := c.client
+	if ok, wait := s.helloLimit.allow(source, s.cfg.Now()); !ok {
+		return nil, errTooMany(wait, "too many hellos from %s: retry in %s", source, wait.Round(time.Second))
+	}
 	key, err := s.nodeKey(prefix)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := wire.NewHelloSecret(s.cfg.Now())
+	now := s.cfg.Now()
+	secret, err := wire.NewHelloSecret(now)
 	if err != nil {
 		return nil, err
 	}
@@ -49,14 +65,39 @@ func (s *Server) hello(c *call) ([]byte, error) {
 		sess = &session{}
 		s.sessions[prefix] = sess
 	}
-	// Keep the key of the running chain so that a third party calling
-	// hello does not break it; replace only the pending hello key.
-	if len(sess.keys) == 0 {
-		sess.keys = [][]byte{nil}
-	}
-	sess.keys = append(sess.keys[:1], secret)
-	sess.protocol = protocol
+	// The running chain is kept: a third party's hello does not break it.
+	sess.pending = &pendingHello{secret: secret, answer: answer, protocol: protocol, expires: now.Add(PendingHelloLifetime)}
 	return answer, nil
+}
+
+// pendingOrClaim returns the answer of the hello secret of prefix not used
+// yet if there is one; else, if another hello is making one, a channel
+// closed once it is done; else nothing, and the caller must make the
+// secret and then call releaseClaim. So concurrent hellos for a prefix
+// cost one signature. The session takes the highest protocol of the
+// hellos that shared the secret: a third party's hello cannot downgrade
+// a node (protocol < 7 strips the country of bootstrap addresses).
+func (s *Server) pendingOrClaim(prefix string, protocol int) ([]byte, <-chan struct{}) {
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	if sess := s.sessions[prefix]; sess != nil && sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) {
+		sess.pending.protocol = max(sess.pending.protocol, protocol)
+		return sess.pending.answer, nil
+	}
+	if making := s.makingHello[prefix]; making != nil {
+		return nil, making
+	}
+	s.makingHello[prefix] = make(chan struct{})
+	return nil, nil
+}
+
+// releaseClaim ends the claim pendingOrClaim gave, and wakes the hellos
+// waiting for it.
+func (s *Server) releaseClaim(prefix string) {
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	close(s.makingHello[prefix])
+	delete(s.makingHello, prefix)
 }
 
 func (s *Server) getCa(*call) ([]byte, error) {
@@ -113,6 +154,9 @@ func (s *Server) requestToken(c *call) ([]byte, error) {
 	if err := validEmail(email); err != nil {
 		return nil, err
 	}
+	if err := s.allowEnrolment(c.client); err != nil {
+		return nil, err
+	}
 	token, err := s.insertNewToken(email)
 	if err != nil {
 		return nil, err
@@ -126,16 +170,19 @@ func (s *Server) requestToken(c *call) ([]byte, error) {
 	return nil, nil
 }
 
-// clientIP is the address the request came from: the forwarded client
-// when a trusted proxy (an authorized origin) says so, the peer otherwise.
-func (s *Server) clientIP(c *call) netip.Addr {
-	if forwarded := c.header.Get("X-Forwarded-For"); forwarded != "" && s.isAuthorized(c.peer) {
-		first, _, _ := strings.Cut(forwarded, ",")
-		if addr, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-			return addr.Unmap()
+// allowEnrolment takes one enrolment (requestCertificate or requestToken)
+// from the per-source and global budgets.
+func (s *Server) allowEnrolment(source netip.Addr) error {
+	now := s.cfg.Now()
+	if ok, wait := s.enrolLimit.allow(source, now); !ok {
+		return errTooMany(wait, "too many enrolments from %s: retry in %s", source, wait.Round(time.Second))
+	}
+	if s.enrolGlobal != nil {
+		if ok, wait := take(s.enrolGlobal, now); !ok {
+			return errTooMany(wait, "too many enrolments on this registry: retry in %s", wait.Round(time.Second))
 		}
 	}
-	return c.peer
+	return nil
 }
 
 // community picks the community of a new node: from the location it sent
@@ -149,7 +196,7 @@ func (s *Server) community(c *call) (string, error) {
 			return "", errBadRequest("location %q is not \"CC,CONT\" (e.g. FR,EU)", location)
 		}
 	} else if s.cfg.GeoIP != nil {
-		if location, ok := s.cfg.GeoIP.Lookup(s.clientIP(c)); ok {
+		if location, ok := s.cfg.GeoIP.Lookup(c.client); ok {
 			country, continent = location.Country, location.Continent
 		}
 	}
@@ -168,12 +215,23 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 	if token == "" && s.cfg.AnonymousPrefixLength == 0 {
 		return nil, errForbidden("anonymous registration is disabled on this registry")
 	}
+	source := c.client
+	if err := s.allowEnrolment(source); err != nil {
+		return nil, err
+	}
 	community, err := s.community(c)
 	if err != nil {
 		return nil, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if prefix, ok := s.keyPrefixes[string(x509.MarshalPKCS1PublicKey(key))]; ok {
+		// One key, one prefix: the CSR's signature proves the requester
+		// holds the key, so it gets the certificate it already has.
+		s.cfg.Logger.Info().Str("prefix", prefix).Str("source", source.String()).Msg("certificate requested again for an enrolled key: the current one is returned")
+		block, err := s.issuedBlock(prefix)
+		return []byte(block.Cert), err
+	}
 	var certPEM []byte
 	var subjectSerial int
 	var becameRegistry bool
@@ -211,10 +269,11 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 		if err := tx.SetCertificate(prefix, email, string(certPEM)); err != nil {
 			return err
 		}
-		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix {
+		if _, hasPrefix, err := tx.ConfigBytes(store.ConfigPrefix); err != nil || hasPrefix || !(s.isAuthorized(source) || source == c.local) {
 			return err
 		}
-		// The first node ever enrolled is the registry's own node.
+		// The first node enrolled from the registry host (an authorized
+		// origin, or the registry's own address) is the registry's node.
 		becameRegistry = true
 		if err := tx.SetConfig(store.ConfigPrefix, prefix); err != nil {
 			return err
@@ -228,13 +287,24 @@ func (s *Server) requestCertificate(c *call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.subjectSerials[subjectSerial] = true
+	cert, err := ca.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	prefix, err := ca.NodePrefix(cert)
+	if err != nil {
+		return nil, err
+	}
+	s.index(prefix, cert)
+	s.enrolSourcesMu.Lock()
+	s.enrolSources[prefix] = source
+	s.enrolSourcesMu.Unlock()
 	if becameRegistry {
 		if err := s.reload(); err != nil {
 			return nil, err
 		}
 	}
-	s.cfg.Logger.Info().Int("subject_serial", subjectSerial).Bool("anonymous", token == "").Msg("certificate issued")
+	s.cfg.Logger.Info().Int("subject_serial", subjectSerial).Str("prefix", prefix).Str("source", source.String()).Bool("anonymous", token == "").Msg("certificate issued")
 	return certPEM, nil
 }
 
@@ -344,10 +414,7 @@ func (s *Server) revoke(c *call) ([]byte, error) {
 	}
 	if freed != nil {
 		prefix, _ := ca.NodePrefix(freed)
-		s.dropSession(prefix)
-		if serial, ok := ca.SubjectSerial(freed); ok {
-			delete(s.subjectSerials, serial)
-		}
+		s.unindex(prefix, freed)
 	}
 	s.cfg.Logger.Info().Str("target", target).Msg("certificate revoked")
 	return nil, s.reload()

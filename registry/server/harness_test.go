@@ -26,21 +26,27 @@ import (
 const testdata = "../../testdata/registry/"
 
 var (
-	keysOnce sync.Once
-	nodeKeys []*rsa.PrivateKey
+	keysMu   sync.Mutex
+	nodeKeys = map[int]*rsa.PrivateKey{}
 )
 
-// nodeKey returns one of a few 2048-bit keys made once per test binary:
-// the registry does not care whether two nodes share a key.
+// nodeKey returns the key of node i, made once per test binary: one key,
+// one prefix. Keys 0 to 7 are of the CA key's 2048 bits, like real
+// nodes' (the hello answer needs it); the others, for nodes that only
+// enrol, of 1024 bits, quicker to make.
 func nodeKey(t testing.TB, i int) *rsa.PrivateKey {
-	keysOnce.Do(func() {
-		for range 3 {
-			key, _, err := ca.NewKey(2048)
-			require.NoError(t, err)
-			nodeKeys = append(nodeKeys, key)
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if nodeKeys[i] == nil {
+		bits := 2048
+		if i >= 8 {
+			bits = 1024
 		}
-	})
-	return nodeKeys[i%len(nodeKeys)]
+		key, _, err := ca.NewKey(bits)
+		require.NoError(t, err)
+		nodeKeys[i] = key
+	}
+	return nodeKeys[i]
 }
 
 type registry struct {
@@ -53,6 +59,8 @@ type registry struct {
 	client  *client.Client
 	now     time.Time
 	nowLock sync.Mutex
+	// prepare, if set, adjusts the HTTP server before it starts.
+	prepare func(*httptest.Server)
 }
 
 func defaultConfig(t testing.TB) server.Config {
@@ -69,8 +77,14 @@ func defaultConfig(t testing.TB) server.Config {
 }
 
 func startRegistry(t testing.TB, configure func(*server.Config)) *registry {
+	return startRegistryHTTP(t, configure, nil)
+}
+
+// startRegistryHTTP is startRegistry with prepare adjusting the HTTP server
+// before it starts.
+func startRegistryHTTP(t testing.TB, configure func(*server.Config), prepare func(*httptest.Server)) *registry {
 	dir := t.TempDir()
-	r := &registry{t: t, dbPath: filepath.Join(dir, "registry.db"), mbox: filepath.Join(dir, "mbox"), now: time.Now()}
+	r := &registry{t: t, dbPath: filepath.Join(dir, "registry.db"), mbox: filepath.Join(dir, "mbox"), now: time.Now(), prepare: prepare}
 	r.cfg = defaultConfig(t)
 	r.cfg.Mailer = mail.New(r.mbox, "registry@example.com", "", "", false)
 	r.cfg.Now = r.clock
@@ -103,6 +117,9 @@ func (r *registry) start(address string) {
 	require.NoError(r.t, err)
 	r.http = httptest.NewUnstartedServer(r.server)
 	r.http.Listener = listener
+	if r.prepare != nil {
+		r.prepare(r.http)
+	}
 	r.http.Start()
 	if r.client == nil {
 		r.client, err = client.New(r.http.URL, nil)

@@ -23,14 +23,15 @@ const MaxRequestURI = 16 << 10
 
 // httpError is a refusal with its status code and one-line message.
 type httpError struct {
-	status  int
-	message string
+	status     int
+	message    string
+	retryAfter int // seconds, for 429
 }
 
 func (e *httpError) Error() string { return e.message }
 
 func refuse(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
+	return &httpError{status: status, message: fmt.Sprintf(format, args...)}
 }
 
 func errBadRequest(format string, args ...any) error {
@@ -48,7 +49,9 @@ func errForbidden(format string, args ...any) error {
 // call is one decoded request.
 type call struct {
 	args     map[string]string
-	peer     netip.Addr
+	peer     netip.Addr // of the TCP connection
+	local    netip.Addr // the registry's end of the TCP connection
+	client   netip.Addr // peer, or the client a trusted proxy forwarded
 	header   http.Header
 	protocol int // of the caller's session, for cn calls
 }
@@ -177,6 +180,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 		var refusal *httpError
 		if errors.As(err, &refusal) {
 			status, message = refusal.status, refusal.message
+			if refusal.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(refusal.retryAfter))
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(status)
@@ -197,6 +203,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 		c.peer, _ = netip.ParseAddr(host)
 		c.peer = c.peer.Unmap()
 	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if addrPort, err := netip.ParseAddrPort(local.String()); err == nil {
+			c.local = addrPort.Addr().Unmap()
+		}
+	}
+	c.client = s.resolveClient(c.peer, r.Header)
 	if m.private {
 		if err := s.checkOrigin(c); err != nil {
 			return fail(err)
@@ -234,17 +246,53 @@ func (s *Server) isAuthorized(addr netip.Addr) bool {
 	return false
 }
 
-// checkOrigin allows a private call only from an authorized address, and,
-// behind a proxy, only for an authorized forwarded client.
-func (s *Server) checkOrigin(c *call) error {
-	if !c.peer.IsValid() || !s.isAuthorized(c.peer) {
-		return errForbidden("private method: %s is not an authorized origin", c.peer)
-	}
-	if forwarded := c.header.Get("X-Forwarded-For"); forwarded != "" {
-		addr, err := netip.ParseAddr(strings.TrimSpace(forwarded))
-		if err != nil || !s.isAuthorized(addr) {
-			return errForbidden("private method: forwarded client %q is not an authorized origin", forwarded)
+// forwardedFor is the header naming the hops a request went through.
+const forwardedFor = "X-Forwarded-For"
+
+func (s *Server) isTrustedProxy(addr netip.Addr) bool {
+	for _, proxy := range s.cfg.TrustedProxies {
+		if proxy.Contains(addr) {
+			return true
 		}
+	}
+	return false
+}
+
+// resolveClient returns the address of the client: the peer, unless it is
+// a trusted proxy; then the right-most hop of X-Forwarded-For, across all
+// its lines and commas, that is not a trusted proxy (the hops left of it
+// were written by the client and prove nothing). An unparsable hop is the
+// invalid address; if every hop is a trusted proxy, the left-most.
+func (s *Server) resolveClient(peer netip.Addr, header http.Header) netip.Addr {
+	client := peer
+	if !s.isTrustedProxy(client) {
+		return client
+	}
+	lines := header.Values(forwardedFor)
+	for i := len(lines) - 1; i >= 0; i-- {
+		hops := strings.Split(lines[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return netip.Addr{}
+			}
+			if client = hop.Unmap(); !s.isTrustedProxy(client) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+// checkOrigin allows a private call only from an authorized client. A
+// forwarded request from a peer that is not a trusted proxy is refused:
+// its real client is unknown (e.g. a local proxy not declared).
+func (s *Server) checkOrigin(c *call) error {
+	if len(c.header.Values(forwardedFor)) > 0 && !s.isTrustedProxy(c.peer) {
+		return errForbidden("private method: %s forwarded by %s, which is not a trusted proxy (--trusted-proxy)", forwardedFor, c.peer)
+	}
+	if !c.client.IsValid() || !s.isAuthorized(c.client) {
+		return errForbidden("private method: client %s is not an authorized origin", c.client)
 	}
 	return nil
 }
@@ -267,12 +315,20 @@ func (s *Server) authenticate(c *call, requestURI, header string) ([]byte, error
 	if sess == nil {
 		return nil, refuse(http.StatusUnauthorized, "no session for %q: call hello first", prefix)
 	}
-	for _, key := range sess.keys {
-		if key != nil && subtle.ConstantTimeCompare(mac, wire.RequestMAC(key, requestURI)) == 1 {
-			sess.keys = [][]byte{wire.NextKey(key)}
-			c.protocol = sess.protocol
-			return key, nil
-		}
+	matches := func(key []byte) bool {
+		return key != nil && subtle.ConstantTimeCompare(mac, wire.RequestMAC(key, requestURI)) == 1
 	}
-	return nil, errBadRequest("wrong HMAC")
+	key := sess.chain
+	switch {
+	case matches(key):
+	case sess.pending != nil && s.cfg.Now().Before(sess.pending.expires) && matches(sess.pending.secret):
+		key = sess.pending.secret
+		sess.protocol = sess.pending.protocol
+		sess.pending = nil
+	default:
+		return nil, errBadRequest("wrong HMAC")
+	}
+	sess.chain = wire.NextKey(key)
+	c.protocol = sess.protocol
+	return key, nil
 }

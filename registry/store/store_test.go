@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -120,4 +121,29 @@ func TestFailedUpdateChangesNothing(t *testing.T) {
 		require.ErrorIs(t, tx.InsertToken(store.Token{Token: "x", Email: "f", PrefixLen: 16, Date: 2}), store.ErrTokenExists)
 		return nil
 	}))
+}
+
+// Issue 16.5: registry.db was created 0644, though it holds the Babel key
+// and the tokens.
+func TestDatabaseIsPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "registry.db")
+	s, err := store.Open(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Update(func(tx *store.Tx) error { return tx.SetConfig("x", "y") }))
+	require.NoError(t, s.Close())
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	require.NoError(t, os.Chmod(path, 0o644))
+	s, err = store.Open(path)
+	require.NoError(t, err)
+	defer s.Close()
+	info, err = os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "an existing database is tightened")
+	require.Len(t, s.Tightened(), 1)
+	require.Contains(t, s.Tightened()[0], "mode 0644")
 }
