@@ -10,10 +10,11 @@ all: build
 deps:
 	@.ci/install-deps
 
-# bpf2go: compiles bpf/ into loader/datapath_bpfel.{go,o}, which are
-# committed so that `go build` needs no clang.
+# bpf2go: compiles bpf/ into loader/datapath_bpfel.{go,o} and the
+# benchmark's sink into internal/bench/sink/, which are committed so that
+# `go build` needs no clang.
 generate: deps
-	$(GO) generate ./loader/
+	$(GO) generate ./loader/ ./internal/bench/sink/
 
 build: deps
 	$(GO) build -o $(BIN)/ ./cmd/...
