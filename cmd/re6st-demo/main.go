@@ -15,6 +15,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // nsPrefix starts the name of every namespace of the demo.
@@ -92,7 +93,13 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 	}()
 	describe(in)
 
-	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf})
+	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf,
+		NodeArgs: func(n *cluster.Node) []string {
+			if usesGRE(n.Host) {
+				return []string{"--encap", "gre"}
+			}
+			return nil
+		}})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -109,6 +116,7 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 		fmt.Printf("logs: %s/registry.log, %s/nodes/*/re6stnet.log\n", dir, dir)
 		return m.Reachable(), len(m.Nodes), err
 	}
+	dataPlanes(c)
 	shown := statusNode(in, c)
 	status, serr := c.Status(shown)
 	var pretty bytes.Buffer
@@ -123,6 +131,12 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 	return m.Reachable(), len(m.Nodes), nil
 }
 
+// usesGRE says which nodes set up GRE tunnels rather than FOU: those
+// directly on isp2, so that the mesh mixes encapsulations and its transit
+// nodes carry packets from one to the other (GRE does not cross a NAT, so
+// the nodes behind one keep FOU).
+func usesGRE(h *internet.Host) bool { return h.ISP == "isp2" && h.Site == "" }
+
 // describe prints the hosts of the internet.
 func describe(in *internet.Internet) {
 	logf("demo: internet built, namespaces %s*", in.Prefix)
@@ -134,8 +148,40 @@ func describe(in *internet.Internet) {
 		case h.Site != "":
 			where = fmt.Sprintf("on LAN %s routed by %s", h.Site, h.ISP)
 		}
-		logf("  %-9s %-15s %s", h.Name, h.Addr, where)
+		encap := "fou"
+		if usesGRE(h) {
+			encap = "gre"
+		}
+		logf("  %-9s %-15s %-38s --encap %s", h.Name, h.Addr, where, encap)
 	}
+}
+
+// dataPlanes prints, per node, its tunnels by encapsulation and what its
+// data plane carried from one tunnel into another, read from the pinned maps:
+// the mesh mixes FOU and GRE, and transit between them stays in BPF.
+func dataPlanes(c *cluster.Cluster) {
+	fmt.Printf("data planes (tunnels by encapsulation; packets forwarded tunnel to tunnel in BPF):\n")
+	fmt.Printf("  %-9s %4s %4s %9s %9s\n", "node", "fou", "gre", "transit", "segment")
+	for _, name := range c.Nodes() {
+		d, err := loader.Open(c.Node(name).Instance())
+		if err != nil {
+			fmt.Printf("  %-9s %v\n", name, err)
+			continue
+		}
+		count := map[loader.TunnelType]int{}
+		tunnels, terr := d.Tunnels()
+		for _, t := range tunnels {
+			count[t.Type]++
+		}
+		reasons, rerr := d.Reasons()
+		d.Close()
+		if err := errors.Join(terr, rerr); err != nil {
+			fmt.Printf("  %-9s %v\n", name, err)
+			continue
+		}
+		fmt.Printf("  %-9s %4d %4d %9d %9d\n", name, count[loader.FOU], count[loader.GRE], reasons["transit"], reasons["segment"])
+	}
+	fmt.Println()
 }
 
 // statusNode is the node whose status the demo shows: the one behind NAT,
