@@ -168,7 +168,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
 	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
-		Identity: n.id.Identity, Network: n.id.network, Protocol: netparams.Protocol,
+		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
 		Revoked: n.params.Revoked, Send: n.conn.SendNodeProtocol, Handler: (*protoHandler)(n),
 		Logger: n.log.With().Str("part", "nodeproto").Logger(),
 	}); err != nil {

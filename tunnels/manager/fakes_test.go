@@ -394,8 +394,7 @@ type harness struct {
 
 // newHarness builds the fakes; node 1 is us. Call start after setting them.
 func newHarness(t *testing.T, clientCount, maxClients int) *harness {
-	self, selfBits := peer(t, 1)
-	_ = self
+	_, selfBits := peer(t, 1)
 	h := &harness{
 		t:       t,
 		clock:   &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},

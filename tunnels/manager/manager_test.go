@@ -334,14 +334,23 @@ func TestRestore(t *testing.T) {
 	changed := ep
 	changed.Remote = netip.MustParseAddrPort("198.51.100.9:4326")
 	h.saved = []Tunnel{{ID: 3, Peer: p2, Bits: bits2, Endpoint: ep}, {ID: 5, Peer: p2, Bits: bits2, Endpoint: changed}}
-	var saves [][]Tunnel
-	h.cfg.Save = func(l []Tunnel) error { saves = append(saves, l); return nil }
+	saved := make(chan []Tunnel, 1)
+	h.cfg.Save = func(l []Tunnel) error { saved <- l; return nil }
 	h.start()
 	got := h.m.Tunnels()
 	require.Len(t, got, 1)
 	assert.Equal(t, uint32(3), got[0].ID)
 	assert.ElementsMatch(t, []uint32{4, 5}, h.backend.removed)
 	assert.Contains(t, h.babel.attached, "t3")
+
+	// A new tunnel gets the first free id, and the table is saved.
+	p3, bits3 := peer(t, 3)
+	via := netip.MustParseAddrPort("198.51.100.3:4326")
+	require.True(t, h.m.Accept(nodeproto.Peer{Prefix: p3, Bits: bits3, Via: via},
+		nodeproto.TunnelRequest{Encap: "fou", Endpoint: via}).Accepted)
+	list := <-saved
+	require.Len(t, list, 2)
+	assert.Equal(t, []uint32{1, 3}, []uint32{list[0].ID, list[1].ID})
 }
 
 func TestIDOf(t *testing.T) {
