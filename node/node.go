@@ -155,7 +155,9 @@ func (n *Node) start(ctx context.Context) error {
 	if n.dp, err = n.openDatapath(); err != nil {
 		return err
 	}
-	if err := n.dp.SetRoute(n.id.prefix, netip.Prefix{}, loader.Nexthop{Local: true}); err != nil {
+	n.links = newLinks(n)
+	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
+	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
 	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log}); err != nil {
@@ -164,8 +166,6 @@ func (n *Node) start(ctx context.Context) error {
 	if n.conn, err = control.Open(n.cfg.FOUPort, n.id.addr, n.log); err != nil {
 		return err
 	}
-	n.links = newLinks(n)
-	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
 	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
 		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 	"github.com/rs/zerolog"
 )
@@ -45,6 +46,12 @@ func (s *Split) SetKernelBase(r Route) error {
 		return nil
 	}
 	return s.kernel.Replace(r)
+}
+
+// SetLocal routes dst to the node itself in the data plane: the node's
+// own prefix, decapsulated into the overlay device.
+func (s *Split) SetLocal(dst netip.Prefix) error {
+	return s.dp.Map.SetRoute(dst, netip.Prefix{}, loader.Nexthop{Local: true})
 }
 
 // AddLAN sends the routes through ifname to the kernel.
