@@ -452,6 +452,25 @@ func (h *harness) idle() {
 	}, "set-ups still under way")
 }
 
+// startWith starts the manager with peers in the cache and lets the
+// first tick make its tunnels.
+func (h *harness) startWith(peers ...int) {
+	h.cachePeers(peers...)
+	h.start()
+	h.step(1)
+	h.idle()
+}
+
+// firstTunnel starts the manager with peer 2 in the cache and returns
+// the outgoing tunnel it makes at the first tick.
+func (h *harness) firstTunnel() (netip.Prefix, Info) {
+	h.startWith(2)
+	p2, _ := peer(h.t, 2)
+	info, ok := h.tunnelTo(p2)
+	require.True(h.t, ok)
+	return p2, info
+}
+
 func (h *harness) cachePeers(ids ...int) {
 	for _, i := range ids {
 		_, bits := peer(h.t, i)

@@ -16,10 +16,7 @@ import (
 // each peer our network version.
 func TestBootstrapFromCache(t *testing.T) {
 	h := newHarness(t, 5, 10)
-	h.cachePeers(2, 3, 4)
-	h.start()
-	h.step(1)
-	h.idle()
+	h.startWith(2, 3, 4)
 	require.Len(t, h.outgoing(), 2)
 	assert.Equal(t, 2, h.backend.count())
 	assert.Len(t, h.babel.attached, 2)
@@ -117,10 +114,7 @@ func TestExtendMesh(t *testing.T) {
 // asked), removed, and replaced by one to a distant peer Babel knows.
 func TestRefreshReplacesLeastUseful(t *testing.T) {
 	h := newHarness(t, 2, 10)
-	h.cachePeers(2, 3)
-	h.start()
-	h.step(1)
-	h.idle()
+	h.startWith(2, 3)
 	require.Len(t, h.outgoing(), 2)
 	p2, _ := peer(t, 2)
 	p3, _ := peer(t, 3)
@@ -149,13 +143,7 @@ func TestRefreshReplacesLeastUseful(t *testing.T) {
 // (8 hellos) keep it: the cost goes back to normal.
 func TestDrainAborts(t *testing.T) {
 	h := newHarness(t, 1, 10)
-	h.cachePeers(2)
-	h.start()
-	h.step(1)
-	h.idle()
-	p2, _ := peer(t, 2)
-	t2, ok := h.tunnelTo(p2)
-	require.True(t, ok)
+	p2, t2 := h.firstTunnel()
 	h.babel.setRoutes(Route{Prefix: p2, Interface: t2.Interface()})
 	h.m.do(func() { h.m.startDrain(h.m.tunnels[t2.ID], "test", h.clock.Now()) })
 	assert.True(t, h.babel.isDraining(t2.Interface()))
@@ -163,7 +151,7 @@ func TestDrainAborts(t *testing.T) {
 	info, _ := h.tunnelTo(p2)
 	assert.True(t, info.Draining)
 	h.step(1)
-	info, ok = h.tunnelTo(p2)
+	info, ok := h.tunnelTo(p2)
 	require.True(t, ok)
 	assert.False(t, info.Draining)
 	assert.False(t, h.babel.isDraining(t2.Interface()))
@@ -174,13 +162,8 @@ func TestDrainAborts(t *testing.T) {
 // beyond the deadline.
 func TestDrainWithoutPeer(t *testing.T) {
 	h := newHarness(t, 1, 10)
-	h.cachePeers(2)
 	h.proto.killErr = errors.New("timeout")
-	h.start()
-	h.step(1)
-	h.idle()
-	p2, _ := peer(t, 2)
-	t2, _ := h.tunnelTo(p2)
+	p2, t2 := h.firstTunnel()
 	h.m.do(func() { h.m.startDrain(h.m.tunnels[t2.ID], "test", h.clock.Now()) })
 	for i := 0; i < 9; i++ {
 		h.step(1)
@@ -199,10 +182,7 @@ func TestDrainWithoutPeer(t *testing.T) {
 // one with a link stays.
 func TestReapSilent(t *testing.T) {
 	h := newHarness(t, 2, 10)
-	h.cachePeers(2, 3)
-	h.start()
-	h.step(1)
-	h.idle()
+	h.startWith(2, 3)
 	p2, _ := peer(t, 2)
 	p3, _ := peer(t, 3)
 	t2, _ := h.tunnelTo(p2)
@@ -290,13 +270,7 @@ func TestAccept(t *testing.T) {
 func TestOutgoingNAT(t *testing.T) {
 	h := newHarness(t, 1, 10)
 	h.proto.observed = netip.MustParseAddrPort("203.0.113.1:40000")
-	h.cachePeers(2)
-	h.start()
-	h.step(1)
-	h.idle()
-	p2, _ := peer(t, 2)
-	info, ok := h.tunnelTo(p2)
-	require.True(t, ok)
+	_, info := h.firstTunnel()
 	assert.True(t, info.Endpoint.NAT)
 }
 
