@@ -60,6 +60,16 @@ func (n *Node) saveTunnels(list []manager.Tunnel) error {
 // encapsulation by the data plane's programs.
 type bpfBackend Node
 
+// Carries implements manager.Backend: FOU and GRE.
+func (b *bpfBackend) Carries(encap string) bool {
+	_, err := loader.ParseTunnelType(encap)
+	return err == nil
+}
+
+// Keyed implements manager.Backend: GRE tunnels carry the key the
+// requester proposed.
+func (b *bpfBackend) Keyed(encap string) bool { return encap == nodeproto.ProtoGRE }
+
 // LocalFor implements manager.Backend: the source the kernel picks.
 func (b *bpfBackend) LocalFor(remote netip.Addr) (netip.Addr, error) {
 	routes, err := netlink.RouteGet(net.IP(remote.AsSlice()))

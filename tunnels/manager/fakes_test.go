@@ -90,6 +90,9 @@ type fakeBackend struct {
 	removed []uint32
 }
 
+func (b *fakeBackend) Carries(encap string) bool { return encap == "fou" || encap == "gre" }
+func (b *fakeBackend) Keyed(encap string) bool   { return encap == "gre" }
+
 func (b *fakeBackend) LocalFor(netip.Addr) (netip.Addr, error) {
 	return netip.MustParseAddr("192.0.2.1"), nil
 }

@@ -333,3 +333,18 @@ func TestIDOf(t *testing.T) {
 	assert.Zero(t, IDOf("tx"))
 	assert.Equal(t, "t7", Tunnel{ID: 7}.Interface())
 }
+
+// TestAcceptGRE: a GRE tunnel keeps the key the requester proposed and
+// goes to the address the request came from.
+func TestAcceptGRE(t *testing.T) {
+	h := newHarness(t, 0, 1)
+	h.start()
+	p2, bits2 := peer(t, 2)
+	via := netip.MustParseAddrPort("198.51.100.2:4326")
+	r := h.m.Accept(nodeproto.Peer{Prefix: p2, Bits: bits2, Via: via}, nodeproto.TunnelRequest{Encap: "gre", Endpoint: via, Key: 77})
+	require.True(t, r.Accepted, r.Reason)
+	assert.Equal(t, uint32(77), r.Key)
+	info, _ := h.tunnelTo(p2)
+	assert.Equal(t, Endpoint{Encap: "gre", Local: netip.MustParseAddr("192.0.2.1"), Remote: via, Key: 77}, info.Endpoint)
+	assert.Equal(t, info.Endpoint, h.backend.tunnels[info.ID])
+}

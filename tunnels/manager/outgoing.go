@@ -128,7 +128,7 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 		return
 	}
 	m.cfg.Cache.MarkTried(bits)
-	for _, a := range preferEncap(list, m.cfg.Encap) {
+	for _, a := range m.preferEncap(list) {
 		err := m.setupWith(bits, prefix, a, list)
 		if err == nil {
 			m.cfg.Cache.MarkWorked(bits)
@@ -141,15 +141,15 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 	}
 }
 
-// preferEncap orders addresses with our encapsulation first, keeping the
-// peer's order otherwise.
-func preferEncap(list []nodeproto.Address, encap string) []nodeproto.Address {
+// preferEncap keeps the IPv4 addresses of encapsulations the backend
+// carries, ours first, in the peer's order otherwise.
+func (m *Manager) preferEncap(list []nodeproto.Address) []nodeproto.Address {
 	var first, rest []nodeproto.Address
 	for _, a := range list {
-		if !a.IP.Is4() || (a.Proto != nodeproto.ProtoFOU && a.Proto != nodeproto.ProtoGRE) {
+		if !a.IP.Is4() || !m.cfg.Backend.Carries(a.Proto) {
 			continue
 		}
-		if a.Proto == encap {
+		if a.Proto == m.cfg.Encap {
 			first = append(first, a)
 		} else {
 			rest = append(rest, a)
@@ -176,7 +176,8 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	}
 	via := netip.AddrPortFrom(a.IP, fouPortOf(list, a.IP, m.cfg.PeerPort))
 	req := nodeproto.TunnelRequest{Encap: a.Proto, Endpoint: netip.AddrPortFrom(local, m.cfg.FOUPort)}
-	if a.Proto == nodeproto.ProtoGRE {
+	keyed := m.cfg.Backend.Keyed(a.Proto)
+	if keyed {
 		req.Key = randomKey()
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, setupTimeout)
@@ -190,8 +191,8 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	}
 	nat := reply.Observed.IsValid() && reply.Observed != req.Endpoint
 	t := Tunnel{Peer: prefix, Bits: bits, Outgoing: true, Endpoint: Endpoint{
-		Encap: a.Proto, Local: local, Remote: via, NAT: nat && a.Proto == nodeproto.ProtoFOU}}
-	if a.Proto == nodeproto.ProtoGRE {
+		Encap: a.Proto, Local: local, Remote: via, NAT: nat && !keyed}}
+	if keyed {
 		t.Endpoint.Key = reply.Key
 	}
 	if cert := m.cfg.Protocol.PeerCertificate(prefix); cert != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -26,16 +27,15 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 	if !peer.Via.IsValid() {
 		return refuse("tunnel requests must come from the endpoint")
 	}
-	gre := req.Encap == nodeproto.ProtoGRE
-	if !gre && req.Encap != nodeproto.ProtoFOU {
+	if !m.cfg.Backend.Carries(req.Encap) {
 		return refuse("encapsulation %q", req.Encap)
 	}
-	nat := peer.Via != req.Endpoint
-	if gre && nat {
-		return refuse("GRE does not cross the NAT in front of %s", req.Endpoint)
+	nat, keyed := peer.Via != req.Endpoint, m.cfg.Backend.Keyed(req.Encap)
+	if keyed && nat {
+		return refuse("%s does not cross the NAT in front of %s", strings.ToUpper(req.Encap), req.Endpoint)
 	}
-	if gre && req.Key == 0 {
-		return refuse("GRE tunnels need a key")
+	if keyed && req.Key == 0 {
+		return refuse("%s tunnels need a key", strings.ToUpper(req.Encap))
 	}
 	reply := refuse("%v", errStopped)
 	m.do(func() {
@@ -57,9 +57,9 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 			return
 		}
 		t := Tunnel{Peer: peer.Prefix, Bits: peer.Bits, Endpoint: Endpoint{Encap: req.Encap, Local: local,
-			Remote: peer.Via, NAT: nat && !gre}}
-		if gre {
-			t.Endpoint.Remote, t.Endpoint.Key = netip.AddrPortFrom(peer.Via.Addr(), 0), req.Key
+			Remote: peer.Via, NAT: nat}}
+		if keyed {
+			t.Endpoint.Key = req.Key
 		}
 		if peer.Cert != nil {
 			t.Serial, _ = ca.SerialUint64(peer.Cert)

@@ -14,7 +14,7 @@ import (
 
 // Endpoint is where a tunnel goes, in the node protocol's terms.
 type Endpoint struct {
-	Encap  string         `json:"encap"` // nodeproto.ProtoFOU or nodeproto.ProtoGRE
+	Encap  string         `json:"encap"` // a name the backend carries: nodeproto.ProtoFOU, nodeproto.ProtoGRE
 	Local  netip.Addr     `json:"local"`
 	Remote netip.AddrPort `json:"remote"`        // the peer's port: FOU's destination
 	Key    uint32         `json:"key,omitempty"` // GRE key
@@ -53,8 +53,14 @@ type Info struct {
 }
 
 // Backend carries tunnels: the BPF encapsulation today; device tunnels
-// (OpenVPN, WireGuard) would be others.
+// (OpenVPN, WireGuard) would be others. The manager knows encapsulations
+// only by name and by what the backend says of them.
 type Backend interface {
+	// Carries reports whether the backend makes tunnels of encap.
+	Carries(encap string) bool
+	// Keyed: tunnels of encap are told apart by a key the requester
+	// proposes (GRE); the peer must not be behind a NAT.
+	Keyed(encap string) bool
 	// LocalFor is our underlay address towards remote.
 	LocalFor(remote netip.Addr) (netip.Addr, error)
 	// Add creates tunnel id.
