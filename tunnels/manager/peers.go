@@ -37,8 +37,8 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 	if keyed && req.Key == 0 {
 		return refuse("%s tunnels need a key", strings.ToUpper(req.Encap))
 	}
-	reply := refuse("%v", errStopped)
-	m.do(func() {
+	var reply nodeproto.TunnelReply
+	ran := m.do(func() {
 		if e := m.tunnelTo(peer.Bits); e != nil {
 			if !e.Outgoing && e.Endpoint.Remote.Addr() == peer.Via.Addr() && e.Endpoint.Encap == req.Encap {
 				reply = accept(e.Endpoint)
@@ -71,6 +71,9 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 		m.spawn(func() { m.cfg.Protocol.Gossip(peer.Prefix) })
 		reply = accept(t.Endpoint)
 	})
+	if !ran {
+		return refuse("%v", errStopped)
+	}
 	return reply
 }
 
