@@ -1,14 +1,16 @@
 // Package node is the re6st-bpf node daemon (re6stnet): it loads the
-// certificate and the network parameters, brings the data plane up, runs
-// Babel on every tunnel and LAN interface, speaks the node protocol, keeps
-// a random mesh of tunnels with the tunnel manager, and serves its status
-// on a control socket and, optionally, Prometheus metrics.
+// certificate and the network parameters, brings the data plane up, and
+// wires the parts that each own one flow of the node:
 //
-// The data plane forwards and encapsulates; the daemon only sees the
-// control traffic the BPF programs pass up still encapsulated: Babel and
-// node-protocol packets to link-local destinations, and anything from an
-// address that is not a tunnel endpoint yet (tunnel setup). It sends its
-// own control packets encapsulated by hand, from the FOU port (UDP) or a
-// raw GRE socket, so that they follow the same path and NAT mapping as the
-// tunnel traffic.
+//   - tunnels/manager: the tunnel table and re6st's tunnel algorithm; the
+//     node gives it the BPF data plane as its tunnel backend (bpfBackend)
+//     and Babel's view of the tunnels (links);
+//   - routing/fib: every route written into the data plane or the kernel;
+//   - tunnels/control: the control traffic (Babel and the node protocol)
+//     on the underlay;
+//   - this package: the network parameters (params.go), status and
+//     metrics (status.go, metrics.go), start-up and shutdown (node.go).
+//
+// Run returns a handle; its goroutines run in an errgroup, and shutdown
+// retracts the node's routes, cancels them and waits for them.
 package node

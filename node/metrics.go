@@ -1,7 +1,7 @@
 package node
 
 import (
-	"errors"
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -26,6 +26,10 @@ var (
 	descRegistry   = prometheus.NewDesc("re6st_registry_reachable", "1 if the last registry call succeeded.", nil, nil)
 	descCertExpiry = prometheus.NewDesc("re6st_certificate_expiry_timestamp_seconds", "When the node certificate expires.", nil, nil)
 	descDropped    = prometheus.NewDesc("re6st_control_dropped_total", "Control packets dropped by the daemon.", []string{"reason"}, nil)
+	descFIBErrors  = prometheus.NewDesc("re6st_fib_errors_total", "Route writes the data plane or the kernel refused.", nil, nil)
+	descFIBRetry   = prometheus.NewDesc("re6st_fib_retrying_routes", "Routes waiting for a retry of a refused write.", nil, nil)
+	descFIBLast    = prometheus.NewDesc("re6st_fib_last_error_info", "The last refused route write.", []string{"error"}, nil)
+	descInstalled  = prometheus.NewDesc("re6st_routes_installed", "Selected routes written into the data plane or the kernel.", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -68,10 +72,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, s.Control.NotDatagram, "not_datagram")
 	counter(descDropped, s.Control.UnknownTunnel, "unknown_tunnel")
 	counter(descDropped, s.Control.UnknownPort, "unknown_port")
+	counter(descFIBErrors, s.FIB.Errors)
+	gauge(descFIBRetry, float64(s.FIB.Retrying))
+	if s.FIB.LastError != "" {
+		gauge(descFIBLast, 1, s.FIB.LastError)
+	}
+	installed := 0
+	for _, r := range s.Routes {
+		if r.Installed {
+			installed++
+		}
+	}
+	gauge(descInstalled, float64(installed))
 }
 
-// serveMetrics serves /metrics on --metrics.
-func (n *Node) serveMetrics() error {
+// serveMetrics serves /metrics on --metrics until ctx ends.
+func (n *Node) serveMetrics(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{n})
 	l, err := net.Listen("tcp", n.cfg.Metrics)
@@ -81,14 +97,6 @@ func (n *Node) serveMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Warn().Err(err).Msg("metrics")
-		}
-	}()
-	go func() {
-		<-n.ctx.Done()
-		srv.Close()
-	}()
+	n.serveHTTP(ctx, srv, l, "metrics", func() {})
 	return nil
 }

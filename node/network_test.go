@@ -270,7 +270,10 @@ func testRestartTransit(t *testing.T, nw *network) {
 	srv := cn.Host.NS.Command(context.Background(), "iperf3", "-s", "-1", "-B", cn.Addr.String())
 	require.NoError(t, srv.Start())
 	defer srv.Process.Kill()
-	time.Sleep(500 * time.Millisecond)
+	require.Eventually(t, func() bool {
+		out, err := cn.Host.NS.Run("ss", "-Hltn", "sport = :5201")
+		return err == nil && strings.Contains(out, "5201")
+	}, 10*time.Second, 20*time.Millisecond, "the iperf3 server listens")
 	cli := an.Host.NS.Command(context.Background(), "iperf3", "-c", cn.Addr.String(), "-t", "12", "-b", "20M", "-J")
 	out := make(chan []byte, 1)
 	go func() { o, _ := cli.Output(); out <- o }()

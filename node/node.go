@@ -2,15 +2,11 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -19,103 +15,122 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 	"github.com/re6st-bpf/re6st-bpf/routing/fib"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/control"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/manager"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/peercache"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 )
 
-// Node is a running re6stnet daemon.
+// Node is a running re6stnet daemon: Run starts one, Stop ends it.
 type Node struct {
 	cfg     *Config
 	log     zerolog.Logger
-	ctx     context.Context
 	started time.Time
-	rnd     *rand.Rand
 
-	id      *identity
-	session *client.Session
-	cache   *peercache.Cache
-	paramsV atomic.Pointer[netparams.Params]
-
-	refetching    atomic.Bool
-	selfRevoked   atomic.Bool
-	paramsChecked time.Time
-
-	dp     *loader.Datapath
-	router *babel.Router
-	fibw   *fib.Writer
-	routes *splitBackend
-	proto  *nodeproto.Node
-	socks  *sockets
-
-	clientCount, maxClients int
-
-	mu          sync.Mutex
-	tunnels     map[uint32]*tunnel
-	pending     map[string]bool // peers a tunnel is being set up with
-	lastRefresh time.Time
-
+	id       *identity
+	session  *client.Session
+	cache    *peercache.Cache
+	params   *netParams
 	registry registryState
-	drops    dropCounters
-	daemons  *processes
+
+	dp      *loader.Datapath
+	router  *babel.Router
+	routes  *fib.Split
+	fibw    *fib.Writer
+	conn    *control.Conn
+	links   *links
+	proto   *nodeproto.Node
+	tunnels *manager.Manager
+	daemons *processes
+
+	stopRun context.CancelFunc // ends the goroutines of run
+	run     *errgroup.Group
+	stop    context.CancelFunc // asks for the shutdown
+	done    chan struct{}      // closed once shut down
+	err     error
 }
 
-type registryState struct {
-	mu       sync.Mutex
-	ok       bool
-	lastOK   time.Time
-	lastErr  string
-	reported time.Time
-}
-
-func (n *Node) noteRegistry(err error) {
-	r := &n.registry
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ok = err == nil
-	if err == nil {
-		r.lastOK, r.lastErr = time.Now(), ""
-	} else {
-		r.lastErr = err.Error()
-	}
-}
-
-func (n *Node) params() *netparams.Params { return n.paramsV.Load() }
-
-// hello is the Babel hello interval of the network.
-func (n *Node) hello() time.Duration {
-	if h := n.params().Hello; h > 0 {
-		return time.Duration(h) * time.Second
-	}
-	return 15 * time.Second
-}
-
-// Run starts the node and blocks until ctx ends; then it retracts its
-// routes and stops, leaving the data plane forwarding (pinned).
-func Run(ctx context.Context, cfg Config) error {
+// Run brings the node up and returns once it is, or failed to come up. It
+// runs until ctx ends or Stop is called; then it retracts its routes and
+// stops, leaving the data plane forwarding (pinned).
+func Run(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.check(); err != nil {
-		return err
+		return nil, err
 	}
-	n := &Node{
-		cfg: &cfg, log: cfg.Logger, ctx: ctx, started: time.Now(),
-		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		tunnels: map[uint32]*tunnel{}, pending: map[string]bool{},
+	n := &Node{cfg: &cfg, log: cfg.Logger, started: time.Now(), done: make(chan struct{})}
+	ctx, n.stop = context.WithCancel(ctx)
+	if err := n.prepare(ctx); err != nil {
+		n.stop()
+		n.shutdown()
+		return nil, err
 	}
+	// The goroutines get their own context: on shutdown the node first
+	// retracts its routes, which needs them running.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	n.stopRun = stopRun
+	var gctx context.Context
+	n.run, gctx = errgroup.WithContext(runCtx)
+	if err := n.start(gctx); err != nil {
+		n.stop()
+		n.stopRun()
+		_ = n.run.Wait()
+		n.shutdown()
+		return nil, err
+	}
+	n.log.Info().Stringer("address", n.id.addr).Int("client_count", n.params.clientCount()).
+		Int("max_clients", n.params.maxClients()).Msg("node up")
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	n.runHooks()
+	go n.supervise(ctx, gctx)
+	return n, nil
+}
+
+// Stop ends the node and waits until it has stopped.
+func (n *Node) Stop() error {
+	n.stop()
+	return n.Wait()
+}
+
+// Wait waits until the node has stopped (its context ended, Stop was
+// called, or one of its parts failed).
+func (n *Node) Wait() error {
+	<-n.done
+	return n.err
+}
+
+// supervise waits for the end, then shuts the node down in order.
+func (n *Node) supervise(ctx, gctx context.Context) {
+	defer close(n.done)
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+	}
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	n.log.Info().Msg("stopping: retracting our routes")
+	n.retract()
+	n.stopRun()
+	n.err = n.run.Wait()
+	n.shutdown()
+}
+
+// prepare loads the identity, the peer cache and the network parameters.
+func (n *Node) prepare(ctx context.Context) error {
 	var err error
 	if n.id, err = loadIdentity(n.cfg, time.Now()); err != nil {
 		return err
 	}
 	n.log = n.log.With().Stringer("prefix", n.id.prefix).Logger()
-	for _, dir := range []string{cfg.StateDir, cfg.RunDir} {
+	for _, dir := range []string{n.cfg.StateDir, n.cfg.RunDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	if n.cache, err = peercache.Open(filepath.Join(cfg.StateDir, "cache.db"), n.log); err != nil {
+	if n.cache, err = peercache.Open(filepath.Join(n.cfg.StateDir, "cache.db"), n.log); err != nil {
 		return err
 	}
-	defer n.cache.Close()
-	c, err := client.New(cfg.Registry, &http.Client{Timeout: 30 * time.Second})
+	c, err := client.New(n.cfg.Registry, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -126,79 +141,63 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	n.paramsV.Store(p)
-	n.paramsChecked = time.Now()
+	n.params = newNetParams(n.cfg, p, n.id)
 	if err := n.renew(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("certificate renewal postponed")
 	}
-	n.clientCount, n.maxClients = p.ClientCount, p.MaxClients
-	if cfg.ClientCount >= 0 {
-		n.clientCount = cfg.ClientCount
-	}
-	if cfg.MaxClients >= 0 {
-		n.maxClients = cfg.MaxClients
-	}
-	if err := n.start(); err != nil {
-		n.stop()
-		return err
-	}
-	n.log.Info().Stringer("address", n.id.addr).Int("client_count", n.clientCount).
-		Int("max_clients", n.maxClients).Msg("node up")
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-	n.runHooks()
-	<-ctx.Done()
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-	n.log.Info().Msg("stopping: retracting our routes")
-	n.stop()
 	return nil
 }
 
-// start brings up everything after the parameters are known.
-func (n *Node) start() error {
+// start brings up everything after the parameters are known; its
+// goroutines run in n.run until ctx ends.
+func (n *Node) start(ctx context.Context) error {
 	var err error
 	if n.dp, err = n.openDatapath(); err != nil {
 		return err
 	}
-	if err := n.dp.SetRoute(n.id.prefix, netip.Prefix{}, loader.Nexthop{Local: true}); err != nil {
+	n.links = newLinks(n)
+	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
+	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
 	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log}); err != nil {
 		return err
 	}
-	n.routes = newSplitBackend(n)
-	n.fibw = fib.Follow(n.router, n.routes, n.log)
-	if n.socks, err = n.openSockets(); err != nil {
+	if n.conn, err = control.Open(n.cfg.FOUPort, n.id.addr, n.log); err != nil {
 		return err
 	}
+	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
-		Identity: n.id.Identity, Network: n.id.network, Protocol: netparams.Protocol,
-		Revoked: n.revoked, Send: n.sendControl, Handler: (*protoHandler)(n),
+		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
+		Revoked: n.params.Revoked, Send: n.conn.SendNodeProtocol, Handler: (*protoHandler)(n),
 		Logger: n.log.With().Str("part", "nodeproto").Logger(),
 	}); err != nil {
 		return err
 	}
-	n.socks.serve(n)
 	for _, lan := range n.cfg.LANs {
 		if err := n.addLAN(lan); err != nil {
 			return err
 		}
 	}
-	n.restoreTunnels()
+	n.tunnels = manager.New(n.managerConfig())
+	n.fibw.PruneAfter(3 * n.params.Hello())
+	n.run.Go(func() error { return n.tunnels.Run(ctx) })
+	n.run.Go(func() error { return n.conn.Serve(ctx, n.links, n.proto) })
 	if err := n.router.Export(n.id.prefix, netip.Prefix{}, 0); err != nil {
 		return err
 	}
 	if err := n.setupDefaultRoute(); err != nil {
 		return err
 	}
-	if err := n.serveControl(); err != nil {
+	if err := n.serveControl(ctx); err != nil {
 		return err
 	}
 	if n.cfg.Metrics != "" {
-		if err := n.serveMetrics(); err != nil {
+		if err := n.serveMetrics(ctx); err != nil {
 			return err
 		}
 	}
-	go n.manage()
+	n.run.Go(func() error { return n.followParams(ctx) })
 	return nil
 }
 
@@ -234,24 +233,59 @@ func (n *Node) setupDefaultRoute() error {
 	if n.cfg.Gateway {
 		return n.router.Export(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network, 0)
 	}
-	return n.routes.setKernelBase(fib.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0),
+	return n.routes.SetKernelBase(fib.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0),
 		Src: n.id.network, Interface: n.dp.State.Overlay})
 }
 
-// stop retracts our routes, then stops in reverse order. The data plane
-// stays up (pinned) so that transit traffic goes on.
-func (n *Node) stop() {
-	if n.router != nil {
-		n.router.Withdraw(n.id.prefix, netip.Prefix{})
-		if n.cfg.Gateway {
-			n.router.Withdraw(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network)
-		}
-		time.Sleep(500 * time.Millisecond) // let the retractions go out
+// retractTimeout bounds the wait for our retractions to leave.
+const retractTimeout = time.Second
+
+// retract withdraws our routes and waits until every Babel interface has
+// sent a packet since (the retraction goes out urgently), or a second.
+func (n *Node) retract() {
+	if n.router == nil {
+		return
 	}
+	sent := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, i := range n.router.Dump().Interfaces {
+			out[i.Name] = i.Stats.PacketsSent
+		}
+		return out
+	}
+	before := sent()
+	n.router.Withdraw(n.id.prefix, netip.Prefix{})
+	if n.cfg.Gateway {
+		n.router.Withdraw(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(retractTimeout)
+	for {
+		after, pending := sent(), false
+		for name, c := range before {
+			if after[name] == c {
+				pending = true
+			}
+		}
+		if !pending {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// shutdown releases, in reverse order, what start and prepare acquired;
+// the goroutines of run have ended. The data plane stays up (pinned) so
+// that transit traffic goes on.
+func (n *Node) shutdown() {
 	n.daemons.stop()
-	n.saveTunnels()
-	if n.socks != nil {
-		n.socks.close()
+	if n.conn != nil {
+		n.conn.Close()
 	}
 	if n.fibw != nil {
 		n.fibw.Stop()
@@ -260,13 +294,16 @@ func (n *Node) stop() {
 		n.router.Close()
 	}
 	if n.cache != nil {
-		if err := n.cache.Shrink(max(n.clientCount, 1) * 4); err != nil {
+		keep := 1
+		if n.params != nil {
+			keep = max(n.params.clientCount(), 1)
+		}
+		if err := n.cache.Shrink(keep * 4); err != nil {
 			n.log.Warn().Err(err).Msg("peer cache")
 		}
+		n.cache.Close()
 	}
 	if n.dp != nil {
 		n.dp.Close()
 	}
 }
-
-var errStopped = errors.New("node stopping")

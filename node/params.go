@@ -4,13 +4,76 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
 const paramsConfigName = "network-parameters"
+
+// netParams are the network parameters in force, read at each use (they
+// implement manager.Params), with the command line's overrides.
+type netParams struct {
+	cfg         *Config
+	serial      uint64 // our certificate's
+	p           atomic.Pointer[netparams.Params]
+	selfRevoked atomic.Bool
+	newer       chan struct{} // a peer gossiped a newer version
+}
+
+func newNetParams(cfg *Config, p *netparams.Params, id *identity) *netParams {
+	np := &netParams{cfg: cfg, newer: make(chan struct{}, 1)}
+	np.serial, _ = ca.SerialUint64(id.Cert)
+	np.p.Store(p)
+	return np
+}
+
+func (np *netParams) get() *netparams.Params { return np.p.Load() }
+
+// Hello is the Babel hello interval of the network.
+func (np *netParams) Hello() time.Duration {
+	if h := np.get().Hello; h > 0 {
+		return time.Duration(h) * time.Second
+	}
+	return 15 * time.Second
+}
+
+// RefreshPeriod is how often the least useful tunnel is replaced.
+func (np *netParams) RefreshPeriod() time.Duration {
+	if r := np.get().TunnelRefresh; r > 0 {
+		return time.Duration(r) * time.Second
+	}
+	return 300 * time.Second
+}
+
+// Revoked: the serial is in the CRL.
+func (np *netParams) Revoked(serial uint64) bool { return slices.Contains(np.get().CRL, serial) }
+
+// SelfRevoked: our own certificate is in the CRL.
+func (np *netParams) SelfRevoked() bool { return np.selfRevoked.Load() }
+
+// Counts are the outgoing tunnels to keep and the incoming ones to accept:
+// the command line's, else the network's current ones.
+func (np *netParams) Counts() (clientCount, maxClients int) {
+	p := np.get()
+	clientCount, maxClients = p.ClientCount, p.MaxClients
+	if np.cfg.ClientCount >= 0 {
+		clientCount = np.cfg.ClientCount
+	}
+	if np.cfg.MaxClients >= 0 {
+		maxClients = np.cfg.MaxClients
+	}
+	return clientCount, maxClients
+}
+
+func (np *netParams) clientCount() int { c, _ := np.Counts(); return c }
+func (np *netParams) maxClients() int  { _, m := np.Counts(); return m }
 
 // loadParams returns the network parameters: the cached document if it
 // still verifies, else the registry's, retried with a back-off from 1 to
@@ -43,7 +106,7 @@ func (n *Node) fetchParams(ctx context.Context) (*netparams.Params, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	doc, p, err := n.session.NetworkConfigDocument(ctx)
-	n.noteRegistry(err)
+	n.registry.note(err)
 	if err != nil {
 		return nil, err
 	}
@@ -56,38 +119,143 @@ func (n *Node) fetchParams(ctx context.Context) (*netparams.Params, error) {
 	return p, nil
 }
 
-// newerVersion handles a version a peer gossiped: if it is newer than
-// ours (its CA signature is already checked), refetch the parameters a
-// second later, as re6st does, and pass the version on.
-func (n *Node) newerVersion(signed []byte) {
-	v, err := wire.VersionNumber(signed)
-	if err != nil || v <= n.params().Version {
-		return
-	}
-	if !n.refetching.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer n.refetching.Store(false)
-		time.Sleep(time.Second)
-		p, err := n.fetchParams(n.ctx)
-		if err != nil {
-			n.log.Warn().Err(err).Uint64("version", v).Msg("newer network parameters announced, registry unreachable")
-			return
+// followParams keeps the parameters current until ctx ends: it asks the
+// registry every 5 hello intervals (at least 20 s), so that a revocation
+// reaches every node within that time, and a second after a peer gossiped
+// a newer version, as re6st does. It also reports our addresses.
+func (n *Node) followParams(ctx context.Context) error {
+	n.checkSelf()
+	tick := time.NewTicker(n.cfg.TickInterval)
+	defer tick.Stop()
+	checked := time.Now()
+	var refetch <-chan time.Time
+	for {
+		n.reportAddress(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if time.Since(checked) < max(5*n.params.Hello(), 20*time.Second) {
+				continue
+			}
+		case <-n.params.newer:
+			if refetch == nil {
+				refetch = time.After(time.Second)
+			}
+			continue
+		case <-refetch:
+			refetch = nil
 		}
-		n.adoptParams(p)
-	}()
+		checked = time.Now()
+		p, err := n.fetchParams(ctx)
+		if err != nil {
+			n.log.Debug().Err(err).Msg("registry unreachable")
+			continue
+		}
+		if p.Version > n.params.get().Version {
+			n.adoptParams(p)
+		}
+	}
 }
 
-// adoptParams switches to newer parameters: the CRL applies at once (the
-// tunnel manager tears down revoked peers' tunnels), the counts from the
-// next tick; Babel keys change with a restart, as re6st's.
+// newerVersion handles a version a peer gossiped (its CA signature is
+// already checked): if it is newer than ours, followParams refetches.
+func (np *netParams) newerVersion(signed []byte) {
+	v, err := wire.VersionNumber(signed)
+	if err != nil || v <= np.get().Version {
+		return
+	}
+	select {
+	case np.newer <- struct{}{}:
+	default:
+	}
+}
+
+// adoptParams switches to newer parameters: the CRL and the counts apply
+// at once (the tunnel manager tears down revoked peers' tunnels); Babel
+// keys change with a restart, as re6st's. The version is passed on.
 func (n *Node) adoptParams(p *netparams.Params) {
-	old := n.params()
-	n.paramsV.Store(p)
+	old := n.params.get()
+	n.params.p.Store(p)
 	n.log.Info().Uint64("from", old.Version).Uint64("to", p.Version).Msg("new network parameters")
-	n.checkRevoked()
-	for _, t := range n.tunnelList() {
+	n.checkSelf()
+	n.tunnels.CheckRevoked()
+	for _, t := range n.tunnels.Tunnels() {
 		n.proto.Gossip(t.Peer)
 	}
+}
+
+// checkSelf notes that our own certificate is revoked: the tunnel manager
+// then tears every tunnel down.
+func (n *Node) checkSelf() {
+	if n.params.Revoked(n.params.serial) && !n.params.selfRevoked.Swap(true) {
+		n.log.Error().Uint64("serial", n.params.serial).Msg("our certificate is revoked: tearing every tunnel down (renew it with re6st-conf)")
+	}
+}
+
+// registryState is what the last registry calls said.
+type registryState struct {
+	mu       sync.Mutex
+	ok       bool
+	lastOK   time.Time
+	lastErr  string
+	reported time.Time
+}
+
+func (r *registryState) note(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ok = err == nil
+	if err == nil {
+		r.lastOK, r.lastErr = time.Now(), ""
+	} else {
+		r.lastErr = err.Error()
+	}
+}
+
+// reportInterval is how often the node tells the registry its addresses.
+const reportInterval = 10 * time.Minute
+
+// reportAddress tells the registry our addresses (for bootstrap) every
+// reportInterval, and after the registry was unreachable.
+func (n *Node) reportAddress(ctx context.Context) {
+	r := &n.registry
+	r.mu.Lock()
+	due := time.Since(r.reported) >= reportInterval || !r.ok
+	r.mu.Unlock()
+	if !due || n.params.SelfRevoked() || len(n.cfg.IPs) == 0 && n.behindNAT() {
+		return
+	}
+	addrs := n.advertised()
+	if len(addrs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := n.session.ReportAddress(ctx, nodeproto.FormatAddresses(addrs))
+	cancel()
+	n.registry.note(err)
+	if err == nil {
+		r.mu.Lock()
+		r.reported = time.Now()
+		r.mu.Unlock()
+	}
+}
+
+// behindNAT: a peer saw our tunnel traffic come from another address.
+func (n *Node) behindNAT() bool {
+	for _, t := range n.tunnels.Tunnels() {
+		if t.Endpoint.NAT {
+			return true
+		}
+	}
+	return false
+}
+
+// bootstrapRegistry gives the tunnel manager a bootstrap peer.
+type bootstrapRegistry Node
+
+func (b *bootstrapRegistry) BootstrapPeer(ctx context.Context) (string, string, bool, error) {
+	bits, addrs, ok, err := b.session.BootstrapPeer(ctx)
+	b.registry.note(err)
+	return bits, addrs, ok, err
 }

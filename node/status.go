@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
+	"github.com/re6st-bpf/re6st-bpf/routing/fib"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/control"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
@@ -31,6 +34,7 @@ type Status struct {
 	Neighbours  []babel.NeighbourInfo `json:"neighbours"`
 	Routes      []RouteStatus         `json:"routes"`
 	Control     ControlStatus         `json:"control"`
+	FIB         fib.Stats             `json:"fib"`
 }
 
 // Duration prints as Go durations do, in JSON too.
@@ -83,34 +87,35 @@ type TunnelStatus struct {
 	Traffic   loader.TunnelStats `json:"traffic"`
 }
 
-// RouteStatus is a selected route.
+// RouteStatus is a route Babel selected; Installed once the fib wrote it
+// into the data plane (or the kernel).
 type RouteStatus struct {
-	Prefix   string `json:"prefix"`
-	Via      string `json:"via"`
-	Metric   uint16 `json:"metric"`
-	RouterID string `json:"router_id"`
+	Prefix    string `json:"prefix"`
+	Via       string `json:"via"`
+	Metric    uint16 `json:"metric"`
+	RouterID  string `json:"router_id"`
+	Installed bool   `json:"installed"`
 }
 
 // ControlStatus counts control traffic.
 type ControlStatus struct {
-	NodeProtocol  nodeproto.Stats `json:"node_protocol"`
-	NotDatagram   uint64          `json:"dropped_not_datagram"`
-	UnknownTunnel uint64          `json:"dropped_unknown_tunnel"`
-	UnknownPort   uint64          `json:"dropped_unknown_port"`
+	NodeProtocol nodeproto.Stats `json:"node_protocol"`
+	control.Drops
 }
 
 // Status gathers the node's state.
 func (n *Node) Status() Status {
-	p := n.params()
+	p := n.params.get()
+	clientCount, maxClients := n.params.Counts()
 	s := Status{
 		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network,
 		Uptime: Duration(time.Since(n.started)), Gateway: n.cfg.Gateway,
 		Certificate: CertStatus{Serial: n.id.Cert.SerialNumber.String(), Expires: n.id.Cert.NotAfter,
 			Days: int(time.Until(n.id.Cert.NotAfter).Hours() / 24)},
 		Params:      ParamsStatus{Version: p.Version, Hello: p.Hello, TunnelRefresh: p.TunnelRefresh, Revoked: len(p.CRL)},
-		ClientCount: n.clientCount, MaxClients: n.maxClients,
-		Control: ControlStatus{NodeProtocol: n.proto.Stats(), NotDatagram: n.drops.notDatagram.Load(),
-			UnknownTunnel: n.drops.unknownTunnel.Load(), UnknownPort: n.drops.unknownPort.Load()},
+		ClientCount: clientCount, MaxClients: maxClients,
+		Control: ControlStatus{NodeProtocol: n.proto.Stats(), Drops: n.conn.Drops()},
+		FIB:     n.fibw.Stats(),
 	}
 	r := &n.registry
 	r.mu.Lock()
@@ -120,32 +125,34 @@ func (n *Node) Status() Status {
 	s.Neighbours = dump.Neighbours
 	routesVia := map[string]int{}
 	for _, rt := range dump.Routes {
-		if !rt.Installed {
+		if !rt.Selected {
 			continue
 		}
 		routesVia[rt.Interface]++
-		s.Routes = append(s.Routes, RouteStatus{Prefix: babel.KeyOf(rt.Prefix, rt.Source).String(),
-			Via: rt.Interface, Metric: rt.Metric, RouterID: rt.RouterID})
+		key := babel.KeyOf(rt.Prefix, rt.Source)
+		s.Routes = append(s.Routes, RouteStatus{Prefix: key.String(), Via: rt.Interface, Metric: rt.Metric,
+			RouterID: rt.RouterID, Installed: n.fibw.Installed(key)})
 	}
 	sort.Slice(s.Routes, func(i, j int) bool { return s.Routes[i].Prefix < s.Routes[j].Prefix })
-	for _, t := range n.tunnelList() {
-		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.draining,
-			Encap: t.lt.Type, Local: t.lt.Local, Remote: netip.AddrPortFrom(t.lt.Remote, t.lt.Port),
-			NAT: t.lt.FixedSourcePort, Age: Duration(time.Since(t.Created)), Routes: routesVia[t.ifname()]}
+	for _, t := range n.tunnels.Tunnels() {
+		ep := t.Endpoint
+		encap, _ := loader.ParseTunnelType(ep.Encap)
+		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.Draining,
+			Encap: encap, Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
+			Age: Duration(time.Since(t.Created)), Routes: routesVia[t.Interface()]}
 		for _, nb := range dump.Neighbours {
-			if nb.Interface == t.ifname() {
+			if nb.Interface == t.Interface() {
 				ts.RTTMicros, ts.Cost = nb.RTTMicros, nb.Cost
 			}
 		}
 		ts.Traffic, _ = n.dp.TunnelCounters(t.ID)
 		s.Tunnels = append(s.Tunnels, ts)
 	}
-	sort.Slice(s.Tunnels, func(i, j int) bool { return s.Tunnels[i].ID < s.Tunnels[j].ID })
 	return s
 }
 
-// serveControl answers GET /status on the control socket.
-func (n *Node) serveControl() error {
+// serveControl answers GET /status on the control socket until ctx ends.
+func (n *Node) serveControl(ctx context.Context) error {
 	path := SocketPath(n.cfg.RunDir)
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
@@ -158,15 +165,23 @@ func (n *Node) serveControl() error {
 		json.NewEncoder(w).Encode(n.Status())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Warn().Err(err).Msg("control socket")
-		}
-	}()
-	go func() {
-		<-n.ctx.Done()
-		srv.Close()
-		os.Remove(path)
-	}()
+	n.serveHTTP(ctx, srv, l, "control socket", func() { os.Remove(path) })
 	return nil
+}
+
+// serveHTTP serves srv on l in n.run until ctx ends, then closes it and
+// runs cleanup.
+func (n *Node) serveHTTP(ctx context.Context, srv *http.Server, l net.Listener, what string, cleanup func()) {
+	n.run.Go(func() error {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn().Err(err).Msg(what)
+		}
+		return nil
+	})
+	n.run.Go(func() error {
+		<-ctx.Done()
+		srv.Close()
+		cleanup()
+		return nil
+	})
 }

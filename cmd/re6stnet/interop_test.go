@@ -302,7 +302,7 @@ func TestBabeldInterop(t *testing.T) {
 			return false
 		}
 		for _, rt := range ourDump(t, bin, ourSock).Routes {
-			if rt.Prefix.String() == "2001:db8:b::1/128" && rt.Installed {
+			if rt.Prefix.String() == "2001:db8:b::1/128" && rt.Selected {
 				return theirMetric == n.cost+int(rt.Metric)
 			}
 		}

@@ -88,7 +88,11 @@ func runNode(_ *cobra.Command, f *nodeFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return node.Run(ctx, cfg)
+	n, err := node.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return n.Wait()
 }
 
 const netnsEnv = "RE6STNET_NETNS"

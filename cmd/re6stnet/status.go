@@ -86,11 +86,18 @@ func printStatus(w io.Writer, s *node.Status) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tVIA\tMETRIC\tROUTER-ID")
+	fmt.Fprintln(tw, "ROUTE\tVIA\tMETRIC\tROUTER-ID\tINSTALLED")
 	for _, r := range s.Routes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Prefix, r.Via, r.Metric, r.RouterID)
+		installed := "yes"
+		if !r.Installed {
+			installed = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Prefix, r.Via, r.Metric, r.RouterID, installed)
 	}
 	tw.Flush()
+	if s.FIB.Errors > 0 {
+		fmt.Fprintf(w, "\nroute writes refused: %d, %d waiting for a retry; last: %s\n", s.FIB.Errors, s.FIB.Retrying, s.FIB.LastError)
+	}
 }
 
 func bytes(b uint64) string {

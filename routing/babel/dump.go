@@ -49,7 +49,8 @@ type ExportedInfo struct {
 	Metric uint16       `json:"metric"`
 }
 
-// RouteInfo is one route of the table; Installed marks the selected one.
+// RouteInfo is one route of the table; Selected marks the one Babel
+// selected (whether it reached a forwarding table is the fib writer's to say).
 type RouteInfo struct {
 	Prefix    netip.Prefix `json:"prefix"`
 	Source    netip.Prefix `json:"source,omitzero"`
@@ -61,7 +62,7 @@ type RouteInfo struct {
 	Neighbour netip.Addr   `json:"neighbour"`
 	NextHop   netip.Addr   `json:"nexthop"`
 	Feasible  bool         `json:"feasible"`
-	Installed bool         `json:"installed"`
+	Selected  bool         `json:"selected"`
 }
 
 // Dump returns a snapshot of the router's state, sorted for display.
@@ -100,7 +101,7 @@ func (r *Router) Dump() Dump {
 				Prefix: key.Prefix, Source: key.Source,
 				Metric: r.metric(rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
 				Interface: n.iface.name, Neighbour: n.addr, NextHop: r.nexthopOf(rt),
-				Feasible: r.routeFeasible(dest, rt), Installed: dest.selNeigh == n,
+				Feasible: r.routeFeasible(dest, rt), Selected: dest.selNeigh == n,
 			})
 		}
 	}

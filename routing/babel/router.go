@@ -259,16 +259,16 @@ func (r *Router) ID() RouterID { return r.id }
 // Close stops every interface and timer.
 func (r *Router) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	var errs []error
+	var stopped []Transport
 	for name := range r.ifaces {
-		errs = append(errs, r.removeInterface(name))
+		stopped = append(stopped, r.removeInterface(name))
 	}
 	if r.housekeeping != nil {
 		r.housekeeping.Stop()
 	}
 	r.closed = true
-	return errors.Join(errs...)
+	r.mu.Unlock()
+	return closeAll(stopped...)
 }
 
 // jitter returns d scaled by a random factor in [1-f, 1+f).
@@ -326,15 +326,30 @@ func (r *Router) AddInterface(name string, cfg InterfaceConfig, t Transport) err
 // the routes through them.
 func (r *Router) RemoveInterface(name string) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.removeInterface(name)
-}
-
-func (r *Router) removeInterface(name string) error {
-	i, ok := r.ifaces[name]
-	if !ok {
+	if _, ok := r.ifaces[name]; !ok {
+		r.mu.Unlock()
 		return fmt.Errorf("babel: no interface %s", name)
 	}
+	t := r.removeInterface(name)
+	r.mu.Unlock()
+	return closeAll(t)
+}
+
+// closeAll closes transports of removed interfaces. It runs without r.mu:
+// a transport's Close may wait for a packet being delivered, and the
+// delivery takes r.mu (then sees the interface removed).
+func closeAll(ts ...Transport) error {
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, t.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// removeInterface removes an existing interface and returns its transport,
+// to be closed once r.mu is released.
+func (r *Router) removeInterface(name string) Transport {
+	i := r.ifaces[name]
 	for _, n := range i.neighbours {
 		r.flushNeighbour(n)
 	}
@@ -346,7 +361,7 @@ func (r *Router) removeInterface(name string) error {
 	i.removed = true
 	delete(r.ifaces, name)
 	r.log.Info().Str("interface", name).Msg("babel: interface down")
-	return i.t.Close()
+	return i.t
 }
 
 func (r *Router) randomBytes(n int) []byte {

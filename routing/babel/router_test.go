@@ -1,6 +1,7 @@
 package babel
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -78,4 +79,42 @@ func TestCostMultiplier(t *testing.T) {
 	_, ok = r[0].Selected(key)
 	require.False(t, ok)
 	require.Error(t, r[0].SetCostMultiplier("nope", netip.Addr{}, 256))
+}
+
+// readerTransport is a transport whose Close waits, as UDPTransport's
+// does, for its reader, caught delivering a packet.
+type readerTransport struct {
+	receive ReceiveFunc
+}
+
+func (t *readerTransport) LocalAddr() netip.Addr           { return netip.MustParseAddr("fe80::1") }
+func (t *readerTransport) Start(receive ReceiveFunc) error { t.receive = receive; return nil }
+func (t *readerTransport) Send(netip.Addr, []byte) error   { return nil }
+func (t *readerTransport) Close() error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.receive(netip.MustParseAddr("fe80::2"), MulticastGroup, []byte{42, 2, 0, 0})
+	}()
+	<-done
+	return nil
+}
+
+// TestCloseWaitsForReader: closing a transport whose reader is delivering
+// a packet does not deadlock, through RemoveInterface or Close.
+func TestCloseWaitsForReader(t *testing.T) {
+	r, err := NewRouter(Config{RouterID: RandomRouterID()})
+	require.NoError(t, err)
+	cfg := DefaultInterfaceConfig(LinkWired)
+	require.NoError(t, r.AddInterface("a", cfg, &readerTransport{}))
+	require.NoError(t, r.AddInterface("b", cfg, &readerTransport{}))
+	done := make(chan error)
+	go func() { done <- errors.Join(r.RemoveInterface("a"), r.Close()) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close deadlocked with a delivering reader")
+	}
+	require.Error(t, r.RemoveInterface("a"))
 }

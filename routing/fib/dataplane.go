@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 )
 
 // RouteMap is the data plane's route map; *loader.Datapath implements it.
@@ -14,6 +15,7 @@ import (
 type RouteMap interface {
 	SetRoute(dst, src netip.Prefix, nh loader.Nexthop) error
 	DeleteRoute(dst, src netip.Prefix) error
+	Routes() ([]loader.Route, error)
 }
 
 // TunnelLookup maps a Babel next hop (the interface a neighbour was heard
@@ -42,4 +44,35 @@ func (d *Dataplane) Delete(dst, src netip.Prefix) error {
 		return err
 	}
 	return nil
+}
+
+// DeleteVia implements Sweeper.
+func (d *Dataplane) DeleteVia(tunnel uint32) ([]babel.RouteKey, error) {
+	return d.deleteWhere(func(r loader.Route) bool { return r.Nexthop.Tunnel == tunnel })
+}
+
+// DeleteExcept implements Sweeper.
+func (d *Dataplane) DeleteExcept(keep func(babel.RouteKey) bool) ([]babel.RouteKey, error) {
+	return d.deleteWhere(func(r loader.Route) bool { return !keep(babel.KeyOf(r.Dst, r.Src)) })
+}
+
+// deleteWhere deletes the routes through tunnels that match.
+func (d *Dataplane) deleteWhere(match func(loader.Route) bool) ([]babel.RouteKey, error) {
+	routes, err := d.Map.Routes()
+	if err != nil {
+		return nil, err
+	}
+	var keys []babel.RouteKey
+	var errs []error
+	for _, r := range routes {
+		if r.Nexthop.Local || !match(r) {
+			continue
+		}
+		if err := d.Delete(r.Dst, r.Src); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		keys = append(keys, babel.KeyOf(r.Dst, r.Src))
+	}
+	return keys, errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package fib
 import (
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 	"github.com/rs/zerolog"
@@ -27,26 +28,72 @@ type Backend interface {
 	Delete(dst, src netip.Prefix) error
 }
 
-// Writer applies the selected routes of a babel.Router to a Backend.
+// Sweeper is a Backend that can list its routes: the Writer then removes
+// the routes into a tunnel that goes (Forget) and those Babel did not
+// select again after a restart (PruneAfter).
+type Sweeper interface {
+	// DeleteVia deletes the routes into tunnel id.
+	DeleteVia(tunnel uint32) ([]babel.RouteKey, error)
+	// DeleteExcept deletes the routes for which keep is false, local ones
+	// aside.
+	DeleteExcept(keep func(babel.RouteKey) bool) ([]babel.RouteKey, error)
+}
+
+// Stats are the Writer's failures.
+type Stats struct {
+	Errors    uint64 `json:"errors"`               // writes the backend refused
+	LastError string `json:"last_error,omitempty"` // the latest of them
+	Retrying  int    `json:"retrying"`             // routes waiting for a retry
+}
+
+// Retries of a failed write back off from retryMin to retryMax.
+const (
+	retryMin = time.Second
+	retryMax = time.Minute
+)
+
+// Writer applies the selected routes of a babel.Router to a Backend: it
+// is the only writer of that backend. A write the backend refuses is
+// retried with a back-off until it succeeds or Babel changes the route.
 type Writer struct {
-	backend Backend
-	log     zerolog.Logger
+	backend            Backend
+	log                zerolog.Logger
+	retryMin, retryMax time.Duration
 
 	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []babel.RouteChange
-	stopped bool
-	done    chan struct{}
-	errors  int
+	queue   []func()
+	written map[babel.RouteKey]bool // routes as Babel selected them, in the backend
+	stats   Stats
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	// Owned by the writer's goroutine.
+	desired map[babel.RouteKey]Route // what Babel selected
+	failed  map[babel.RouteKey]*retry
+	pruneAt time.Time
+}
+
+type retry struct {
+	delay time.Duration
+	at    time.Time
 }
 
 // Follow starts applying r's route changes to backend, beginning with the
 // routes already selected. Changes are queued by the router's callback and
 // applied in order by one goroutine. Call Stop to end.
 func Follow(r *babel.Router, backend Backend, log zerolog.Logger) *Writer {
-	w := &Writer{backend: backend, log: log, done: make(chan struct{})}
-	w.cond = sync.NewCond(&w.mu)
-	cancel := r.Subscribe(w.enqueue)
+	return follow(r, backend, log, retryMin, retryMax)
+}
+
+func follow(r *babel.Router, backend Backend, log zerolog.Logger, minDelay, maxDelay time.Duration) *Writer {
+	w := &Writer{
+		backend: backend, log: log, retryMin: minDelay, retryMax: maxDelay,
+		written: map[babel.RouteKey]bool{}, desired: map[babel.RouteKey]Route{}, failed: map[babel.RouteKey]*retry{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	cancel := r.Subscribe(func(c babel.RouteChange) { w.enqueue(func() { w.apply(c) }) })
 	go func() {
 		defer close(w.done)
 		defer cancel()
@@ -55,65 +102,183 @@ func Follow(r *babel.Router, backend Backend, log zerolog.Logger) *Writer {
 	return w
 }
 
-func (w *Writer) enqueue(c babel.RouteChange) {
+func (w *Writer) enqueue(f func()) {
 	w.mu.Lock()
-	w.queue = append(w.queue, c)
+	w.queue = append(w.queue, f)
 	w.mu.Unlock()
-	w.cond.Signal()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// call runs f on the writer's goroutine and waits for it.
+func (w *Writer) call(f func()) {
+	ran := make(chan struct{})
+	w.enqueue(func() { f(); close(ran) })
+	select {
+	case <-ran:
+	case <-w.done:
+	}
 }
 
 func (w *Writer) run() {
 	for {
-		w.mu.Lock()
-		for len(w.queue) == 0 && !w.stopped {
-			w.cond.Wait()
+		timer := time.NewTimer(time.Hour)
+		if next := w.nextDeadline(); !next.IsZero() {
+			timer.Reset(time.Until(next))
 		}
-		if w.stopped {
-			w.mu.Unlock()
+		select {
+		case <-w.stop:
+			timer.Stop()
 			return
+		case <-w.wake:
+		case <-timer.C:
 		}
+		timer.Stop()
+		w.mu.Lock()
 		batch := w.queue
 		w.queue = nil
 		w.mu.Unlock()
-		for _, c := range batch {
-			w.apply(c)
+		for _, f := range batch {
+			f()
+		}
+		w.retryDue(time.Now())
+	}
+}
+
+// nextDeadline is when the next retry or prune is due; zero if none.
+func (w *Writer) nextDeadline() time.Time {
+	next := w.pruneAt
+	for _, r := range w.failed {
+		if next.IsZero() || r.at.Before(next) {
+			next = r.at
 		}
 	}
+	return next
 }
 
 func (w *Writer) apply(c babel.RouteChange) {
-	var err error
 	if c.Route == nil {
-		err = w.backend.Delete(c.Key.Prefix, c.Key.Source)
+		delete(w.desired, c.Key)
 	} else {
-		err = w.backend.Replace(Route{
-			Dst: c.Key.Prefix, Src: c.Key.Source,
-			Interface: c.Route.Interface, NextHop: c.Route.NextHop, Metric: c.Route.Metric,
-		})
+		w.desired[c.Key] = Route{Dst: c.Key.Prefix, Src: c.Key.Source,
+			Interface: c.Route.Interface, NextHop: c.Route.NextHop, Metric: c.Route.Metric}
 	}
-	if err != nil {
-		w.mu.Lock()
-		w.errors++
-		w.mu.Unlock()
-		w.log.Warn().Err(err).Stringer("route", c.Key).Msg("fib: cannot apply route")
-		return
-	}
-	w.log.Debug().Stringer("route", c.Key).Bool("withdrawn", c.Route == nil).Msg("fib: route applied")
+	delete(w.failed, c.Key)
+	w.write(c.Key, 0)
 }
 
-// Errors counts changes the backend refused.
-func (w *Writer) Errors() int {
+// write brings the backend's route for key to what Babel selected.
+func (w *Writer) write(key babel.RouteKey, lastDelay time.Duration) {
+	r, selected := w.desired[key]
+	var err error
+	if selected {
+		err = w.backend.Replace(r)
+	} else {
+		err = w.backend.Delete(key.Prefix, key.Source)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.errors
+	delete(w.written, key)
+	if err != nil {
+		delay := min(max(2*lastDelay, w.retryMin), w.retryMax)
+		w.failed[key] = &retry{delay: delay, at: time.Now().Add(delay)}
+		w.noteLocked(err)
+		w.log.Warn().Err(err).Stringer("route", key).Dur("retry_in", delay).Msg("fib: cannot apply route")
+		return
+	}
+	if selected {
+		w.written[key] = true
+	}
+	w.stats.Retrying = len(w.failed)
+	w.log.Debug().Stringer("route", key).Bool("withdrawn", !selected).Msg("fib: route applied")
+}
+
+func (w *Writer) noteLocked(err error) {
+	w.stats.Errors++
+	w.stats.LastError = err.Error()
+	w.stats.Retrying = len(w.failed)
+}
+
+func (w *Writer) retryDue(now time.Time) {
+	for key, r := range w.failed {
+		if !now.Before(r.at) {
+			delete(w.failed, key)
+			w.write(key, r.delay)
+		}
+	}
+	if !w.pruneAt.IsZero() && !now.Before(w.pruneAt) {
+		w.pruneAt = time.Time{}
+		w.prune()
+	}
+}
+
+// Forget removes, before tunnel id goes, the routes still pointing into
+// it (Babel reselects asynchronously). It returns once they are gone.
+func (w *Writer) Forget(tunnel uint32) {
+	s, ok := w.backend.(Sweeper)
+	if !ok {
+		return
+	}
+	w.call(func() {
+		keys, err := s.DeleteVia(tunnel)
+		w.swept(keys, err)
+	})
+}
+
+// PruneAfter removes, once Babel had time to reconverge after a restart,
+// the routes a previous run left that Babel did not select again.
+func (w *Writer) PruneAfter(d time.Duration) {
+	at := time.Now().Add(d)
+	w.enqueue(func() { w.pruneAt = at })
+}
+
+func (w *Writer) prune() {
+	s, ok := w.backend.(Sweeper)
+	if !ok {
+		return
+	}
+	keys, err := s.DeleteExcept(func(k babel.RouteKey) bool {
+		_, selected := w.desired[k]
+		return selected
+	})
+	for _, k := range keys {
+		w.log.Debug().Stringer("route", k).Msg("stale route removed")
+	}
+	w.swept(keys, err)
+}
+
+func (w *Writer) swept(keys []babel.RouteKey, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		delete(w.written, k)
+	}
+	if err != nil {
+		w.noteLocked(err)
+		w.log.Warn().Err(err).Msg("fib: cannot sweep routes")
+	}
+}
+
+// Installed reports whether Babel's selected route for key is in the
+// backend.
+func (w *Writer) Installed(key babel.RouteKey) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written[key]
+}
+
+// Stats returns the failures so far.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
 }
 
 // Stop ends the writer. Changes still queued are dropped; the routes
 // stay as they are in the backend.
 func (w *Writer) Stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.mu.Unlock()
-	w.cond.Signal()
+	close(w.stop)
 	<-w.done
 }

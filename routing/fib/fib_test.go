@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -42,6 +43,16 @@ func (m *memMap) DeleteRoute(dst, src netip.Prefix) error {
 	return nil
 }
 
+func (m *memMap) Routes() ([]loader.Route, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []loader.Route
+	for k, nh := range m.routes {
+		out = append(out, loader.Route{Dst: k[0], Src: k[1], Nexthop: nh})
+	}
+	return out, nil
+}
+
 func (m *memMap) get(dst, src netip.Prefix) (loader.Nexthop, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -49,14 +60,20 @@ func (m *memMap) get(dst, src netip.Prefix) (loader.Nexthop, bool) {
 	return nh, ok
 }
 
-// TestWriterDataplane runs two routers over a point-to-point link and
-// checks that the writer puts the peer's prefix and its source-specific
-// default into the route map with the tunnel of the link, then removes
-// them when the peer withdraws them.
-func TestWriterDataplane(t *testing.T) {
+var (
+	addrs      = [2]netip.Addr{netip.MustParseAddr("fe80::a"), netip.MustParseAddr("fe80::b")}
+	network    = netip.MustParsePrefix("2001:db8::/32")
+	peerPrefix = netip.MustParsePrefix("2001:db8:2::/48")
+	def        = netip.MustParsePrefix("::/0")
+)
+
+// linkedRouters runs two routers over a point-to-point link "tun7"; the
+// second exports peerPrefix and ::/0 from network.
+func linkedRouters(t *testing.T) [2]*babel.Router {
 	var links [2]*babel.PointToPoint
-	addrs := [2]netip.Addr{netip.MustParseAddr("fe80::a"), netip.MustParseAddr("fe80::b")}
 	routers := [2]*babel.Router{}
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
 	for i := range 2 {
 		r, err := babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID()})
 		require.NoError(t, err)
@@ -65,7 +82,7 @@ func TestWriterDataplane(t *testing.T) {
 		peer := 1 - i
 		links[i] = babel.NewPointToPoint(addrs[i], func(dst netip.Addr, pkt []byte) error {
 			data := append([]byte{}, pkt...)
-			go links[peer].Deliver(addrs[i], dst, data)
+			wg.Go(func() { links[peer].Deliver(addrs[i], dst, data) })
 			return nil
 		})
 	}
@@ -74,16 +91,20 @@ func TestWriterDataplane(t *testing.T) {
 	for i := range 2 {
 		require.NoError(t, routers[i].AddInterface("tun7", cfg, links[i]))
 	}
-	network := netip.MustParsePrefix("2001:db8::/32")
-	peerPrefix := netip.MustParsePrefix("2001:db8:2::/48")
-	def := netip.MustParsePrefix("::/0")
 	require.NoError(t, routers[1].Export(peerPrefix, netip.Prefix{}, 0))
 	require.NoError(t, routers[1].Export(def, network, 0))
+	return routers
+}
 
+func tun7(ifname string, nh netip.Addr) (uint32, bool) { return 7, ifname == "tun7" && nh == addrs[1] }
+
+// TestWriterDataplane checks that the writer puts the peer's prefix and
+// its source-specific default into the route map with the tunnel of the
+// link, then removes them when the peer withdraws them.
+func TestWriterDataplane(t *testing.T) {
+	routers := linkedRouters(t)
 	m := &memMap{routes: map[[2]netip.Prefix]loader.Nexthop{}}
-	w := Follow(routers[0], &Dataplane{Map: m, Tunnel: func(ifname string, nh netip.Addr) (uint32, bool) {
-		return 7, ifname == "tun7" && nh == addrs[1]
-	}}, zerolog.Nop())
+	w := Follow(routers[0], &Dataplane{Map: m, Tunnel: tun7}, zerolog.Nop())
 	defer w.Stop()
 
 	require.Eventually(t, func() bool {
@@ -91,6 +112,7 @@ func TestWriterDataplane(t *testing.T) {
 		b, okB := m.get(def, network)
 		return okA && okB && a.Tunnel == 7 && b.Tunnel == 7
 	}, 5*time.Second, 10*time.Millisecond)
+	require.True(t, w.Installed(babel.KeyOf(peerPrefix, netip.Prefix{})))
 
 	routers[1].Withdraw(peerPrefix, netip.Prefix{})
 	require.Eventually(t, func() bool {
@@ -99,7 +121,80 @@ func TestWriterDataplane(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	_, ok := m.get(def, network)
 	require.True(t, ok)
-	require.Zero(t, w.Errors())
+	require.False(t, w.Installed(babel.KeyOf(peerPrefix, netip.Prefix{})))
+	require.Equal(t, Stats{}, w.Stats())
+}
+
+// flakyMap refuses the first writes.
+type flakyMap struct {
+	*memMap
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyMap) SetRoute(dst, src netip.Prefix, nh loader.Nexthop) error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return errors.New("map full")
+	}
+	f.mu.Unlock()
+	return f.memMap.SetRoute(dst, src, nh)
+}
+
+// TestWriterRetries: a refused write is counted, reported, and retried
+// until it succeeds; only then is the route installed.
+func TestWriterRetries(t *testing.T) {
+	routers := linkedRouters(t)
+	m := &flakyMap{memMap: &memMap{routes: map[[2]netip.Prefix]loader.Nexthop{}}, fails: 3}
+	w := follow(routers[0], &Dataplane{Map: m, Tunnel: tun7}, zerolog.Nop(), time.Millisecond, 4*time.Millisecond)
+	defer w.Stop()
+	require.Eventually(t, func() bool {
+		_, okA := m.get(peerPrefix, netip.Prefix{})
+		_, okB := m.get(def, network)
+		return okA && okB
+	}, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return w.Stats().Retrying == 0 }, 5*time.Second, time.Millisecond)
+	s := w.Stats()
+	require.Equal(t, uint64(3), s.Errors)
+	require.Equal(t, "map full", s.LastError)
+	require.True(t, w.Installed(babel.KeyOf(peerPrefix, netip.Prefix{})))
+	require.True(t, w.Installed(babel.KeyOf(def, network)))
+}
+
+// TestWriterForgetAndPrune: Forget removes the routes into a tunnel at
+// once; PruneAfter removes the routes nobody selected, local ones aside.
+func TestWriterForgetAndPrune(t *testing.T) {
+	routers := linkedRouters(t)
+	m := &memMap{routes: map[[2]netip.Prefix]loader.Nexthop{}}
+	stale := netip.MustParsePrefix("2001:db8:9::/48")
+	local := netip.MustParsePrefix("2001:db8:1::/48")
+	require.NoError(t, m.SetRoute(stale, netip.Prefix{}, loader.Nexthop{Tunnel: 3}))
+	require.NoError(t, m.SetRoute(local, netip.Prefix{}, loader.Nexthop{Local: true}))
+	w := Follow(routers[0], &Dataplane{Map: m, Tunnel: tun7}, zerolog.Nop())
+	defer w.Stop()
+	require.Eventually(t, func() bool {
+		_, ok := m.get(peerPrefix, netip.Prefix{})
+		return ok
+	}, 5*time.Second, 10*time.Millisecond)
+
+	w.PruneAfter(0)
+	require.Eventually(t, func() bool {
+		_, ok := m.get(stale, netip.Prefix{})
+		return !ok
+	}, 5*time.Second, time.Millisecond)
+	_, ok := m.get(local, netip.Prefix{})
+	require.True(t, ok, "local routes stay")
+	_, ok = m.get(peerPrefix, netip.Prefix{})
+	require.True(t, ok, "selected routes stay")
+
+	w.Forget(7)
+	_, ok = m.get(peerPrefix, netip.Prefix{})
+	require.False(t, ok, "Forget returns once the routes are gone")
+	require.False(t, w.Installed(babel.KeyOf(peerPrefix, netip.Prefix{})))
+	_, ok = m.get(local, netip.Prefix{})
+	require.True(t, ok)
 }
 
 func TestDataplaneUnknownTunnel(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
@@ -41,7 +40,7 @@ func FuzzReceive(f *testing.F) {
 	fresh := func(t testing.TB) (*nodeproto.Node, *int) {
 		sent := new(int)
 		node, err := nodeproto.New(nodeproto.Config{
-			Identity: client.Identity{CA: authority.Cert, Cert: cert, Key: key},
+			Identity: nodeproto.Identity{CA: authority.Cert, Cert: cert, Key: key},
 			Network:  net,
 			Send:     func(netip.Addr, netip.AddrPort, []byte) error { *sent++; return nil },
 			Handler:  &handler{version: version},

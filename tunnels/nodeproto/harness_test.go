@@ -164,7 +164,8 @@ type testNode struct {
 	cert    *x509.Certificate
 	public  netip.AddrPort // underlay endpoint others see (NAT mapping)
 	inbox   chan packet
-	closed  bool // guarded by testNet.mu
+	queued  atomic.Int64 // packets routed to it whose Receive has not returned
+	closed  bool         // guarded by testNet.mu
 	clock   atomic.Pointer[time.Time]
 }
 
@@ -182,9 +183,9 @@ func (tn *testNet) add(name string, authority *ca.Authority, serial uint64, conf
 	n.clock.Store(&now)
 	n.cert = issue(t, authority, key, prefixBits[name], serial)
 	cfg := nodeproto.Config{
-		Identity: client.Identity{CA: ourCA(t).Cert, Cert: n.cert, Key: key},
-		Network:  network(t),
-		Revoked:  func(serial uint64) bool { return tn.isRevoked(serial) },
+		Identity: nodeproto.Identity{CA: ourCA(t).Cert, Cert: n.cert, Key: key}, Software: client.UserAgent,
+		Network: network(t),
+		Revoked: func(serial uint64) bool { return tn.isRevoked(serial) },
 		Send: func(dst netip.Addr, via netip.AddrPort, payload []byte) error {
 			tn.route(packet{from: n, dst: dst, via: via, payload: append([]byte(nil), payload...)})
 			return nil
@@ -210,6 +211,7 @@ func (tn *testNet) add(name string, authority *ca.Authority, serial uint64, conf
 				via = p.from.public // what the receiver sees: the sender's NAT mapping
 			}
 			n.node.Receive(nodeproto.NodeAddr(p.from.prefix), via, p.payload)
+			n.queued.Add(-1)
 		}
 	}()
 	t.Cleanup(func() {
@@ -236,9 +238,11 @@ func (tn *testNet) route(p packet) {
 	}
 	for _, n := range tn.nodes {
 		if n.prefix.Contains(p.dst) && !n.closed {
+			n.queued.Add(1)
 			select {
 			case n.inbox <- p:
 			default: // queue full: lost, as UDP would be
+				n.queued.Add(-1)
 			}
 			return
 		}

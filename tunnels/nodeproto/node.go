@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
-	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )
 
@@ -55,9 +54,19 @@ type Handler interface {
 	Topology() string
 }
 
+// Identity is the node's CA, certificate and key (the fields of
+// registry/client.Identity, which converts to it).
+type Identity struct {
+	CA   *x509.Certificate
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
 // Config configures a Node.
 type Config struct {
-	Identity client.Identity
+	Identity Identity
+	// Software is what the node answers to the software query (code 4).
+	Software string
 	Network  netip.Prefix
 	Protocol int // announced in handshakes; 0 means MinProtocol
 	// Revoked reports whether a certificate serial is revoked. It may
@@ -605,7 +614,7 @@ func (n *Node) answer(code byte, peer *Peer) []byte {
 	case CodeAddresses:
 		answer = FormatAddresses(n.cfg.Handler.Addresses())
 	case CodeSoftware:
-		answer = client.UserAgent
+		answer = n.cfg.Software
 	case CodeTopology:
 		if peer == nil || n.cfg.IsRegistry == nil || n.cfg.IsRegistry(peer.Prefix) {
 			answer = n.cfg.Handler.Topology()

@@ -61,8 +61,8 @@ func established(t *testing.T, tn *testNet, a, b *testNode) []packet {
 	b.handler.addresses = []nodeproto.Address{{IP: netip.MustParseAddr("192.0.2.2"), Port: 326, Proto: "fou"}}
 	_, err := a.node.AskAddresses(ctxTimeout(t, 5*time.Second), b.prefix)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(b.inbox) == 0 && len(a.inbox) == 0 }, time.Second, time.Millisecond)
-	time.Sleep(10 * time.Millisecond) // let the last Receive return
+	require.Eventually(t, func() bool { return b.queued.Load() == 0 && a.queued.Load() == 0 }, time.Second, time.Millisecond,
+		"every packet received")
 	return tn.sent()
 }
 

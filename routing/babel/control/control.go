@@ -109,9 +109,10 @@ func WriteText(w io.Writer, d babel.Dump) error {
 	for _, x := range d.Exported {
 		fmt.Fprintf(b, "xroute %s from %s metric %d\n", x.Prefix, source(x.Source, x.Prefix), x.Metric)
 	}
+	// babeld's dump says "installed" for the route it selected.
 	for _, r := range d.Routes {
 		fmt.Fprintf(b, "route %s from %s installed %s id %s metric %d refmetric %d seqno %d feasible %s via %s nexthop %s if %s\n",
-			r.Prefix, source(r.Source, r.Prefix), yesNo(r.Installed), r.RouterID, r.Metric, r.Refmetric, r.Seqno,
+			r.Prefix, source(r.Source, r.Prefix), yesNo(r.Selected), r.RouterID, r.Metric, r.Refmetric, r.Seqno,
 			yesNo(r.Feasible), r.Neighbour, r.NextHop, r.Interface)
 	}
 	return b.Flush()

@@ -1,4 +1,4 @@
-package tunnels
+package manager
 
 import (
 	"math/rand/v2"

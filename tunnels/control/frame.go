@@ -1,4 +1,4 @@
-package node
+package control
 
 import (
 	"encoding/binary"
