@@ -27,6 +27,7 @@ type Config struct {
 	Encap      loader.TunnelType
 	FOUPort    uint16
 	Hook       loader.Hook
+	Attach     loader.AttachMode
 	LANs       []string // -i: interfaces where Babel runs natively
 	Neighbours []string // --neighbour: prefixes (CN "n/len") preferred for tunnels
 
@@ -77,6 +78,9 @@ func (c *Config) check() error {
 	}
 	if c.FOUPort == 0 {
 		c.FOUPort = loader.DefaultFOUPort
+	}
+	if c.Attach == "" {
+		c.Attach = loader.AttachAuto
 	}
 	if c.Hook == "" {
 		c.Hook = loader.HookAuto

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -202,27 +201,29 @@ func (n *Node) start(ctx context.Context) error {
 }
 
 // openDatapath reopens the instance's pinned data plane (a restart: transit
-// never stopped) or brings a new one up.
+// never stopped), replacing its programs in place when this binary's differ
+// (an upgrade), or brings a new one up. A restart keeps the underlays it was
+// started with unless --underlay names them.
 func (n *Node) openDatapath() (*loader.Datapath, error) {
-	addr := netip.PrefixFrom(n.id.addr, n.id.network.Bits())
-	if dp, err := loader.Open(n.cfg.Instance); err == nil {
-		if dp.State.Address != addr {
-			dp.Close()
-			return nil, fmt.Errorf("data-plane instance %q has address %s, not ours (%s): run `re6st-bpf down --instance %s`",
-				n.cfg.Instance, dp.State.Address, addr, n.cfg.Instance)
-		}
-		n.log.Info().Str("instance", n.cfg.Instance).Msg("data plane already up: resynchronising")
-		return dp, nil
-	}
 	underlays := n.cfg.Underlays
 	if len(underlays) == 0 {
-		var err error
-		if underlays, err = ipv4Interfaces(); err != nil {
+		if dp, err := loader.Open(n.cfg.Instance); err == nil {
+			underlays = dp.State.Underlays()
+			dp.Close()
+		} else if underlays, err = ipv4Interfaces(); err != nil {
 			return nil, err
 		}
 	}
-	return loader.Up(loader.Options{Instance: n.cfg.Instance, Netns: n.cfg.Netns, Address: addr, Underlays: underlays,
-		Hook: n.cfg.Hook, FOUPort: n.cfg.FOUPort})
+	dp, reused, err := loader.Ensure(loader.Options{Instance: n.cfg.Instance, Netns: n.cfg.Netns,
+		Address: netip.PrefixFrom(n.id.addr, n.id.network.Bits()), Underlays: underlays,
+		Hook: n.cfg.Hook, Attach: n.cfg.Attach, FOUPort: n.cfg.FOUPort})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		n.log.Info().Str("instance", n.cfg.Instance).Msg("data plane already up: resynchronising")
+	}
+	return dp, nil
 }
 
 // setupDefaultRoute: a gateway announces ::/0 from the network; other

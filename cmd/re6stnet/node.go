@@ -22,6 +22,7 @@ type nodeFlags struct {
 	netns   string
 	encap   string
 	hook    string
+	attach  string
 	ips     []string
 	ignored []string
 }
@@ -41,6 +42,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringVar(&f.encap, "encap", "fou", "encapsulation of the tunnels this node sets up: fou or gre (GRE does not cross NATs)")
 	fl.Uint16Var(&f.cfg.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of FOU tunnels and of tunnel setup")
 	fl.StringVar(&f.hook, "hook", string(loader.HookAuto), "underlay hook: auto, tc or xdp")
+	fl.StringVar(&f.attach, "attach", string(loader.AttachAuto), "how tc programs attach: tcx, legacy (clsact qdisc + cls_bpf, kernels before 6.6) or auto")
 	fl.StringArrayVarP(&f.cfg.LANs, "interface", "i", nil, "LAN interface where Babel runs natively, so nodes on it find each other (repeatable)")
 	fl.StringArrayVar(&f.cfg.Neighbours, "neighbour", nil, "CN (n/len) of a peer to prefer for tunnels and to remove last (repeatable)")
 	fl.IntVar(&f.cfg.ClientCount, "client-count", -1, "outgoing tunnels to keep (default: the registry's)")
@@ -62,6 +64,12 @@ func (f *nodeFlags) config() (node.Config, error) {
 		f.cfg.Hook = loader.Hook(f.hook)
 	default:
 		return f.cfg, fmt.Errorf("--hook %q: want auto, tc or xdp", f.hook)
+	}
+	switch a := loader.AttachMode(f.attach); a {
+	case loader.AttachAuto, loader.AttachTCX, loader.AttachLegacy:
+		f.cfg.Attach = a
+	default:
+		return f.cfg, fmt.Errorf("--attach %q: want auto, tcx or legacy", f.attach)
 	}
 	for _, s := range f.ips {
 		ip, err := netip.ParseAddr(s)

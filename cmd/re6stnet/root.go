@@ -6,10 +6,12 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/logging"
 )
 
 func rootCommand() *cobra.Command {
-	var level string
+	var level, format string
 	var nf nodeFlags
 	root := &cobra.Command{
 		Use:   "re6stnet [@OPTIONS_FILE] --registry URL --ca CA --cert CERT --key KEY [flags]",
@@ -37,15 +39,18 @@ tested on its own and how a host can stand in for babeld on a LAN.`,
 				return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", level)
 			}
 			zerolog.SetGlobalLevel(l)
-			return nil
+			log, err = logging.New(os.Stderr, format, l)
+			return err
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	root.PersistentFlags().StringVar(&format, "log-format", logging.Auto, logging.FlagUsage)
 	addNodeFlags(root, &nf)
 	root.AddCommand(babelCommand(), statusCommand())
 	return root
 }
 
-func logger() zerolog.Logger {
-	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}).With().Timestamp().Logger()
-}
+// log is the logger --log-format and --log-level chose.
+var log zerolog.Logger
+
+func logger() zerolog.Logger { return log }
