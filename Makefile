@@ -19,11 +19,12 @@ generate: deps
 build: deps
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Unit, prog.Run, interop and network-namespace tests. Tests that need root
-# skip with a reason when not root; CI runs as root.
+# Unit, prog.Run, interop and network-namespace tests, under the race
+# detector. Tests that need root skip with a reason when not root; CI runs
+# as root.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # A whole re6st network on the embedded default internet (docs/demo.md):
 # registry and 9 nodes across two ISPs, a NAT and a LAN, until every node

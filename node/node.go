@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
@@ -114,6 +115,36 @@ func (n *Node) supervise(ctx, gctx context.Context) {
 	n.shutdown()
 }
 
+// privateFiles makes the state and run directories 0700 and the peer cache
+// 0600, whatever the umask: they hold the network's parameters (with its
+// Babel key) and the peers. Wider modes left by an older version are
+// tightened, with a warning.
+func (n *Node) privateFiles() error {
+	for _, dir := range []string{n.cfg.StateDir, n.cfg.RunDir} {
+		wide, err := secfile.Dir(dir)
+		if err != nil {
+			return err
+		}
+		if wide != 0 {
+			n.log.Warn().Str("dir", dir).Stringer("mode", wide).Msg("directory readable by others: made 0700")
+			if err := os.Chmod(dir, secfile.DirMode); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range []string{"cache.db", "cache.db-wal", "cache.db-shm", tunnelsFile, paramsFile} {
+		wide, err := secfile.Tighten(filepath.Join(n.cfg.StateDir, name))
+		if err != nil {
+			return err
+		}
+		if wide != 0 {
+			n.log.Warn().Str("file", name).Stringer("mode", wide).Msg("file readable by others: made 0600")
+		}
+	}
+	_, err := secfile.File(filepath.Join(n.cfg.StateDir, "cache.db"))
+	return err
+}
+
 // prepare loads the identity, the peer cache and the network parameters.
 func (n *Node) prepare(ctx context.Context) error {
 	var err error
@@ -121,10 +152,8 @@ func (n *Node) prepare(ctx context.Context) error {
 		return err
 	}
 	n.log = n.log.With().Stringer("prefix", n.id.prefix).Logger()
-	for _, dir := range []string{n.cfg.StateDir, n.cfg.RunDir} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	if err := n.privateFiles(); err != nil {
+		return err
 	}
 	if n.cache, err = peercache.Open(filepath.Join(n.cfg.StateDir, "cache.db"), n.log); err != nil {
 		return err

@@ -4,17 +4,22 @@ import (
 	"context"
 	"crypto/rsa"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
+// paramsConfigName is where versions before the parameters file of their
+// own kept the parameters in the peer cache.
 const paramsConfigName = "network-parameters"
 
 // netParams are the network parameters in force, read at each use (they
@@ -75,17 +80,31 @@ func (np *netParams) Counts() (clientCount, maxClients int) {
 func (np *netParams) clientCount() int { c, _ := np.Counts(); return c }
 func (np *netParams) maxClients() int  { _, m := np.Counts(); return m }
 
-// loadParams returns the network parameters: the cached document if it
-// still verifies, else the registry's, retried with a back-off from 1 to
+// cachedParams are the signed parameter documents kept from earlier runs,
+// best first: the file of their own, which a corrupt peer cache does not
+// take away, then the peer cache, where older versions kept them.
+func (n *Node) cachedParams() [][]byte {
+	var docs [][]byte
+	if doc, err := os.ReadFile(filepath.Join(n.cfg.StateDir, paramsFile)); err == nil {
+		docs = append(docs, doc)
+	}
+	if doc, ok, err := n.cache.Config(paramsConfigName); err == nil && ok {
+		docs = append(docs, doc)
+	}
+	return docs
+}
+
+// loadParams returns the network parameters: a kept document if it still
+// verifies, else the registry's, retried with a back-off from 1 to
 // 60 s until ctx ends (re6st's start-up loop).
 func (n *Node) loadParams(ctx context.Context) (*netparams.Params, error) {
-	if doc, ok, err := n.cache.Config(paramsConfigName); err == nil && ok {
+	for _, doc := range n.cachedParams() {
 		p, err := netparams.Decode(doc, n.id.CA.PublicKey.(*rsa.PublicKey), n.id.Key)
 		if err == nil && p.Protocol >= netparams.Protocol {
 			n.log.Info().Uint64("version", p.Version).Msg("network parameters from the cache")
 			return p, nil
 		}
-		n.log.Warn().Err(err).Msg("cached network parameters unusable, asking the registry")
+		n.log.Warn().Err(err).Msg("cached network parameters unusable")
 	}
 	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
 		p, err := n.fetchParams(ctx)
@@ -113,8 +132,8 @@ func (n *Node) fetchParams(ctx context.Context) (*netparams.Params, error) {
 	if p.MinProtocol > netparams.Protocol {
 		return nil, fmt.Errorf("the network requires protocol %d, this node speaks %d", p.MinProtocol, netparams.Protocol)
 	}
-	if err := n.cache.SetConfig(paramsConfigName, doc); err != nil {
-		n.log.Warn().Err(err).Msg("cannot cache the network parameters")
+	if err := writeFileAtomic(filepath.Join(n.cfg.StateDir, paramsFile), doc, secfile.FileMode); err != nil {
+		n.log.Warn().Err(err).Msg("cannot keep the network parameters")
 	}
 	return p, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
@@ -33,7 +34,14 @@ func (n *Node) managerConfig() manager.Config {
 	}
 }
 
-func (n *Node) statePath() string { return filepath.Join(n.cfg.StateDir, "tunnels.json") }
+// Files of the state directory besides the peer cache: the tunnels to take
+// over after a restart, and the signed network parameters.
+const (
+	tunnelsFile = "tunnels.json"
+	paramsFile  = "network-parameters"
+)
+
+func (n *Node) statePath() string { return filepath.Join(n.cfg.StateDir, tunnelsFile) }
 
 // loadTunnels reads the table a previous run saved.
 func (n *Node) loadTunnels() []manager.Tunnel {
@@ -53,7 +61,7 @@ func (n *Node) saveTunnels(list []manager.Tunnel) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(n.statePath(), data, 0o644)
+	return writeFileAtomic(n.statePath(), data, secfile.FileMode)
 }
 
 // bpfBackend is the tunnel backend of the BPF data plane: FOU and GRE
@@ -330,6 +338,9 @@ func (n *Node) advertised() []nodeproto.Address {
 	}
 	var out []nodeproto.Address
 	for _, ip := range ips {
+		if !ip.IsGlobalUnicast() {
+			continue // link-local and the like: no peer reaches us there, and the registry refuses them
+		}
 		if n.cfg.Encap == loader.GRE {
 			out = append(out, nodeproto.Address{IP: ip, Proto: nodeproto.ProtoGRE})
 		}

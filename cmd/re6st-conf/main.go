@@ -19,7 +19,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
-	"github.com/re6st-bpf/re6st-bpf/registry/secfile"
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )

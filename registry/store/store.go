@@ -10,7 +10,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
-	"github.com/re6st-bpf/re6st-bpf/registry/secfile"
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 )
 
 // The table definitions, spelled as re6st creates them. re6st refuses to

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/re6st-bpf/re6st-bpf/registry/secfile"
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 )
 
 func mode(t *testing.T, path string) fs.FileMode {
