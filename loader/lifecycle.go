@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,24 +214,46 @@ func (p *datapathPrograms) byName(name string) *ebpf.Program {
 // loadObjects loads the programs configured from opts and dev, and the
 // maps pinned under the instance's directory (reused when pinned, created
 // and pinned otherwise).
+// config is the load-time configuration of the programs
+// (bpf/include/config.h).
+type config struct {
+	fouPort                     uint16 // host order
+	overlayIfindex, peerIfindex uint32
+	overlayMAC                  [6]byte
+	nodeAddr                    netip.Addr
+	unknownPeerPPS, icmpPPS     uint32
+}
+
+// apply writes cfg into the object's variables, through bpf2go's typed
+// variable specs: a variable renamed in C no longer compiles here.
+func (cfg config) apply(spec *ebpf.CollectionSpec) error {
+	var v datapathVariableSpecs
+	if err := spec.Assign(&v); err != nil {
+		return fmt.Errorf("configure the programs: %w", err)
+	}
+	if err := errors.Join(
+		v.CfgFouPort.Set(htons(cfg.fouPort)),
+		v.CfgOverlayIfindex.Set(cfg.overlayIfindex),
+		v.CfgOverlayPeerIfindex.Set(cfg.peerIfindex),
+		v.CfgOverlayMac.Set(cfg.overlayMAC),
+		v.CfgNodeAddr.Set(cfg.nodeAddr.As16()),
+		v.CfgUnknownPeerPps.Set(cfg.unknownPeerPPS),
+		v.CfgIcmpPps.Set(cfg.icmpPPS),
+	); err != nil {
+		return fmt.Errorf("configure the programs: %w", err)
+	}
+	return nil
+}
+
 func loadObjects(opts Options, dev overlayDevice, mode AttachMode) (*datapathObjects, error) {
 	spec, err := loadDatapath()
 	if err != nil {
 		return nil, err
 	}
-	nodeAddr := opts.Address.Addr().As16()
-	for name, v := range map[string]any{
-		"cfg_fou_port":             htons(opts.FOUPort),
-		"cfg_overlay_ifindex":      uint32(dev.ifindex),
-		"cfg_overlay_peer_ifindex": uint32(dev.peerIfindex),
-		"cfg_overlay_mac":          dev.mac,
-		"cfg_node_addr":            nodeAddr,
-		"cfg_unknown_peer_pps":     opts.UnknownPeerPPS,
-		"cfg_icmp_pps":             opts.ICMPPPS,
-	} {
-		if err := spec.Variables[name].Set(v); err != nil {
-			return nil, fmt.Errorf("configure %s: %w", name, err)
-		}
+	cfg := config{fouPort: opts.FOUPort, overlayIfindex: uint32(dev.ifindex), peerIfindex: uint32(dev.peerIfindex),
+		overlayMAC: dev.mac, nodeAddr: opts.Address.Addr(), unknownPeerPPS: opts.UnknownPeerPPS, icmpPPS: opts.ICMPPPS}
+	if err := cfg.apply(spec); err != nil {
+		return nil, err
 	}
 	if mode == AttachLegacy {
 		// cls_bpf takes SchedCLS programs of any expected attach type,

@@ -89,16 +89,10 @@ func unpinnedSpec(t *testing.T) *ebpf.CollectionSpec {
 func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	netns.RequireRoot(t)
 	spec := unpinnedSpec(t)
-	var mac [6]byte
-	copy(mac[:], overlayMAC)
-	for name, v := range map[string]any{
-		"cfg_fou_port":        htons(fouPort),
-		"cfg_overlay_ifindex": uint32(overlayIfindex), "cfg_overlay_peer_ifindex": uint32(peerIfindex),
-		"cfg_overlay_mac": mac, "cfg_node_addr": nodeAddr.As16(),
-		"cfg_unknown_peer_pps": uint32(100), "cfg_icmp_pps": uint32(100),
-	} {
-		require.NoError(t, spec.Variables[name].Set(v), name)
-	}
+	cfg := config{fouPort: fouPort, overlayIfindex: overlayIfindex, peerIfindex: peerIfindex,
+		nodeAddr: nodeAddr, unknownPeerPPS: 100, icmpPPS: 100}
+	copy(cfg.overlayMAC[:], overlayMAC)
+	require.NoError(t, cfg.apply(spec))
 	var objs datapathObjects
 	require.NoError(t, spec.LoadAndAssign(&objs, nil))
 	t.Cleanup(func() { objs.Close() })
