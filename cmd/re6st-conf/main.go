@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
-	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )
