@@ -3,8 +3,9 @@
 // the sockets, the dispatch of what arrives by UDP port, and the framing.
 //
 // The data plane (bpf/) forwards and encapsulates; it passes up to the
-// daemon, still encapsulated, Babel (UDP port 6696, BABEL_PORT in
-// bpf/include/config.h, babel.Port here), packets to link-local or
+// daemon, still encapsulated, Babel (UDP port 6696: CONTROL_PORT_BABEL in
+// bpf/include/types.h, exported as loader.BabelPort and tested equal to
+// babel.Port), packets to link-local or
 // multicast destinations, and anything from an address that is not a
 // tunnel endpoint yet (tunnel set-up): see is_control in
 // bpf/include/underlay.h. Conn reads them from the FOU port (UDP) and a
