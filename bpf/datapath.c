@@ -154,15 +154,14 @@ static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u
  * kept), write them, and let the kernel address the next hop. */
 static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ctx *c, __u32 inner_len)
 {
-	void *end = (void *)(long)skb->data_end;
-	__u16 sport = transit_sport(c, end);
-	__s32 delta = transit_delta(c);
-
 	/* A GSO packet is marked with its tunnel type (UDP or GRE), and only
 	 * the kernel may change the mark (it refuses to encapsulate again).
 	 * When the type changes, the kernel cuts the packet first. */
 	if (skb_gso_size(skb) && c->outer->protocol != outer_protocol(&c->next))
 		return HOOK_SEGMENT;
+	__u16 sport = transit_sport(c, (void *)(long)skb->data_end);
+	__s32 delta = transit_delta(c);
+
 	if (delta && bpf_skb_adjust_room(skb, delta, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return HOOK_FAILED;
 	if (transit_write((void *)(long)skb->data, (void *)(long)skb->data_end, c, inner_len, sport) < 0)
