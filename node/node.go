@@ -115,8 +115,8 @@ func (n *Node) supervise(ctx, gctx context.Context) {
 	n.shutdown()
 }
 
-// privateFiles makes the state and run directories 0700 and the peer cache
-// 0600, whatever the umask: they hold the network's parameters (with its
+// privateFiles makes the state and run directories 0700 and the peer cache,
+// the tunnels and the parameters files 0600, whatever the umask: they hold the network's parameters (with its
 // Babel key) and the peers. Wider modes left by an older version are
 // tightened, with a warning.
 func (n *Node) privateFiles() error {
