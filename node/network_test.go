@@ -296,9 +296,12 @@ func testRestartTransit(t *testing.T, nw *network) {
 	require.NoError(t, json.Unmarshal(<-out, &r))
 	require.Empty(t, r.Error)
 	require.GreaterOrEqual(t, len(r.Intervals), 11)
+	var perSecond []uint64
 	for i, iv := range r.Intervals {
+		perSecond = append(perSecond, iv.Sum.Bytes)
 		assert.NotZero(t, iv.Sum.Bytes, "second %d of the stream carried nothing", i)
 	}
+	t.Logf("bytes per second: %v", perSecond)
 	assert.Greater(t, r.End.SumReceived.Bytes, uint64(20e6/8*10), "the stream went on at its rate")
 }
 

@@ -132,7 +132,7 @@ func (n *Node) privateFiles() error {
 			}
 		}
 	}
-	for _, name := range []string{"cache.db", "cache.db-wal", "cache.db-shm", tunnelsFile, paramsFile} {
+	for _, name := range []string{"cache.db", "cache.db-wal", "cache.db-shm", tunnelsFile, paramsFile, babelStateFile} {
 		wide, err := secfile.Tighten(filepath.Join(n.cfg.StateDir, name))
 		if err != nil {
 			return err
@@ -188,7 +188,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
-	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log}); err != nil {
+	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log, Handover: n.loadBabelState()}); err != nil {
 		return err
 	}
 	if n.conn, err = control.Open(n.cfg.FOUPort, n.id.addr, n.log); err != nil {
@@ -208,6 +208,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.tunnels = manager.New(n.managerConfig())
+	n.router.EndHandover()
 	n.fibw.PruneAfter(3 * n.params.Hello())
 	n.run.Go(func() error { return n.tunnels.Run(ctx) })
 	n.run.Go(func() error { return n.conn.Serve(ctx, n.links, n.proto) })
@@ -321,6 +322,7 @@ func (n *Node) shutdown() {
 		n.fibw.Stop()
 	}
 	if n.router != nil {
+		n.saveBabelState()
 		n.router.Close()
 	}
 	if n.cache != nil {

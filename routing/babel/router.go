@@ -147,6 +147,11 @@ type Config struct {
 	// SmoothingHalfLife is the half-life of the smoothed metric used for
 	// route-selection hysteresis (default 4 s, as babeld; negative disables).
 	SmoothingHalfLife time.Duration
+	// Handover, if set, is what the router this one replaces handed over
+	// (Snapshot): its feasibility distances, and the state of each
+	// interface, taken over when an interface of that name is added, until
+	// EndHandover.
+	Handover *Handover
 }
 
 // RandomRouterID returns a random valid router-id.
@@ -210,6 +215,11 @@ type Router struct {
 	nextRouteCheck time.Duration
 	enc            *Encoder
 	closed         bool
+
+	// handover holds the interface states a previous router handed over,
+	// handoverElapsed the time since it did (Config.Handover).
+	handover        map[string]InterfaceState
+	handoverElapsed time.Duration
 }
 
 // NewRouter returns a router with no interface.
@@ -249,6 +259,9 @@ func NewRouter(cfg Config) (*Router, error) {
 		resends:  make(map[uint32]*pendingResend),
 		subs:     make(map[int]func(RouteChange)),
 		enc:      NewEncoder(0),
+	}
+	if cfg.Handover != nil {
+		r.takeOver(cfg.Handover)
 	}
 	return r, nil
 }
@@ -307,8 +320,12 @@ func (r *Router) AddInterface(name string, cfg InterfaceConfig, t Transport) err
 	if cfg.Auth != nil {
 		i.auth = newAuthState(*cfg.Auth, r.randomBytes(pcIndexLen))
 	}
+	resumed := r.resume(i)
 	r.ifaces[name] = i
 	if err := t.Start(func(src, dst netip.Addr, pkt []byte) { r.receive(i, src, dst, pkt) }); err != nil {
+		for _, n := range i.neighbours {
+			r.flushNeighbour(n)
+		}
 		delete(r.ifaces, name)
 		return fmt.Errorf("babel: interface %s: %w", name, err)
 	}
@@ -318,7 +335,7 @@ func (r *Router) AddInterface(name string, cfg InterfaceConfig, t Transport) err
 	r.scheduleUpdate(i, r.jitter(i.cfg.UpdateInterval, 0.25))
 	r.scheduleHousekeeping()
 	r.log.Info().Str("interface", name).Stringer("local", i.local).Stringer("type", cfg.Type).
-		Dur("hello", cfg.HelloInterval).Msg("babel: interface up")
+		Dur("hello", cfg.HelloInterval).Bool("resumed", resumed).Int("neighbours", len(i.neighbours)).Msg("babel: interface up")
 	return nil
 }
 
