@@ -44,9 +44,8 @@ func (d *Datapath) SetIPv4(addr netip.Prefix) error {
 		if !addr.IsValid() {
 			return nil
 		}
-		sysctl := filepath.Join("/proc/sys/net/ipv4/conf", st.Overlay, "forwarding")
-		if err := os.WriteFile(sysctl, []byte("1"), 0); err != nil {
-			return fmt.Errorf("sysctl %s: %w", sysctl, err)
+		if err := ipv4Sysctls(st.Overlay); err != nil {
+			return err
 		}
 		err = netlink.AddrAdd(l, &netlink.Addr{IPNet: prefixIPNet(addr)})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
@@ -69,4 +68,29 @@ func (d *Datapath) SetIPv4(addr netip.Prefix) error {
 	}
 	st.IPv4 = addr
 	return writeState(st)
+}
+
+// ipv4Sysctls prepare the overlay device for inner IPv4:
+//   - forwarding: the slow path (packets arrive on the device and leave by
+//     it; other interfaces keep theirs);
+//   - accept_local: the data plane's ICMPv4 errors about the node's own
+//     packets arrive on the device from the node's own address;
+//   - no redirects: a slow-path packet leaves by the device it came in by,
+//     which would make the kernel send ICMPv4 redirects into the overlay;
+//     the kernel sends them if "all" or the device says so, so both are
+//     turned off (the node routes nothing else).
+func ipv4Sysctls(overlay string) error {
+	for _, kv := range [][2]string{
+		{overlay + "/forwarding", "1"},
+		{overlay + "/accept_local", "1"},
+		{overlay + "/accept_redirects", "0"},
+		{overlay + "/send_redirects", "0"},
+		{"all/send_redirects", "0"},
+	} {
+		path := filepath.Join("/proc/sys/net/ipv4/conf", kv[0])
+		if err := os.WriteFile(path, []byte(kv[1]), 0); err != nil {
+			return fmt.Errorf("sysctl %s: %w", path, err)
+		}
+	}
+	return nil
 }
