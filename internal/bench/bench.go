@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,18 @@ type Config struct {
 	Quick bool
 	// Rounds overrides the number of rounds (0: 5, or 2 when Quick).
 	Rounds int
-	Log    io.Writer // progress; nil for none
+	// Variants, when set, restricts the run to these variants (by name;
+	// the reference is always measured).
+	Variants []string
+	Log      io.Writer // progress; nil for none
+}
+
+// selected is vs restricted to the variants c asks for.
+func (c Config) selected(vs []Variant) []Variant {
+	if len(c.Variants) == 0 {
+		return vs
+	}
+	return slices.DeleteFunc(vs, func(v Variant) bool { return v.Name != Reference && !slices.Contains(c.Variants, v.Name) })
 }
 
 // params are the sizes of a run's tests and where they run.
@@ -97,8 +109,8 @@ func Run(cfg Config) (*Results, error) {
 	cfg.logf("route map %5.1fs %+v", time.Since(start).Seconds(), r.RouteMap)
 	r.Summarize()
 	for _, hops := range Chains {
-		for _, v := range variantsFor(hops) {
-			for _, base := range v.singleShapes() {
+		for _, v := range cfg.selected(variantsFor(hops)) {
+			for _, base := range v.comparedWith() {
 				r.Comparisons = append(r.Comparisons, r.Compare(hops, v.Name, base))
 			}
 		}
@@ -189,7 +201,7 @@ func (t *topology) programCosts(runs int, live map[string]float64) ([]ProgramCos
 	c := t.chain
 	first, last := c.First(), c.Last()
 	underlay, redirect := t.underlay()
-	pkt, err := udp6(first.Overlay, last.Overlay, smallPayload)
+	pkt, err := udp(t.overlayAddr(first), t.overlayAddr(last), smallPayload)
 	if err != nil {
 		return nil, err
 	}
