@@ -16,8 +16,9 @@ import (
 // A — B — C carrying IPv4 over the overlay, for each encapsulation (and a
 // chain whose shape changes at B, where TCP's GSO packets take the
 // segmentation detour) at each underlay hook: ping, a TCP transfer checked
-// by SHA-256 with B's kernel forwarding nothing, traceroute showing B, and
-// "network unreachable" from the data plane.
+// by SHA-256 with B's kernel forwarding nothing, traceroute showing B,
+// "network unreachable" from the data plane, and "fragmentation needed"
+// from the transit node for a packet larger than its next tunnel's MTU.
 func TestOverlayIPv4ThroughTransitNode(t *testing.T) {
 	netns.RequireRoot(t)
 	fou, greKey, gre := chain.Shape{Encap: loader.FOU}, chain.Shape{Encap: loader.GRE, GREKey: true}, chain.Shape{Encap: loader.GRE}
@@ -59,6 +60,16 @@ func TestOverlayIPv4ThroughTransitNode(t *testing.T) {
 			out, _ = a.NS.Run("ping", "-c", "1", "-W", "2", "10.42.9.1")
 			require.Contains(t, out, "From "+a.Overlay4.String())
 			require.Contains(t, out, "Destination Net Unreachable")
+
+			// B's tunnel to C narrower than the overlay: B's data plane
+			// tells A, which does not fragment (DF), the tunnel's MTU.
+			tn, err := b.Datapath.Tunnel(2)
+			require.NoError(t, err)
+			tn.MTU = 1300
+			require.NoError(t, b.Datapath.UpdateTunnel(tn))
+			out, _ = a.NS.Run("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1400", cc.Overlay4.String())
+			require.Contains(t, out, "From "+b.Overlay4.String())
+			require.Contains(t, out, "Frag needed and DF set (mtu = 1300)")
 		})
 	}
 }
