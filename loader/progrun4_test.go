@@ -137,6 +137,9 @@ func underlay4Cases(t *testing.T) []progCase {
 		{name: "transit4-no-route-slow-path", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, noRoute), tc: tcRedirect, xdp: xdpRedir, out: toOverlay(t, noRoute), reasons: []string{"no-route", "slow-path"}},
 		{name: "malformed4-ihl", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, append([]byte{0x44}, local[1:]...)), tc: tcShot, xdp: xdpDrop, reasons: []string{"drop-malformed"}},
 		{name: "malformed4-gre-says-ipv4", in: mislabelled, tc: tcShot, xdp: xdpDrop, reasons: []string{"drop-malformed"}},
+		// Not from an endpoint: a GRE tunnel of the host's own, left to
+		// the stack without the unknown-peer rate limit.
+		{name: "gre4-not-endpoint", in: gre(t, "10.9.9.9", "10.0.4.1", nil, local), tc: tcxNext, xdp: xdpPass, reasons: []string{"pass-not-tunnel"}},
 	}
 	// Transit between shapes: in over tunnel 1 (FOU) or 3 (GRE with key),
 	// out of tunnel 2 (FOU), 3 or 4 (GRE), TTL decremented.

@@ -108,8 +108,8 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 
 	ek.remote = ip->saddr;
 	__u32 *id = bpf_map_lookup_elem(&endpoints, &ek);
-	if (!id)
-		return V_UNKNOWN;
+	if (!id) /* IPv4 in GRE from elsewhere: the host's own GRE tunnels */
+		return c->inner_proto == bpf_htons(ETH_P_IP) ? V_NOT_TUNNEL : V_UNKNOWN;
 	c->in_tunnel = *id;
 
 	/* FOU: the inner version says which (GUE variant 1). */
