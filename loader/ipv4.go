@@ -20,8 +20,8 @@ import (
 // only (the slow path of inner IPv4, docs/architecture.md §4): the node does
 // not become an IPv4 router between its underlay interfaces.
 func (d *Datapath) SetIPv4(addr netip.Prefix) error {
-	if addr.IsValid() && (!addr.Addr().Is4() || addr.Bits() == 32 || addr.Masked().Addr() == addr.Addr()) {
-		return fmt.Errorf("IPv4 address %s: want a host address in the IPv4 overlay with its prefix length, e.g. 10.42.1.1/16", addr)
+	if addr.IsValid() && !addr.Addr().Is4() {
+		return fmt.Errorf("IPv4 address %s: want an IPv4 address with the IPv4 overlay's prefix length, e.g. 10.42.1.1/16", addr)
 	}
 	st := &d.State
 	err := InNetns(st.Netns, func() error {
