@@ -10,6 +10,7 @@
 #include "include/common.h"
 #include "include/underlay.h"
 #include "include/icmp6.h"
+#include "include/ipv4.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -42,10 +43,39 @@ static __always_inline int encap_room(struct __sk_buff *skb, const struct tunnel
 			return 0;
 		return bpf_skb_adjust_room(skb, olen, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO);
 	}
+	if (skb->protocol == bpf_htons(ETH_P_IP)) /* inner IPv4: already IPv4 */
+		return bpf_skb_adjust_room(skb, olen, BPF_ADJ_ROOM_MAC, 0);
 	const __u32 v6_to_v4 = sizeof(struct ipv6hdr) - sizeof(struct iphdr);
 	if (bpf_skb_adjust_room(skb, olen + v6_to_v4, BPF_ADJ_ROOM_MAC, 0) < 0)
 		return -1;
 	return bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0);
+}
+
+/* Encapsulates the inner packet (IPv6, or IPv4 by its protocol) into
+ * tunnel t and sends it. */
+static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel *t, __u32 id)
+{
+	bool inner4 = skb->protocol == bpf_htons(ETH_P_IP);
+	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
+	__u32 inner_len = skb->len - ETH_HLEN;
+	__u32 olen = outer_len(t);
+	if (encap_room(skb, t, olen) < 0) {
+		count(REASON_DROP_MALFORMED);
+		return TC_ACT_SHOT;
+	}
+	struct outer_hdr o = {};
+	outer_build(&o, t, inner_len, sport);
+	if (inner4)
+		outer_set_inner4(&o, t);
+	__be16 proto = bpf_htons(ETH_P_IP);
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, &o, olen, BPF_F_INVALIDATE_HASH) < 0 ||
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) < 0) {
+		count(REASON_DROP_MALFORMED);
+		return TC_ACT_SHOT;
+	}
+	count(REASON_ENCAP);
+	count_tunnel(id, inner_len, 1);
+	return tunnel_xmit(t);
 }
 
 SEC("tcx/egress")
@@ -59,10 +89,17 @@ int overlay_egress(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-	/* Tunnel packets sent out of here to be segmented (HOOK_SEGMENT)
-	 * go on to the peer device. */
-	if ((void *)(eth + 1) <= end && eth->h_proto == bpf_htons(ETH_P_IP))
-		return TCX_NEXT;
+	/* IPv4: inner packets of the stack (ipv4.h), or tunnel packets sent
+	 * out of here to be segmented (HOOK_SEGMENT), which go on to the peer
+	 * device. */
+	if ((void *)(eth + 1) <= end && eth->h_proto == bpf_htons(ETH_P_IP)) {
+		if (!sent_by_overlay_stack(eth))
+			return TCX_NEXT;
+		struct tunnel t4;
+		__u32 id4;
+		int v = overlay_route4(skb, skb_gso_size(skb), &t4, &id4);
+		return v == EGRESS_ENCAP ? encap_xmit(skb, &t4, id4) : v;
+	}
 	if ((void *)(ip6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) || ip6->version != 6) {
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
@@ -92,25 +129,7 @@ int overlay_egress(struct __sk_buff *skb)
 		count(REASON_TOO_BIG);
 		return icmp6_send_error(skb, ICMPV6_PKT_TOOBIG, 0, t.mtu);
 	}
-
-	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
-	__u32 inner_len = skb->len - ETH_HLEN;
-	__u32 olen = outer_len(&t);
-	if (encap_room(skb, &t, olen) < 0) {
-		count(REASON_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	struct outer_hdr o = {};
-	outer_build(&o, &t, inner_len, sport);
-	__be16 proto = bpf_htons(ETH_P_IP);
-	if (bpf_skb_store_bytes(skb, ETH_HLEN, &o, olen, BPF_F_INVALIDATE_HASH) < 0 ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) < 0) {
-		count(REASON_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	count(REASON_ENCAP);
-	count_tunnel(id, inner_len, 1);
-	return tunnel_xmit(&t);
+	return encap_xmit(skb, &t, id);
 }
 
 static __always_inline int rate_limited_pass(__u32 pass_verdict, __u32 drop_verdict)
@@ -194,12 +213,13 @@ static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx 
 
 /* tcx: strip the outer headers (GSO size kept) and hand the inner packet to
  * the overlay device's ingress. */
-static __always_inline long tc_decap(struct __sk_buff *skb, __u32 olen)
+static __always_inline long tc_decap(struct __sk_buff *skb, __u32 olen, __be16 proto)
 {
 	if (bpf_skb_adjust_room(skb, -(__s32)olen, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return HOOK_FAILED;
 	struct ethhdr eth;
 	overlay_eth(&eth);
+	eth.h_proto = proto;
 	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0)
 		return HOOK_FAILED;
 	return bpf_redirect(cfg_overlay_ifindex, BPF_F_INGRESS);
@@ -207,7 +227,7 @@ static __always_inline long tc_decap(struct __sk_buff *skb, __u32 olen)
 
 /* XDP: the same through the overlay device's peer (an XDP redirect into a
  * veth arrives on its other end). */
-static __always_inline long xdp_decap(struct xdp_md *ctx, __u32 olen)
+static __always_inline long xdp_decap(struct xdp_md *ctx, __u32 olen, __be16 proto)
 {
 	if (bpf_xdp_adjust_head(ctx, olen) < 0)
 		return HOOK_FAILED;
@@ -216,6 +236,7 @@ static __always_inline long xdp_decap(struct xdp_md *ctx, __u32 olen)
 	if ((void *)(eth + 1) > end)
 		return HOOK_FAILED;
 	overlay_eth(eth);
+	eth->h_proto = proto;
 	return bpf_redirect(cfg_overlay_peer_ifindex, 0);
 }
 
@@ -296,7 +317,7 @@ static __always_inline int underlay_run(void *ctx, const bool xdp)
 		break;
 	}
 
-	ret = xdp ? xdp_decap(xctx, c.olen) : tc_decap(skb, c.olen);
+	ret = xdp ? xdp_decap(xctx, c.olen, c.inner_proto) : tc_decap(skb, c.olen, c.inner_proto);
 	if (ret == HOOK_FAILED) {
 		count(REASON_DROP_MALFORMED);
 		return drop;

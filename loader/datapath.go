@@ -70,6 +70,9 @@ type State struct {
 	// object and the options they were configured from (see Ensure).
 	ObjectHash  string `json:"object_hash,omitempty"`
 	OptionsHash string `json:"options_hash,omitempty"`
+	// IPv4 is the node's IPv4 address on the overlay device with the
+	// IPv4 overlay's prefix length (SetIPv4); unset without IPv4.
+	IPv4 netip.Prefix `json:"ipv4,omitzero"`
 	// Building is true until `up` has finished.
 	Building bool `json:"building,omitempty"`
 }

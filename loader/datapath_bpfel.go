@@ -64,6 +64,12 @@ type datapathRoute struct {
 	Pad    uint16
 }
 
+type datapathRoute4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
 type datapathRouteFlags uint32
 
 const (
@@ -131,9 +137,11 @@ const (
 const (
 	datapathMapCsumScratch           = "csum_scratch"
 	datapathMapEndpoints             = "endpoints"
+	datapathMapIpv4Self              = "ipv4_self"
 	datapathMapLimiters              = "limiters"
 	datapathMapReasonCounters        = "reason_counters"
 	datapathMapRoutes                = "routes"
+	datapathMapRoutes4               = "routes4"
 	datapathMapSourceRoutes          = "source_routes"
 	datapathMapTunnelCounters        = "tunnel_counters"
 	datapathMapTunnelL2s             = "tunnel_l2s"
@@ -208,9 +216,11 @@ type datapathProgramSpecs struct {
 type datapathMapSpecs struct {
 	CsumScratch    *ebpf.MapSpec `ebpf:"csum_scratch"`
 	Endpoints      *ebpf.MapSpec `ebpf:"endpoints"`
+	Ipv4Self       *ebpf.MapSpec `ebpf:"ipv4_self"`
 	Limiters       *ebpf.MapSpec `ebpf:"limiters"`
 	ReasonCounters *ebpf.MapSpec `ebpf:"reason_counters"`
 	Routes         *ebpf.MapSpec `ebpf:"routes"`
+	Routes4        *ebpf.MapSpec `ebpf:"routes4"`
 	SourceRoutes   *ebpf.MapSpec `ebpf:"source_routes"`
 	TunnelCounters *ebpf.MapSpec `ebpf:"tunnel_counters"`
 	TunnelL2s      *ebpf.MapSpec `ebpf:"tunnel_l2s"`
@@ -257,9 +267,11 @@ func (o *datapathObjects) Close() error {
 type datapathMaps struct {
 	CsumScratch    *ebpf.Map `ebpf:"csum_scratch"`
 	Endpoints      *ebpf.Map `ebpf:"endpoints"`
+	Ipv4Self       *ebpf.Map `ebpf:"ipv4_self"`
 	Limiters       *ebpf.Map `ebpf:"limiters"`
 	ReasonCounters *ebpf.Map `ebpf:"reason_counters"`
 	Routes         *ebpf.Map `ebpf:"routes"`
+	Routes4        *ebpf.Map `ebpf:"routes4"`
 	SourceRoutes   *ebpf.Map `ebpf:"source_routes"`
 	TunnelCounters *ebpf.Map `ebpf:"tunnel_counters"`
 	TunnelL2s      *ebpf.Map `ebpf:"tunnel_l2s"`
@@ -270,9 +282,11 @@ func (m *datapathMaps) Close() error {
 	return _DatapathClose(
 		m.CsumScratch,
 		m.Endpoints,
+		m.Ipv4Self,
 		m.Limiters,
 		m.ReasonCounters,
 		m.Routes,
+		m.Routes4,
 		m.SourceRoutes,
 		m.TunnelCounters,
 		m.TunnelL2s,

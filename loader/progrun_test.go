@@ -155,8 +155,16 @@ func fou(t *testing.T, src, dst string, sport uint16, in []byte) []byte {
 	return fouFrame(t, peerMAC, myMAC, src, dst, sport, in)
 }
 
+// innerType is the Ethernet type of an inner packet, by its version.
+func innerType(in []byte) layers.EthernetType {
+	if len(in) > 0 && in[0]>>4 == 4 {
+		return layers.EthernetTypeIPv4
+	}
+	return layers.EthernetTypeIPv6
+}
+
 func greFrame(t *testing.T, srcMAC, dstMAC net.HardwareAddr, src, dst string, key *uint32, in []byte) []byte {
-	g := &layers.GRE{Protocol: layers.EthernetTypeIPv6}
+	g := &layers.GRE{Protocol: innerType(in)}
 	if key != nil {
 		g.KeyPresent, g.Key = true, *key
 	}
@@ -168,7 +176,7 @@ func gre(t *testing.T, src, dst string, key *uint32, in []byte) []byte {
 }
 
 func toOverlay(t *testing.T, in []byte) []byte {
-	return serialize(t, eth(overlayMAC, overlayMAC, layers.EthernetTypeIPv6), gopacket.Payload(in))
+	return serialize(t, eth(overlayMAC, overlayMAC, innerType(in)), gopacket.Payload(in))
 }
 
 // icmpErr is the ICMPv6 error the egress program builds about pkt.
@@ -286,7 +294,7 @@ func underlayCases(t *testing.T) []progCase {
 		{name: "not-tunnel", in: plain, tc: tcxNext, xdp: xdpPass, reasons: []string{"pass-not-tunnel"}},
 		{name: "outer-fragment", in: outerFrag, tc: tcxNext, xdp: xdpPass, reasons: []string{"outer-fragment", "pass-not-tunnel"}},
 		{name: "truncated-inner", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, local)[:14+28+20], tc: tcShot, xdp: xdpDrop, reasons: []string{"drop-malformed"}},
-		{name: "malformed-inner-version", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, append([]byte{0x45}, local[1:]...)), tc: tcShot, xdp: xdpDrop, reasons: []string{"drop-malformed"}},
+		{name: "malformed-inner-version", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, append([]byte{0x55}, local[1:]...)), tc: tcShot, xdp: xdpDrop, reasons: []string{"drop-malformed"}},
 		{name: "hop-limit-1-slow-path", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, hop1), tc: tcRedirect, xdp: xdpRedir, out: toOverlay(t, hop1), reasons: []string{"hop-limit", "slow-path"}},
 		{name: "too-big-slow-path", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, tooBig), tc: tcRedirect, xdp: xdpRedir, out: toOverlay(t, tooBig), reasons: []string{"too-big", "slow-path"}},
 		{name: "no-route-slow-path", in: fou(t, "10.0.1.2", "10.0.1.1", 0xc123, noRoute), tc: tcRedirect, xdp: xdpRedir, out: toOverlay(t, noRoute), reasons: []string{"no-route", "slow-path"}},

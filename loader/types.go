@@ -150,8 +150,8 @@ type Nexthop struct {
 	Class  uint8  `json:"class,omitempty"` // traffic class
 }
 
-// Route is one entry of the route map. Src is ::/0 except for
-// source-specific default routes (Dst ::/0).
+// Route is one entry of the route maps. Src is ::/0 except for
+// source-specific default routes (Dst ::/0), and 0.0.0.0/0 for IPv4 routes.
 type Route struct {
 	Dst netip.Prefix `json:"dst"`
 	Src netip.Prefix `json:"src"`

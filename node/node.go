@@ -38,6 +38,7 @@ type Node struct {
 	dp      *loader.Datapath
 	router  *babel.Router
 	routes  *fib.Split
+	ipv4    ipv4Payload // zero without an IPv4 payload
 	fibw    *fib.Writer
 	conn    *control.Conn
 	links   *links
@@ -215,6 +216,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.router.Export(n.id.prefix, netip.Prefix{}, 0); err != nil {
 		return err
 	}
+	if err := n.setupIPv4(); err != nil {
+		return err
+	}
 	if err := n.setupDefaultRoute(); err != nil {
 		return err
 	}
@@ -286,6 +290,9 @@ func (n *Node) retract() {
 	}
 	before := sent()
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
+	if n.ipv4.subnet.IsValid() {
+		n.router.Withdraw(n.ipv4.subnet, netip.Prefix{})
+	}
 	if n.cfg.Gateway {
 		n.router.Withdraw(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network)
 	}

@@ -20,9 +20,13 @@ import (
 
 // Status is what `re6stnet status` shows.
 type Status struct {
-	Prefix      netip.Prefix          `json:"prefix"`
-	Address     netip.Addr            `json:"address"`
-	Network     netip.Prefix          `json:"network"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Address netip.Addr   `json:"address"`
+	Network netip.Prefix `json:"network"`
+	// IPv4 is the node's IPv4 address with the IPv4 network's length and
+	// IPv4Subnet its subnet, when the network has an IPv4 payload.
+	IPv4        netip.Prefix          `json:"ipv4,omitzero"`
+	IPv4Subnet  netip.Prefix          `json:"ipv4_subnet,omitzero"`
 	Uptime      Duration              `json:"uptime"`
 	Gateway     bool                  `json:"gateway"`
 	Certificate CertStatus            `json:"certificate"`
@@ -108,7 +112,7 @@ func (n *Node) Status() Status {
 	p := n.params.get()
 	clientCount, maxClients := n.params.Counts()
 	s := Status{
-		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network,
+		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network, IPv4: n.ipv4.addr, IPv4Subnet: n.ipv4.subnet,
 		Uptime: Duration(time.Since(n.started)), Gateway: n.cfg.Gateway,
 		Certificate: CertStatus{Serial: n.id.Cert.SerialNumber.String(), Expires: n.id.Cert.NotAfter,
 			Days: int(time.Until(n.id.Cert.NotAfter).Hours() / 24)},

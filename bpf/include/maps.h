@@ -83,3 +83,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct token_bucket);
 } limiters SEC(".maps");
+
+/* Inner IPv4 destination prefix -> next hop (ipv4.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_ROUTES);
+	__type(key, struct route4_key);
+	__type(value, struct route);
+} routes4 SEC(".maps");
+
+/* The node's IPv4 address on the overlay (network order), source of the
+ * ICMPv4 errors the data plane sends; 0 until userspace sets one. A map,
+ * not a load-time constant, so that it changes with the network parameters
+ * without reloading the programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ipv4_self SEC(".maps");

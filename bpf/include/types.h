@@ -114,3 +114,9 @@ struct token_bucket {
 	__u64 last_ns;
 	__u64 tokens;
 };
+
+/* LPM trie key of the inner IPv4 routes (ipv4.h). */
+struct route4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};

@@ -24,7 +24,14 @@ struct underlay_ctx {
 	struct tunnel next;
 	struct iphdr *outer;   /* packet pointers, valid until the packet */
 	struct ipv6hdr *inner; /* is resized */
+	__be16 inner_proto;    /* ETH_P_IPV6 or ETH_P_IP, network order */
 };
+
+/* Inner IPv4 (ipv4.h). */
+static __always_inline enum verdict underlay_classify4(void *end, __u32 pkt_len, __u32 gso_size,
+						       struct underlay_ctx *c);
+static __always_inline __u16 transit_sport4(const struct iphdr *ip, void *end);
+static __always_inline int transit_write4(struct outer_hdr *o, const struct tunnel *next, void *end);
 
 /* Largest header span the classifier reads: Ethernet, the longest outer
  * header, IPv6, UDP. */
@@ -76,9 +83,10 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 		if ((void *)(gre + 1) > end)
 			return V_MALFORMED;
 		__u16 flags = bpf_ntohs(gre->flags);
-		if (gre->proto != bpf_htons(ETH_P_IPV6) ||
+		if ((gre->proto != bpf_htons(ETH_P_IPV6) && gre->proto != bpf_htons(ETH_P_IP)) ||
 		    (flags & (GRE_FLAG_CSUM | GRE_FLAG_SEQ | GRE_VERSION_MASK)))
 			return V_NOT_TUNNEL;
+		c->inner_proto = gre->proto;
 		ek.type = TUNNEL_GRE;
 		c->olen = GRE_OVERHEAD;
 		c->inner = (void *)(gre + 1);
@@ -100,9 +108,18 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 
 	ek.remote = ip->saddr;
 	__u32 *id = bpf_map_lookup_elem(&endpoints, &ek);
-	if (!id)
-		return V_UNKNOWN;
+	if (!id) /* IPv4 in GRE from elsewhere: the host's own GRE tunnels */
+		return c->inner_proto == bpf_htons(ETH_P_IP) ? V_NOT_TUNNEL : V_UNKNOWN;
 	c->in_tunnel = *id;
+
+	/* FOU: the inner version says which (GUE variant 1). */
+	__u8 *version = (void *)c->inner;
+	if ((void *)(version + 1) > end)
+		return V_MALFORMED;
+	if (!c->inner_proto)
+		c->inner_proto = *version >> 4 == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	if (c->inner_proto == bpf_htons(ETH_P_IP))
+		return underlay_classify4(end, pkt_len, gso_size, c);
 
 	struct ipv6hdr *ip6 = c->inner;
 	if ((void *)(ip6 + 1) > end)
@@ -151,6 +168,8 @@ static __always_inline __u16 transit_sport(const struct underlay_ctx *c, void *e
 		if ((void *)(udp + 1) <= end)
 			return bpf_ntohs(udp->source);
 	}
+	if (c->inner_proto == bpf_htons(ETH_P_IP))
+		return transit_sport4((void *)ip6, end);
 	if ((void *)(ip6 + 1) > end)
 		return 0;
 	__u32 h = *(__u32 *)ip6; /* version, traffic class, flow label */
@@ -178,6 +197,8 @@ static __always_inline int transit_write(void *data, void *end, const struct und
 	if ((void *)(o + 1) > end)
 		return -1;
 	outer_build(o, &c->next, inner_len, sport);
+	if (c->inner_proto == bpf_htons(ETH_P_IP))
+		return transit_write4(o, &c->next, end);
 	struct ipv6hdr *ip6 = (void *)o + outer_len(&c->next);
 	if ((void *)(ip6 + 1) > end)
 		return -1;

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/bench"
 )
@@ -15,8 +17,19 @@ func main() {
 	out := flag.String("out", "bench-results", "directory for results.md, results.json and results.png")
 	asJSON := flag.Bool("json", false, "print the results as JSON instead of Markdown")
 	rounds := flag.Int("rounds", 0, "rounds of interleaved measurements (0: 5, or 2 with --quick)")
+	variants := flag.String("variants", "", "comma-separated variants to measure (default: all; the reference is always measured), e.g. fou-tc,fou-tc-ipv4")
 	flag.Parse()
-	if err := run(bench.Config{Quick: *quick, Rounds: *rounds, Log: os.Stderr}, *out, *asJSON); err != nil {
+	cfg := bench.Config{Quick: *quick, Rounds: *rounds, Log: os.Stderr}
+	if *variants != "" {
+		cfg.Variants = strings.Split(*variants, ",")
+		for _, name := range cfg.Variants {
+			if !slices.ContainsFunc(bench.Variants, func(v bench.Variant) bool { return v.Name == name }) {
+				fmt.Fprintf(os.Stderr, "re6st-bench: unknown variant %q\n", name)
+				os.Exit(2)
+			}
+		}
+	}
+	if err := run(cfg, *out, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-bench:", err)
 		os.Exit(1)
 	}

@@ -20,7 +20,7 @@ func routeCmd(g *globals) *cobra.Command {
 func parseRoute(dst, from string) (netip.Prefix, netip.Prefix, error) {
 	d, err := netip.ParsePrefix(dst)
 	if err != nil {
-		return d, d, fmt.Errorf("prefix %q: want an IPv6 prefix such as 2001:db8:1::/48", dst)
+		return d, d, fmt.Errorf("prefix %q: want an IPv6 or IPv4 prefix such as 2001:db8:1::/48 or 10.42.1.0/24", dst)
 	}
 	var s netip.Prefix
 	if from != "" {
@@ -38,10 +38,12 @@ func routeAddCmd(g *globals) *cobra.Command {
 	var class uint8
 	cmd := &cobra.Command{
 		Use:   "add PREFIX (--tunnel ID | --local) [--from SRC]",
-		Short: "Route an IPv6 prefix into a tunnel, or to this node",
+		Short: "Route an IPv6 or IPv4 prefix into a tunnel, or to this node",
 		Long: `Adds a route. Longest prefix wins. --from makes a source-specific default
 route (PREFIX must be ::/0), as gateways announce: "::/0 --from 2001:db8::/32".
-Adding a prefix that already has a route fails; delete it first.`,
+IPv4 prefixes (e.g. 10.42.2.0/24) route inner IPv4 (see 'up --ipv4'); they
+take no --from. Adding a prefix that already has a route fails; delete it
+first.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if local == (tunnel != 0) {

@@ -77,6 +77,9 @@ func printStatus(s *status) {
 		fmt.Printf(" (netns %s)", s.Netns)
 	}
 	fmt.Printf(": %s %s, MTU %d, FOU port %d\n", s.Overlay, s.Address, s.MTU, s.FOUPort)
+	if s.IPv4.IsValid() {
+		fmt.Printf("IPv4: %s\n", s.IPv4)
+	}
 	printAttach(&s.State)
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

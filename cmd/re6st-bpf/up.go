@@ -13,6 +13,7 @@ func upCmd(g *globals) *cobra.Command {
 	var (
 		opts    loader.Options
 		address string
+		ipv4    string
 		hook    string
 		attach  string
 	)
@@ -29,7 +30,13 @@ chooses tc for virtual drivers such as veth and XDP for NICs with native XDP).
 The tc programs attach as tcx links (Linux 6.6) or, on older kernels, as
 cls_bpf direct-action filters on a clsact qdisc (--attach; auto picks tcx
 where the kernel has it). A failure at any step removes what the earlier
-steps made.`,
+steps made.
+
+--ipv4 ADDR/LEN also carries IPv4 over the overlay: the overlay device gets
+the IPv4 address with the IPv4 overlay's prefix length (its connected route
+covers the IPv4 network), IPv4 forwarding is enabled for packets arriving on
+the overlay device only, and the data plane sources its ICMPv4 errors from it.
+IPv4 routes are then added with 'route add A.B.C.D/LEN'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := netip.ParsePrefix(address)
@@ -38,11 +45,22 @@ steps made.`,
 			}
 			opts.Address, opts.Hook, opts.Instance, opts.Netns = p, loader.Hook(hook), g.instance, g.netns
 			opts.Attach = loader.AttachMode(attach)
+			var v4 netip.Prefix
+			if ipv4 != "" {
+				if v4, err = netip.ParsePrefix(ipv4); err != nil || !v4.Addr().Is4() {
+					return fmt.Errorf("--ipv4 %q: want an IPv4 ADDR/LEN, e.g. 10.42.1.1/16", ipv4)
+				}
+			}
 			d, err := loader.Up(opts)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
+			if v4.IsValid() {
+				if err := d.SetIPv4(v4); err != nil {
+					return fmt.Errorf("%w (the instance is up without IPv4: run `re6st-bpf --instance %s down`, then up again)", err, g.instance)
+				}
+			}
 			if g.json {
 				return g.printJSON(d.State)
 			}
@@ -55,12 +73,16 @@ steps made.`,
 				fmt.Println()
 			}
 			fmt.Printf("%s up: %s, MTU %d, FOU port %d\n", d.State.Overlay, d.State.Address, d.State.MTU, d.State.FOUPort)
+			if d.State.IPv4.IsValid() {
+				fmt.Printf("%s IPv4: %s\n", d.State.Overlay, d.State.IPv4)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&opts.Underlays, "underlay", nil, "underlay interface (repeatable)")
 	f.StringVar(&address, "address", "", "node address with the network prefix length, e.g. 2001:db8:1::1/32")
+	f.StringVar(&ipv4, "ipv4", "", "node IPv4 address with the IPv4 overlay's prefix length, e.g. 10.42.1.1/16 (carry IPv4 too)")
 	f.StringVar(&hook, "hook", "auto", "underlay ingress hook: tc, xdp or auto")
 	f.StringVar(&attach, "attach", string(loader.AttachAuto), "how tc programs attach: tcx, legacy (clsact qdisc + cls_bpf) or auto")
 	f.StringVar(&opts.Overlay, "overlay", loader.DefaultOverlay, "overlay device name")

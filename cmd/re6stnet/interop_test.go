@@ -38,8 +38,8 @@ func buildBinary(t *testing.T, dir string) string {
 
 // startBabeld runs babeld in ns on ifname, a tunnel-type interface with
 // the given MAC key (none if empty) and extra interface options, announcing
-// the 2001:db8::/32 addresses of its loopback; it returns the path of its
-// control socket.
+// the 2001:db8::/32 and 10.99.0.0/16 addresses of its loopback; it returns
+// the path of its control socket.
 func startBabeld(t *testing.T, ns *netns.NS, dir, ifname, key, ifaceOpts string) string {
 	t.Helper()
 	if _, err := exec.LookPath("babeld"); err != nil {
@@ -57,6 +57,7 @@ func startBabeld(t *testing.T, ns *netns.NS, dir, ifname, key, ifaceOpts string)
 	}
 	args = append(args, "-C", iface,
 		"-C", "redistribute local ip 2001:db8::/32 allow",
+		"-C", "redistribute local ip 10.99.0.0/16 allow",
 		"-C", "redistribute local deny",
 		ifname)
 	cmd := ns.Command(ctx, args...)

@@ -62,6 +62,9 @@ func fetchStatus(runDir string) ([]byte, error) {
 
 func printStatus(w io.Writer, s *node.Status) {
 	fmt.Fprintf(w, "node %s (address %s) in %s, up %s\n", s.Prefix, s.Address, s.Network, time.Duration(s.Uptime).Round(time.Second))
+	if s.IPv4.IsValid() {
+		fmt.Fprintf(w, "IPv4 subnet %s (address %s)\n", s.IPv4Subnet, s.IPv4)
+	}
 	reach := "reachable"
 	if !s.Registry.Reachable {
 		reach = "UNREACHABLE: " + s.Registry.LastError

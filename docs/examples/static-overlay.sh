@@ -3,6 +3,7 @@
 #
 #   A (10.41.1.1) --- (10.41.1.2) B (10.41.2.1) --- (10.41.2.2) C
 #   2001:db8:a::1      2001:db8:b::1                2001:db8:c::1
+#   10.42.1.1          10.42.2.1                    10.42.3.1   (IPv4 overlay)
 #
 # IPv4-only veth links; tunnels A<->B and B<->C; A reaches C through B, whose
 # data plane forwards the tunnel packets without its kernel's IPv6 stack.
@@ -33,10 +34,11 @@ ip -n "${P}b" addr add 10.41.1.2/24 dev b0; ip -n "${P}b" link set b0 up
 ip -n "${P}b" addr add 10.41.2.1/24 dev b1; ip -n "${P}b" link set b1 up
 ip -n "${P}c" addr add 10.41.2.2/24 dev c0; ip -n "${P}c" link set c0 up
 
-# One data plane per node; the address's /32 is the whole overlay network.
-"$BIN" -n "${P}a" up --underlay a0 --address 2001:db8:a::1/32 --hook "$HOOK"
-"$BIN" -n "${P}b" up --underlay b0 --underlay b1 --address 2001:db8:b::1/32 --hook "$HOOK"
-"$BIN" -n "${P}c" up --underlay c0 --address 2001:db8:c::1/32 --hook "$HOOK"
+# One data plane per node; the address's /32 is the whole overlay network,
+# the IPv4 address's /16 the whole IPv4 overlay.
+"$BIN" -n "${P}a" up --underlay a0 --address 2001:db8:a::1/32 --ipv4 10.42.1.1/16 --hook "$HOOK"
+"$BIN" -n "${P}b" up --underlay b0 --underlay b1 --address 2001:db8:b::1/32 --ipv4 10.42.2.1/16 --hook "$HOOK"
+"$BIN" -n "${P}c" up --underlay c0 --address 2001:db8:c::1/32 --ipv4 10.42.3.1/16 --hook "$HOOK"
 
 KEY=()
 [ "$ENCAP" = gre ] && KEY=(--key 7)
@@ -53,9 +55,21 @@ KEY=()
 "$BIN" -n "${P}c" route add 2001:db8:c::/48 --local
 "$BIN" -n "${P}c" route add 2001:db8::/32 --tunnel 2
 
+"$BIN" -n "${P}a" route add 10.42.1.0/24 --local
+"$BIN" -n "${P}a" route add 10.42.0.0/16 --tunnel 1
+"$BIN" -n "${P}b" route add 10.42.2.0/24 --local
+"$BIN" -n "${P}b" route add 10.42.1.0/24 --tunnel 1
+"$BIN" -n "${P}b" route add 10.42.3.0/24 --tunnel 2
+"$BIN" -n "${P}c" route add 10.42.3.0/24 --local
+"$BIN" -n "${P}c" route add 10.42.0.0/16 --tunnel 2
+
 echo "== A pings C over the overlay ($ENCAP, hook $HOOK)"
 ip netns exec "${P}a" ping -c 3 -i 0.2 2001:db8:c::1
 echo "== traceroute6 from A to C"
 ip netns exec "${P}a" traceroute6 -n -q1 -w1 2001:db8:c::1
+echo "== A pings C over the IPv4 overlay"
+ip netns exec "${P}a" ping -c 3 -i 0.2 10.42.3.1
+echo "== traceroute from A to C"
+ip netns exec "${P}a" traceroute -n -q1 -w1 10.42.3.1
 echo "== B's data plane"
 "$BIN" -n "${P}b" status

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,18 @@ type Config struct {
 	Quick bool
 	// Rounds overrides the number of rounds (0: 5, or 2 when Quick).
 	Rounds int
-	Log    io.Writer // progress; nil for none
+	// Variants, when set, restricts the run to these variants (by name;
+	// the reference is always measured).
+	Variants []string
+	Log      io.Writer // progress; nil for none
+}
+
+// selected is vs restricted to the variants c asks for.
+func (c Config) selected(vs []Variant) []Variant {
+	if len(c.Variants) == 0 {
+		return vs
+	}
+	return slices.DeleteFunc(vs, func(v Variant) bool { return v.Name != Reference && !slices.Contains(c.Variants, v.Name) })
 }
 
 // params are the sizes of a run's tests and where they run.
@@ -97,8 +109,8 @@ func Run(cfg Config) (*Results, error) {
 	cfg.logf("route map %5.1fs %+v", time.Since(start).Seconds(), r.RouteMap)
 	r.Summarize()
 	for _, hops := range Chains {
-		for _, v := range variantsFor(hops) {
-			for _, base := range v.singleShapes() {
+		for _, v := range cfg.selected(variantsFor(hops)) {
+			for _, base := range v.comparedWith() {
 				r.Comparisons = append(r.Comparisons, r.Compare(hops, v.Name, base))
 			}
 		}
@@ -189,7 +201,7 @@ func (t *topology) programCosts(runs int, live map[string]float64) ([]ProgramCos
 	c := t.chain
 	first, last := c.First(), c.Last()
 	underlay, redirect := t.underlay()
-	pkt, err := udp6(first.Overlay, last.Overlay, smallPayload)
+	pkt, err := udp(t.overlayAddr(first), t.overlayAddr(last), smallPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +359,7 @@ func methodNotes(p params) []string {
 		fmt.Sprintf("Rounds: every topology is built once; then %d round(s), each running every workload on every variant before the next workload (each round starting one variant further down the list). A figure is the median over the rounds; a ratio is the median of the per-round ratios to the reference's figure of the same round, with their min–max; the reference's own cells give its min–max.", p.rounds),
 		fmt.Sprintf("Pinning: iperf3 client, ping and the UDP generator on CPU %d, iperf3 server on CPU %d (taskset, sched_setaffinity). The chain's forwarding runs in softirq on the CPU that sends into it.", p.cpus.sender, p.cpus.receiver),
 		fmt.Sprintf("TCP: iperf3, first node to last, one test of %d s per round. RTT: %d pings 1 ms apart, idle and during a 1-stream TCP test; p50/p99 of the replies.", p.tcpSeconds, p.pings),
-		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload) as it leaves the first node (plain; encapsulated for the first link's tunnel; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is on on the second node's receiving veth during the test (the NAPI that XDP transmit into a veth needs), off again after.", p.genFrames, smallPayload),
+		fmt.Sprintf("Small UDP: %d frames of one IPv6/UDP datagram (%d-byte payload; IPv4/UDP on the -ipv4 variants) as it leaves the first node (plain; encapsulated for the first link's tunnel; into OpenVPN's TAP), sent by an XDP program returning XDP_TX under BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; rate = datagrams counted at the last node (Udp6NoPorts; Udp NoPorts for IPv4) over the time until that counter stops; loss = 1 − received/sent. On the tcx and plain variants GRO is on on the second node's receiving veth during the test (the NAPI that XDP transmit into a veth needs), off again after.", p.genFrames, smallPayload),
 		"Transit ceiling: the same frames, counted and dropped by an XDP sink at the last node's underlay ingress instead of its stack (3 hops only; not OpenVPN). On the XDP variants the sink replaces the data plane's XDP program on that interface for the test.",
 		cyclesNote(),
 	}

@@ -16,7 +16,8 @@ import (
 const smallPayload = 64
 
 // discardPort is where the generator's UDP goes: nothing listens, so the
-// receiver counts each datagram in Udp6NoPorts and drops it.
+// receiver counts each datagram in Udp6NoPorts (IPv4: Udp NoPorts) and
+// drops it.
 const discardPort = 9
 
 func serialize(ls ...gopacket.SerializableLayer) ([]byte, error) {
@@ -25,9 +26,18 @@ func serialize(ls ...gopacket.SerializableLayer) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// udp6 is an IPv6 UDP datagram with a payload of n bytes.
-func udp6(src, dst netip.Addr, n int) ([]byte, error) {
-	ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 64, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+// udp is an IPv6 or IPv4 UDP datagram (the addresses' family) with a
+// payload of n bytes.
+func udp(src, dst netip.Addr, n int) ([]byte, error) {
+	var ip interface {
+		gopacket.SerializableLayer
+		gopacket.NetworkLayer
+	}
+	if src.Is4() {
+		ip = &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	} else {
+		ip = &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 64, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	}
 	u := &layers.UDP{SrcPort: 4000, DstPort: discardPort}
 	if err := u.SetNetworkLayerForChecksum(ip); err != nil {
 		return nil, err
@@ -44,7 +54,7 @@ func ethernet(src, dst net.HardwareAddr, payload []byte) ([]byte, error) {
 	return serialize(&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: typ}, gopacket.Payload(payload))
 }
 
-// encapsulate wraps an IPv6 packet as the data plane sends it through
+// encapsulate wraps an IPv6 or IPv4 packet as the data plane sends it through
 // tunnel t: FOU (outer UDP to the tunnel's port, checksum 0) or GRE, with
 // the tunnel's key if it has one.
 func encapsulate(t loader.Tunnel, inner []byte) ([]byte, error) {
@@ -63,7 +73,11 @@ func encapsulate(t loader.Tunnel, inner []byte) ([]byte, error) {
 		return b, err
 	case loader.GRE:
 		ip.Protocol = layers.IPProtocolGRE
-		return serialize(ip, &layers.GRE{Protocol: layers.EthernetTypeIPv6, KeyPresent: t.HasKey, Key: t.Key}, gopacket.Payload(inner))
+		proto := layers.EthernetTypeIPv6
+		if inner[0]>>4 == 4 {
+			proto = layers.EthernetTypeIPv4
+		}
+		return serialize(ip, &layers.GRE{Protocol: proto, KeyPresent: t.HasKey, Key: t.Key}, gopacket.Payload(inner))
 	}
 	return nil, fmt.Errorf("unknown encapsulation %v", t.Type)
 }

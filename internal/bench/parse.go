@@ -83,6 +83,28 @@ func ParseSnmp6(dump, name string) (uint64, error) {
 	return 0, fmt.Errorf("snmp6: no counter %s", name)
 }
 
+// ParseSnmp returns a counter of /proc/net/snmp, whose groups are pairs
+// of lines: "Udp: InDatagrams NoPorts …" then "Udp: 0 300064 …".
+func ParseSnmp(dump, group, name string) (uint64, error) {
+	var names []string
+	sc := bufio.NewScanner(strings.NewReader(dump))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || f[0] != group+":" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		if i := slices.Index(names, name); i > 0 && i < len(f) {
+			return strconv.ParseUint(f[i], 10, 64)
+		}
+		break
+	}
+	return 0, fmt.Errorf("snmp: no counter %s %s", group, name)
+}
+
 // ParseProcStat returns the busy and total jiffies of all CPUs from
 // /proc/stat (busy: everything but idle and iowait).
 func ParseProcStat(stat string) (busy, total uint64, err error) {

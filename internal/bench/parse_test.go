@@ -60,3 +60,12 @@ func TestParseProcStat(t *testing.T) {
 	_, _, err = ParseProcStat("intr 1 2 3\n")
 	require.Error(t, err)
 }
+
+func TestParseSnmp(t *testing.T) {
+	dump := "Ip: Forwarding DefaultTTL\nIp: 2 64\nUdp: InDatagrams NoPorts InErrors\nUdp: 5 300064 0\nUdpLite: InDatagrams NoPorts\nUdpLite: 0 0\n"
+	n, err := ParseSnmp(dump, "Udp", "NoPorts")
+	require.NoError(t, err)
+	require.Equal(t, uint64(300064), n)
+	_, err = ParseSnmp(dump, "Udp", "Missing")
+	require.Error(t, err)
+}

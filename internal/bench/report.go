@@ -95,7 +95,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(r.Comparisons) > 0 {
-		b.WriteString("\n## Mixed-shape chains against single-shape chains\n\nMedian of the per-round ratios of the mixed chain's figure to the single-shape chain's of the same hook, min–max in brackets.\n\n| hops | mixed chain | against |")
+		b.WriteString("\n## Mixed-shape chains against single-shape chains, IPv4 payload against IPv6\n\nMedian of the per-round ratios of the chain's figure to that of the chain it is compared with (a mixed chain: the single-shape chains of the same hook; an IPv4 chain: the IPv6 chain of the same shape and hook), min–max in brackets.\n\n| hops | chain | against |")
 		for _, key := range comparedMetrics {
 			fmt.Fprintf(&b, " %s |", metricName(key))
 		}

@@ -200,7 +200,7 @@ func rotation(n, r int) []int {
 // It also returns a note with the load average at the start of each round:
 // how busy the machine was while the figures were taken.
 func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost, string) {
-	vs := variantsFor(hops)
+	vs := cfg.selected(variantsFor(hops))
 	rows := make([]Row, len(vs))
 	tops := make([]*topology, len(vs))
 	defer func() {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,13 +34,16 @@ func TestVariantsFor(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []string{"plain", "fou-tc", "fou-xdp", "gre-tc", "gre-xdp", "openvpn-udp", "openvpn-tcp"}, names(variantsFor(1)))
+	require.Equal(t, []string{"plain", "fou-tc", "fou-xdp", "gre-tc", "gre-xdp", "fou-tc-ipv4", "fou-xdp-ipv4", "openvpn-udp", "openvpn-tcp"}, names(variantsFor(1)))
 	three := names(variantsFor(3))
 	require.Equal(t, Reference, three[0], "the reference first")
 	require.Contains(t, three, "fou/gre+key/gre-tc")
 	require.Contains(t, three, "fou/gre/fou-xdp")
-	require.Len(t, three, 11)
-	require.Equal(t, []string{"fou-xdp", "gre-xdp"}, mixed("xdp", fou, greKey, gre).singleShapes())
+	require.Contains(t, three, "fou-tc-ipv4")
+	require.Len(t, three, 13)
+	require.Equal(t, []string{"fou-xdp", "gre-xdp"}, mixed("xdp", fou, greKey, gre).comparedWith())
+	ipv4 := Variants[slices.IndexFunc(Variants, func(v Variant) bool { return v.Name == "fou-xdp-ipv4" })]
+	require.Equal(t, []string{"fou-xdp"}, ipv4.comparedWith(), "an IPv4 variant is compared with its IPv6 one")
 }
 
 func TestWaitFor(t *testing.T) {

@@ -33,6 +33,8 @@ type Variant struct {
 	shapes []chain.Shape
 	hook   loader.Hook
 	proto  string // OpenVPN: udp or tcp
+	// ipv4: the workloads run over the overlay's IPv4 payload.
+	ipv4 bool
 }
 
 // Link shapes of the mixed chains.
@@ -65,13 +67,19 @@ var Variants = []Variant{
 	mixed(loader.HookXDP, fou, greKey, gre),
 	mixed(loader.HookTC, fou, gre, fou),
 	mixed(loader.HookXDP, fou, gre, fou),
+	{Name: "fou-tc-ipv4", kind: kindBPF, encap: loader.FOU, hook: loader.HookTC, ipv4: true},
+	{Name: "fou-xdp-ipv4", kind: kindBPF, encap: loader.FOU, hook: loader.HookXDP, ipv4: true},
 	{Name: "openvpn-udp", kind: kindOpenVPN, proto: "udp"},
 	{Name: "openvpn-tcp", kind: kindOpenVPN, proto: "tcp"},
 }
 
-// singleShapes names, for a mixed chain, the single-shape variants of the
-// same hook it is compared with: one per encapsulation it mixes.
-func (v Variant) singleShapes() []string {
+// comparedWith names the variants v is compared with: for a mixed chain,
+// the single-shape variants of the same hook, one per encapsulation it
+// mixes; for an IPv4 variant, the IPv6 one of the same shape and hook.
+func (v Variant) comparedWith() []string {
+	if v.ipv4 {
+		return []string{strings.TrimSuffix(v.Name, "-ipv4")}
+	}
 	var out []string
 	for _, sh := range v.shapes {
 		if name := sh.Encap.String() + "-" + string(v.hook); !slices.Contains(out, name) {
@@ -138,7 +146,7 @@ func tunnelTo(node *chain.Node, remote netip.Addr) (loader.Tunnel, error) {
 // build sets up variant v on a new chain of nodes, its tests pinned as
 // cpus says.
 func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err error) {
-	c, err := chain.New(chain.Options{Nodes: nodes, Overlay: v.kind == kindBPF, Encap: v.encap, Shapes: v.shapes, Hook: v.hook})
+	c, err := chain.New(chain.Options{Nodes: nodes, Overlay: v.kind == kindBPF, Encap: v.encap, Shapes: v.shapes, Hook: v.hook, IPv4: v.ipv4})
 	if err != nil {
 		return nil, err
 	}
@@ -155,14 +163,14 @@ func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err err
 	case kindPlain:
 		src, t.dst, t.genDev = first.Plain, c.Last().Plain, first.Right
 	case kindBPF:
-		src, t.dst, t.genDev = first.Overlay, c.Last().Overlay, first.Right
+		src, t.dst, t.genDev = t.overlayAddr(first), t.overlayAddr(c.Last()), first.Right
 	case kindOpenVPN:
 		if t.stopVPN, err = startOpenVPN(c, v.proto, pki); err != nil {
 			return nil, err
 		}
 		src, t.dst, t.genDev, peerDev = vpnAddr(0, 1), vpnAddr(nodes-2, 2), vpnDev(0), vpnDev(0)
 	}
-	pkt, err := udp6(src, t.dst, smallPayload)
+	pkt, err := udp(src, t.dst, smallPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +193,14 @@ func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err err
 	}
 	t.genFrame, err = ethernet(srcMAC, dstMAC, pkt)
 	return t, err
+}
+
+// overlayAddr is node's overlay address in the variant's family.
+func (t *topology) overlayAddr(node *chain.Node) netip.Addr {
+	if t.v.ipv4 {
+		return node.Overlay4
+	}
+	return node.Overlay
 }
 
 func (t *topology) close() {

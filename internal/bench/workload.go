@@ -262,11 +262,20 @@ func sendFrames(ns *netns.NS, dev string, cpu int, frame []byte, n int) (uint64,
 	return sent, err
 }
 
-// udpNoPorts reads Udp6NoPorts on the last node: the generator's datagrams
-// that reached its stack (nothing listens on their port).
+// udpNoPorts reads Udp6NoPorts (IPv4 variants: Udp NoPorts) on the last
+// node: the generator's datagrams that reached its stack (nothing listens
+// on their port).
 func (t *topology) udpNoPorts() (uint64, error) {
 	var n uint64
 	err := t.chain.Last().NS.Do(func() error {
+		if t.v.ipv4 {
+			b, err := os.ReadFile("/proc/thread-self/net/snmp")
+			if err != nil {
+				return err
+			}
+			n, err = ParseSnmp(string(b), "Udp", "NoPorts")
+			return err
+		}
 		b, err := os.ReadFile("/proc/thread-self/net/snmp6")
 		if err != nil {
 			return err

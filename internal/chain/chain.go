@@ -23,6 +23,9 @@ type Options struct {
 	// Attach is how the tc programs attach (tcx, legacy or auto: "" is
 	// auto).
 	Attach loader.AttachMode
+	// IPv4 carries IPv4 over the overlay too: node i gets Overlay4 in
+	// Network4 and routes to every other node's OverlayPrefix4.
+	IPv4 bool
 }
 
 // Shape is the encapsulation of one link's tunnel.
@@ -52,6 +55,8 @@ type Node struct {
 	// Overlay is the node's re6st address, Plain its reference IPv6
 	// address (on the left link, or the right one for the first node).
 	Overlay, Plain netip.Addr
+	// Overlay4 is the node's IPv4 address on the overlay (Options.IPv4).
+	Overlay4 netip.Addr
 	// Left and Right are the underlay interfaces ("" at the ends).
 	Left, Right string
 	Datapath    *loader.Datapath
@@ -85,6 +90,14 @@ func OverlayPrefix(i int) netip.Prefix {
 
 // Network is the whole overlay.
 var Network = netip.MustParsePrefix("2001:db8::/32")
+
+// OverlayPrefix4 is node i's IPv4 subnet, a /24 of Network4.
+func OverlayPrefix4(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(i + 1), 0}), 24)
+}
+
+// Network4 is the whole IPv4 overlay.
+var Network4 = netip.MustParsePrefix("10.42.0.0/16")
 
 // Build creates the chain for a test or benchmark; it is torn down when the
 // test ends. Not root: the test is skipped.
@@ -163,6 +176,9 @@ func (c *Chain) build(o Options) error {
 			node.Plain = LinkV6(0, 1)
 		}
 		node.Overlay = OverlayPrefix(i).Addr().Next()
+		if o.IPv4 {
+			node.Overlay4 = OverlayPrefix4(i).Addr().Next()
+		}
 	}
 	if err := c.RouteLinks(linkSubnetV6, LinkV6); err != nil {
 		return err
@@ -245,16 +261,23 @@ func (c *Chain) overlay(o Options, i int) error {
 	if node.Right != "" {
 		errs = append(errs, add(tunnelRight, i, LinkV4(i, 1), LinkV4(i, 2)))
 	}
-	errs = append(errs, d.AddRoute(OverlayPrefix(i), netip.Prefix{}, loader.Nexthop{Local: true}))
-	for j := range c.Nodes {
-		if j == i {
-			continue
+	prefixes := []func(int) netip.Prefix{OverlayPrefix}
+	if o.IPv4 {
+		prefixes = append(prefixes, OverlayPrefix4)
+		errs = append(errs, d.SetIPv4(netip.PrefixFrom(node.Overlay4, Network4.Bits())))
+	}
+	for _, prefix := range prefixes {
+		errs = append(errs, d.AddRoute(prefix(i), netip.Prefix{}, loader.Nexthop{Local: true}))
+		for j := range c.Nodes {
+			if j == i {
+				continue
+			}
+			id := uint32(tunnelRight)
+			if j < i {
+				id = tunnelLeft
+			}
+			errs = append(errs, d.AddRoute(prefix(j), netip.Prefix{}, loader.Nexthop{Tunnel: id}))
 		}
-		id := uint32(tunnelRight)
-		if j < i {
-			id = tunnelLeft
-		}
-		errs = append(errs, d.AddRoute(OverlayPrefix(j), netip.Prefix{}, loader.Nexthop{Tunnel: id}))
 	}
 	return errors.Join(errs...)
 }

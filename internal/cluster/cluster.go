@@ -55,6 +55,8 @@ type Options struct {
 	LogLevel string
 	// NodeArgs, if set, returns extra re6stnet flags for a node.
 	NodeArgs func(*Node) []string
+	// RegistryArgs are extra re6st-registry flags (e.g. --ipv4).
+	RegistryArgs []string
 	// Detach leaves the processes running when the program exits (Down
 	// stops them later); otherwise they die with it.
 	Detach bool
@@ -247,6 +249,7 @@ func (c *Cluster) StartRegistry() error {
 		"--hello", strconv.Itoa(o.Hello), "--tunnel-refresh", strconv.Itoa(o.TunnelRefresh),
 		"--client-count", strconv.Itoa(o.ClientCount), "--max-clients", strconv.Itoa(o.MaxClients),
 		"-v", "2")
+	cmd.Args = append(cmd.Args, o.RegistryArgs...)
 	p, err := startProcess(cmd, c.bin("re6st-registry"), c.RegistryLog(), o.Detach)
 	if err != nil {
 		return err

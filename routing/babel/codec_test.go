@@ -125,16 +125,18 @@ func TestParseIgnores(t *testing.T) {
 	}
 }
 
-// TestParseSkipsV4viaV6 checks that AE 4 (RFC 9229), which we do not
-// implement, is ignored as an unknown AE: the TLVs that carry it are
-// skipped, neither its compression state nor anything else leaks into the
-// TLVs that follow.
-func TestParseSkipsV4viaV6(t *testing.T) {
+// TestParseV4viaV6 checks AE 4 (RFC 9229) as babeld sends it: IPv4
+// prefixes in Updates (whose next hop is the IPv6 one in effect, here the
+// packet's source), Route and Seqno Requests; in a Next Hop TLV it is
+// ignored, without touching the state of the TLVs that follow.
+func TestParseV4viaV6(t *testing.T) {
 	const ae4 = 4
+	idV4 := RouterID{0, 0, 0, 0, 9, 9, 9, 9}
 	var tlvs []byte
 	tlvs = append(tlvs, tlvRouterID, 10, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8)
 	tlvs = append(tlvs, tlvNextHop, 18, ae4, 0, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
 	tlvs = append(tlvs, tlvUpdate, 13, ae4, 0x80, 24, 0, 0, 100, 0, 1, 0, 96, 10, 1, 2)
+	tlvs = append(tlvs, tlvUpdate, 11, ae4, 0, 24, 2, 0, 100, 0, 1, 0, 96, 3) // compressed: 10.1.3.0/24
 	tlvs = append(tlvs, tlvUpdate, 14, ae4, 0x40, 32, 0, 0, 100, 0, 1, 0, 96, 9, 9, 9, 9)
 	tlvs = append(tlvs, tlvRouteRequest, 5, ae4, 24, 10, 1, 2)
 	tlvs = append(tlvs, tlvSeqnoRequest, 17, ae4, 24, 0, 1, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 1, 2)
@@ -142,8 +144,45 @@ func TestParseSkipsV4viaV6(t *testing.T) {
 	pkt := append([]byte{42, 2, 0, byte(len(tlvs))}, tlvs...)
 	p, err := ParsePacket(pkt)
 	require.NoError(t, err)
-	require.Equal(t, 5, p.Ignored)
-	require.Equal(t, []Message{Update{Prefix: pfx("2001:db8:0:1::/64"), RouterID: idA, Interval: 100, Seqno: 1, Metric: 96}}, p.Messages)
+	require.Equal(t, 1, p.Ignored)
+	require.Equal(t, []Message{
+		Update{Prefix: pfx("10.1.2.0/24"), RouterID: idA, Interval: 100, Seqno: 1, Metric: 96},
+		Update{Prefix: pfx("10.1.3.0/24"), RouterID: idA, Interval: 100, Seqno: 1, Metric: 96},
+		Update{Prefix: pfx("9.9.9.9/32"), RouterID: idV4, Interval: 100, Seqno: 1, Metric: 96},
+		RouteRequest{Prefix: pfx("10.1.2.0/24")},
+		SeqnoRequest{Prefix: pfx("10.1.2.0/24"), Seqno: 1, HopCount: 10, RouterID: idA},
+		Update{Prefix: pfx("2001:db8:0:1::/64"), RouterID: idV4, Interval: 100, Seqno: 1, Metric: 96},
+	}, p.Messages)
+}
+
+// TestEncodeIPv4Updates: an IPv4 prefix goes AE 1 with an IPv4 next hop,
+// and v4-via-v6 (AE 4, sent whole) with an IPv6 one or the packet's
+// source; each decodes to what was encoded.
+func TestEncodeIPv4Updates(t *testing.T) {
+	ll := netip.MustParseAddr("fe80::1")
+	for _, tc := range []struct {
+		name string
+		u    Update
+		ae   byte
+	}{
+		{"ipv4-next-hop", Update{Prefix: pfx("10.42.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1"), RouterID: idA, Interval: 400, Seqno: 7, Metric: 256}, aeIPv4},
+		{"packet-source", Update{Prefix: pfx("10.42.1.0/24"), RouterID: idA, Interval: 400, Seqno: 7, Metric: 256}, aeV4viaV6},
+		{"ipv6-next-hop", Update{Prefix: pfx("10.42.1.0/24"), NextHop: ll, RouterID: idA, Interval: 400, Seqno: 7, Metric: 256}, aeV4viaV6},
+		{"retraction", Update{Prefix: pfx("10.42.0.0/16"), RouterID: idA, Interval: 400, Seqno: 7, Metric: Infinity}, aeV4viaV6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Twice: the second is not compressed against the first.
+			pkt := encodeAll(t, tc.u, tc.u)
+			p, err := ParsePacket(pkt)
+			require.NoError(t, err)
+			require.Equal(t, []Message{tc.u, tc.u}, p.Messages)
+			i := headerLen // the first Update TLV, after any Router-Id and Next Hop
+			for pkt[i] != tlvUpdate {
+				i += 2 + int(pkt[i+1])
+			}
+			require.Equal(t, tc.ae, pkt[i+2], "AE")
+		})
+	}
 }
 
 func TestSeqnoOrder(t *testing.T) {

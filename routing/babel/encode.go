@@ -273,13 +273,18 @@ func (e *Encoder) appendUpdate(m Update) error {
 		return err
 	}
 	v4 := ae == aeIPv4
+	// An IPv4 prefix without an IPv4 next hop goes v4-via-v6 (AE 4): its
+	// next hop is the IPv6 one, or the packet's source.
+	viaV6 := v4 && !m.NextHop.Is4()
 	cur := e.st.nextHop6
-	if v4 {
+	if viaV6 {
+		ae = aeV4viaV6
+	} else if v4 {
 		cur = e.st.nextHop4
 	}
 	switch {
 	case m.NextHop.IsValid() && m.NextHop != cur:
-		if m.NextHop.Is4() != v4 {
+		if m.NextHop.Is4() != (v4 && !viaV6) {
 			return fmt.Errorf("babel: next hop %s for prefix %s", m.NextHop, m.Prefix)
 		}
 		if err := e.appendNextHop(m.NextHop); err != nil {
@@ -287,8 +292,6 @@ func (e *Encoder) appendUpdate(m Update) error {
 		}
 	case !m.NextHop.IsValid() && cur.IsValid():
 		return fmt.Errorf("babel: update for %s uses the packet source after a Next Hop TLV", m.Prefix)
-	case v4 && !m.NextHop.IsValid() && m.Metric != Infinity:
-		return fmt.Errorf("babel: IPv4 update for %s needs an IPv4 next hop", m.Prefix)
 	}
 
 	var flags uint8
@@ -304,13 +307,16 @@ func (e *Encoder) appendUpdate(m Update) error {
 		return fmt.Errorf("babel: update for %s has no router-id", m.Prefix)
 	}
 
+	// AE 4 is sent whole and sets no compression state, as babeld sends
+	// it: a receiver that keeps AE 4's state apart from AE 1's is not
+	// misled.
 	omitted := 0
-	if v4 && e.st.have4 {
+	if v4 && !viaV6 && e.st.have4 {
 		omitted = commonPrefixLen(raw, e.st.prefix4[:])
 	} else if !v4 && e.st.have6 {
 		omitted = commonPrefixLen(raw, e.st.prefix6[:])
 	}
-	if omitted < len(raw) {
+	if omitted < len(raw) && !viaV6 {
 		flags |= updateFlagDefault
 		if v4 {
 			e.st.prefix4, e.st.have4 = [4]byte{}, true

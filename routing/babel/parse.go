@@ -279,7 +279,7 @@ func (st *codecState) parseNextHop(b []byte) error {
 func plainPrefix(ae, plen uint8, b []byte) (netip.Prefix, int, error) {
 	var max int
 	switch ae {
-	case aeIPv4:
+	case aeIPv4, aeV4viaV6:
 		max = 32
 	case aeIPv6:
 		max = 128
@@ -298,7 +298,7 @@ func plainPrefix(ae, plen uint8, b []byte) (netip.Prefix, int, error) {
 
 func prefixFromBytes(ae uint8, raw []byte, plen int) netip.Prefix {
 	var a netip.Addr
-	if ae == aeIPv4 {
+	if ae == aeIPv4 || ae == aeV4viaV6 {
 		var x [4]byte
 		copy(x[:], raw)
 		a = netip.AddrFrom4(x)
@@ -344,9 +344,9 @@ func (st *codecState) parseUpdate(b []byte) (Message, error) {
 			return nil, err
 		}
 		return m, nil
-	case aeIPv4, aeIPv6:
+	case aeIPv4, aeIPv6, aeV4viaV6:
 		max, def, have := 16, st.prefix6[:], st.have6
-		if ae == aeIPv4 {
+		if ae != aeIPv6 {
 			max, def, have = 4, st.prefix4[:], st.have4
 		}
 		if plen > max*8 {
@@ -362,7 +362,7 @@ func (st *codecState) parseUpdate(b []byte) (Message, error) {
 		rest = rest[n-omitted:]
 		m.Prefix = prefixFromBytes(ae, raw, plen)
 		if flags&updateFlagDefault != 0 {
-			if ae == aeIPv4 {
+			if ae != aeIPv6 {
 				st.prefix4, st.have4 = [4]byte(raw), true
 			} else {
 				st.prefix6, st.have6 = [16]byte(raw), true
@@ -407,12 +407,15 @@ func (st *codecState) parseUpdate(b []byte) (Message, error) {
 	} else if m.Metric != Infinity {
 		return nil, errIgnoreTLV
 	}
-	if m.Prefix.Addr().Is4() {
+	switch {
+	case ae == aeV4viaV6:
+		m.NextHop = st.nextHop6
+	case m.Prefix.Addr().Is4():
 		m.NextHop = st.nextHop4
 		if !m.NextHop.IsValid() && m.Metric != Infinity {
 			return nil, errIgnoreTLV
 		}
-	} else {
+	default:
 		m.NextHop = st.nextHop6
 	}
 	return m, nil

@@ -58,6 +58,10 @@ const (
 	aeIPv4      = 1
 	aeIPv6      = 2
 	aeLinkLocal = 3
+	// aeV4viaV6 is an IPv4 prefix whose next hop is an IPv6 address (RFC
+	// 9229): the IPv6 Next Hop in effect, or the packet's source. It
+	// shares AE 1's prefix compression state, as babeld does.
+	aeV4viaV6 = 4
 )
 
 const (

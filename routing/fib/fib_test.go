@@ -237,3 +237,24 @@ func TestKernelSourceSpecific(t *testing.T) {
 	require.False(t, strings.Contains(out, "default"), out)
 	require.Contains(t, out, "2001:db8:5::/48")
 }
+
+// TestKernelV4viaV6 installs IPv4 routes through an IPv6 gateway (RTA_VIA)
+// and an IPv4 one, and reads them back with ip(8).
+func TestKernelV4viaV6(t *testing.T) {
+	a := netns.ForTest(t, "fib4a")
+	b := netns.ForTest(t, "fib4b")
+	require.NoError(t, netns.Veth(a, "va", b, "vb"))
+	require.NoError(t, a.AddrAdd("va", netip.MustParsePrefix("10.98.0.1/24")))
+	k := &Kernel{}
+	via6 := Route{Dst: netip.MustParsePrefix("10.42.5.0/24"), Interface: "va", NextHop: netip.MustParseAddr("fe80::1")}
+	via4 := Route{Dst: netip.MustParsePrefix("10.42.6.0/24"), Interface: "va", NextHop: netip.MustParseAddr("10.98.0.2")}
+	require.NoError(t, a.Do(func() error { return errors.Join(k.Replace(via6), k.Replace(via4)) }))
+	out, err := a.Run("ip", "-4", "route", "show", "proto", "babel")
+	require.NoError(t, err)
+	require.Contains(t, out, "10.42.5.0/24 via inet6 fe80::1 dev va")
+	require.Contains(t, out, "10.42.6.0/24 via 10.98.0.2 dev va")
+	require.NoError(t, a.Do(func() error { return k.Delete(via6.Dst, netip.Prefix{}) }))
+	out, err = a.Run("ip", "-4", "route", "show", "proto", "babel")
+	require.NoError(t, err)
+	require.NotContains(t, out, "10.42.5.0/24")
+}

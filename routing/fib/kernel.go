@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -38,11 +39,17 @@ func (k *Kernel) Replace(r Route) error {
 	}
 	req.AddData(msg)
 	k.addKeyAttrs(req, r.Dst, r.Src)
-	if r.NextHop.IsValid() {
-		if r.NextHop.Is4() != r.Dst.Addr().Is4() {
-			return fmt.Errorf("fib: next hop %s for %s", r.NextHop, r.Dst)
-		}
+	switch {
+	case !r.NextHop.IsValid():
+	case r.NextHop.Is4() == r.Dst.Addr().Is4():
 		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, r.NextHop.WithZone("").AsSlice()))
+	case r.Dst.Addr().Is4():
+		// v4-via-v6 (RFC 9229): an IPv6 gateway for an IPv4 route,
+		// struct rtvia (Linux 5.2).
+		via := binary.NativeEndian.AppendUint16(nil, unix.AF_INET6)
+		req.AddData(nl.NewRtAttr(unix.RTA_VIA, append(via, r.NextHop.WithZone("").AsSlice()...)))
+	default:
+		return fmt.Errorf("fib: next hop %s for %s", r.NextHop, r.Dst)
 	}
 	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifi.Index))))
 	req.AddData(nl.NewRtAttr(unix.RTA_PRIORITY, nl.Uint32Attr(uint32(k.priority()))))
