@@ -10,6 +10,7 @@
 #include "include/common.h"
 #include "include/underlay.h"
 #include "include/icmp6.h"
+#include "include/class.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -88,7 +89,9 @@ int overlay_egress(struct __sk_buff *skb)
 		return icmp6_send_error(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE, 0);
 	}
 	struct tunnel t = *tp;
+	__u8 class_id = r->class, tos = class_steer(skb, class_id);
 	if (inner_seg_len(skb->len - ETH_HLEN, skb_gso_size(skb)) > t.mtu) {
+		class_drop(class_id);
 		count(REASON_TOO_BIG);
 		return icmp6_send_error(skb, ICMPV6_PKT_TOOBIG, 0, t.mtu);
 	}
@@ -97,14 +100,17 @@ int overlay_egress(struct __sk_buff *skb)
 	__u32 inner_len = skb->len - ETH_HLEN;
 	__u32 olen = outer_len(&t);
 	if (encap_room(skb, &t, olen) < 0) {
+		class_drop(class_id);
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
 	struct outer_hdr o = {};
 	outer_build(&o, &t, inner_len, sport);
+	class_outer_tos(&o.ip, tos);
 	__be16 proto = bpf_htons(ETH_P_IP);
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &o, olen, BPF_F_INVALIDATE_HASH) < 0 ||
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) < 0) {
+		class_drop(class_id);
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
@@ -330,3 +336,4 @@ const enum tunnel_type *btf_tunnel_type __attribute__((unused));
 const enum route_flags *btf_route_flags __attribute__((unused));
 const enum tunnel_flags *btf_tunnel_flags __attribute__((unused));
 const enum control_port *btf_control_port __attribute__((unused));
+const enum class_flags *btf_class_flags __attribute__((unused));

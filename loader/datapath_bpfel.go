@@ -13,6 +13,19 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type datapathClassFlags uint32
+
+const (
+	datapathClassFlagsCLASS_F_SET datapathClassFlags = 1
+)
+
+type datapathClassStats struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+	Drops   uint64
+}
+
 type datapathControlPort uint32
 
 const (
@@ -30,6 +43,12 @@ type datapathEndpointKey struct {
 	Key    uint32
 	Type   uint8
 	Pad    [3]uint8
+}
+
+type datapathQueueStats struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
 }
 
 type datapathReason uint32
@@ -82,6 +101,18 @@ type datapathTokenBucket struct {
 	Tokens uint64
 }
 
+type datapathTrafficClass struct {
+	_          structs.HostLayout
+	Priority   uint32
+	QueueFirst uint16
+	QueueCount uint16
+	Dscp       uint8
+	Flags      uint8
+	Pad        uint16
+	_          [4]byte
+	Rate       uint64
+}
+
 type datapathTunnel struct {
 	_       structs.HostLayout
 	Local   uint32
@@ -129,9 +160,12 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	datapathMapClassCounters         = "class_counters"
+	datapathMapClasses               = "classes"
 	datapathMapCsumScratch           = "csum_scratch"
 	datapathMapEndpoints             = "endpoints"
 	datapathMapLimiters              = "limiters"
+	datapathMapQueueCounters         = "queue_counters"
 	datapathMapReasonCounters        = "reason_counters"
 	datapathMapRoutes                = "routes"
 	datapathMapSourceRoutes          = "source_routes"
@@ -141,6 +175,7 @@ const (
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
+	datapathVarBtfClassFlags         = "btf_class_flags"
 	datapathVarBtfControlPort        = "btf_control_port"
 	datapathVarBtfReason             = "btf_reason"
 	datapathVarBtfRouteFlags         = "btf_route_flags"
@@ -206,9 +241,12 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
+	ClassCounters  *ebpf.MapSpec `ebpf:"class_counters"`
+	Classes        *ebpf.MapSpec `ebpf:"classes"`
 	CsumScratch    *ebpf.MapSpec `ebpf:"csum_scratch"`
 	Endpoints      *ebpf.MapSpec `ebpf:"endpoints"`
 	Limiters       *ebpf.MapSpec `ebpf:"limiters"`
+	QueueCounters  *ebpf.MapSpec `ebpf:"queue_counters"`
 	ReasonCounters *ebpf.MapSpec `ebpf:"reason_counters"`
 	Routes         *ebpf.MapSpec `ebpf:"routes"`
 	SourceRoutes   *ebpf.MapSpec `ebpf:"source_routes"`
@@ -221,6 +259,7 @@ type datapathMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathVariableSpecs struct {
+	BtfClassFlags         *ebpf.VariableSpec `ebpf:"btf_class_flags"`
 	BtfControlPort        *ebpf.VariableSpec `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.VariableSpec `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.VariableSpec `ebpf:"btf_route_flags"`
@@ -255,9 +294,12 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
+	ClassCounters  *ebpf.Map `ebpf:"class_counters"`
+	Classes        *ebpf.Map `ebpf:"classes"`
 	CsumScratch    *ebpf.Map `ebpf:"csum_scratch"`
 	Endpoints      *ebpf.Map `ebpf:"endpoints"`
 	Limiters       *ebpf.Map `ebpf:"limiters"`
+	QueueCounters  *ebpf.Map `ebpf:"queue_counters"`
 	ReasonCounters *ebpf.Map `ebpf:"reason_counters"`
 	Routes         *ebpf.Map `ebpf:"routes"`
 	SourceRoutes   *ebpf.Map `ebpf:"source_routes"`
@@ -268,9 +310,12 @@ type datapathMaps struct {
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
+		m.ClassCounters,
+		m.Classes,
 		m.CsumScratch,
 		m.Endpoints,
 		m.Limiters,
+		m.QueueCounters,
 		m.ReasonCounters,
 		m.Routes,
 		m.SourceRoutes,
@@ -284,6 +329,7 @@ func (m *datapathMaps) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathVariables struct {
+	BtfClassFlags         *ebpf.Variable `ebpf:"btf_class_flags"`
 	BtfControlPort        *ebpf.Variable `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.Variable `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.Variable `ebpf:"btf_route_flags"`

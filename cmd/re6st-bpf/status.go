@@ -13,11 +13,13 @@ import (
 
 type status struct {
 	loader.State
-	Maps    []loader.MapFill  `json:"maps"`
-	Reasons map[string]uint64 `json:"reasons"`
-	Tunnels []tunnelRow       `json:"tunnels"`
-	Routes  []loader.Route    `json:"routes"`
-	Kernel  []loader.Feature  `json:"kernel"`
+	Maps    []loader.MapFill     `json:"maps"`
+	Reasons map[string]uint64    `json:"reasons"`
+	Tunnels []tunnelRow          `json:"tunnels"`
+	Routes  []loader.Route       `json:"routes"`
+	Kernel  []loader.Feature     `json:"kernel"`
+	Classes []loader.ClassStatus `json:"classes"`
+	Queues  []loader.QueueStats  `json:"queues"`
 }
 
 func statusCmd(g *globals) *cobra.Command {
@@ -67,6 +69,12 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 	if s.Tunnels, err = tunnelRows(d); err != nil {
 		return nil, err
 	}
+	if s.Classes, err = d.ClassStatuses(); err != nil {
+		return nil, err
+	}
+	if s.Queues, err = d.QueueCounters(); err != nil {
+		return nil, err
+	}
 	s.Routes, err = d.Routes()
 	return s, err
 }
@@ -102,4 +110,10 @@ func printStatus(s *status) {
 	printTunnels(s.Tunnels)
 	fmt.Println()
 	printRoutes(s.Routes)
+	if len(s.Classes) > 0 || len(s.Queues) > 0 {
+		fmt.Println()
+		printClasses(s.Classes)
+		fmt.Println()
+		printQueues(s.Queues)
+	}
 }

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Traffic classes (TSN): a route names a class; the egress program gives
+ * the class's packets their priority, one of the class's TX queues (by flow
+ * hash, so that a flow keeps its queue) and the class's DSCP on the outer
+ * IPv4 header. The inner packet, with its own traffic class, is left as it
+ * is. Class 0 is "no class": packets go out as they did before classes. */
+#pragma once
+
+#include "common.h"
+
+#define MAX_CLASSES 256
+/* Queue counters: queues past the last slot are steered but not counted. */
+#define MAX_CLASS_QUEUES 64
+
+enum class_flags {
+	CLASS_F_SET = 1, /* the class is configured */
+};
+
+struct traffic_class {
+	__u32 priority;    /* skb->priority: qdiscs (HTB, mqprio) classify on it */
+	__u16 queue_first; /* first TX queue of the underlay device */
+	__u16 queue_count; /* 0: leave the queue to the kernel */
+	__u8 dscp;         /* outer IPv4 DSCP (0..63) */
+	__u8 flags;        /* enum class_flags */
+	__u16 pad;
+	__u64 rate;        /* bits per second, for the shaper; 0: no limit */
+};
+
+/* Packets and bytes (inner) the egress program classified into a class, and
+ * how many of them it then refused (too big for the tunnel, failed
+ * encapsulation). */
+struct class_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 drops;
+};
+
+/* Packets and bytes the egress program steered to a TX queue. */
+struct queue_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct traffic_class);
+} classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct class_stats);
+} class_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_CLASS_QUEUES);
+	__type(key, __u32);
+	__type(value, struct queue_stats);
+} queue_counters SEC(".maps");
+
+/* Applies class id to a packet about to be encapsulated: priority and TX
+ * queue on the skb, counters. Returns the outer TOS byte (DSCP, ECN 0) for
+ * class_outer_tos.
+ *
+ * The queue survives the redirect this way: bpf_redirect_neigh hands the
+ * packet to the underlay device's dev_queue_xmit, which picks the TX queue
+ * after its own egress hook. With no XPS map and no ndo_select_queue (veth,
+ * and NICs whose driver sets no XPS), the pick (skb_tx_hash) takes a
+ * recorded queue_mapping as "received on queue_mapping - 1" and maps it to
+ * that TX queue, so the program records queue + 1. A socket that the pick
+ * then remembers the queue for keeps the same one, as its flow hashes the
+ * same. Where XPS is configured it wins over this choice: the loader clears
+ * XPS on the underlays of a node with classes (docs/traffic-classes.md). */
+static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
+{
+	__u32 key = id;
+	if (!id)
+		return 0;
+	struct traffic_class *c = bpf_map_lookup_elem(&classes, &key);
+	if (!c || !(c->flags & CLASS_F_SET))
+		return 0;
+	__u32 len = skb->len - ETH_HLEN;
+	skb->priority = c->priority;
+	if (c->queue_count) {
+		__u32 q = c->queue_first + bpf_get_hash_recalc(skb) % c->queue_count;
+		skb->queue_mapping = q + 1;
+		struct queue_stats *qs = bpf_map_lookup_elem(&queue_counters, &q);
+		if (qs) {
+			qs->packets++;
+			qs->bytes += len;
+		}
+	}
+	struct class_stats *s = bpf_map_lookup_elem(&class_counters, &key);
+	if (s) {
+		s->packets++;
+		s->bytes += len;
+	}
+	return c->dscp << 2;
+}
+
+/* Counts a packet of class id that the egress program refused after
+ * class_steer. */
+static __always_inline void class_drop(__u8 id)
+{
+	__u32 key = id;
+	struct class_stats *s;
+
+	if (id && (s = bpf_map_lookup_elem(&class_counters, &key)))
+		s->drops++;
+}
+
+/* Writes the class's TOS byte into the outer IPv4 header outer_build made. */
+static __always_inline void class_outer_tos(struct iphdr *ip, __u8 tos)
+{
+	if (!tos)
+		return;
+	ip->tos = tos;
+	ipv4_set_csum(ip);
+}

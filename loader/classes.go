@@ -1,0 +1,167 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxClasses is the number of class ids; 0 is "no class".
+const MaxClasses = 256
+
+// MaxCountedQueues is the number of TX queues with their own counters.
+const MaxCountedQueues = 64
+
+// Class is a traffic class as the data plane applies it to the packets of
+// the routes that name it (see docs/traffic-classes.md).
+type Class struct {
+	ID uint8 `json:"id"`
+	// QueueFirst and QueueCount are the underlay TX queues the class's
+	// flows are spread over by flow hash; QueueCount 0 leaves the queue to
+	// the kernel.
+	QueueFirst uint16 `json:"queue_first"`
+	QueueCount uint16 `json:"queue_count"`
+	DSCP       uint8  `json:"dscp"`
+	// Priority is the packets' skb->priority, which qdiscs classify on.
+	Priority uint32 `json:"priority"`
+	// Rate is the class's shaping rate in bits per second, 0 for none.
+	Rate uint64 `json:"rate,omitempty"`
+}
+
+// Validate checks the fields.
+func (c *Class) Validate() error {
+	if c.ID == 0 {
+		return errors.New("class id 0 is reserved (\"no class\")")
+	}
+	if c.DSCP > 63 {
+		return fmt.Errorf("class %d: DSCP %d is not in 0..63", c.ID, c.DSCP)
+	}
+	if int(c.QueueFirst)+int(c.QueueCount) > 0xffff {
+		return fmt.Errorf("class %d: queues %d+%d out of range", c.ID, c.QueueFirst, c.QueueCount)
+	}
+	return nil
+}
+
+// Queues is the class's queue range as "FIRST-LAST", or "-" for none.
+func (c *Class) Queues() string {
+	if c.QueueCount == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d-%d", c.QueueFirst, int(c.QueueFirst)+int(c.QueueCount)-1)
+}
+
+// SetClass adds or replaces a class; routes naming it use it at once.
+func (d *Datapath) SetClass(c Class) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	key := uint32(c.ID)
+	v := datapathTrafficClass{Priority: c.Priority, QueueFirst: c.QueueFirst, QueueCount: c.QueueCount,
+		Dscp: c.DSCP, Flags: uint8(datapathClassFlagsCLASS_F_SET), Rate: c.Rate}
+	return d.maps.Classes.Put(&key, &v)
+}
+
+// DeleteClass removes a class: the packets of its routes go out unclassed.
+func (d *Datapath) DeleteClass(id uint8) error {
+	key := uint32(id)
+	var v datapathTrafficClass
+	if err := d.maps.Classes.Lookup(&key, &v); err != nil {
+		return err
+	}
+	if v.Flags&uint8(datapathClassFlagsCLASS_F_SET) == 0 {
+		return fmt.Errorf("class %d: %w", id, ErrNotFound)
+	}
+	return d.maps.Classes.Put(&key, &datapathTrafficClass{})
+}
+
+// Classes lists the configured classes by id.
+func (d *Datapath) Classes() ([]Class, error) {
+	var out []Class
+	var v datapathTrafficClass
+	for id := uint32(1); id < MaxClasses; id++ {
+		if err := d.maps.Classes.Lookup(&id, &v); err != nil {
+			return nil, err
+		}
+		if v.Flags&uint8(datapathClassFlagsCLASS_F_SET) == 0 {
+			continue
+		}
+		out = append(out, Class{ID: uint8(id), QueueFirst: v.QueueFirst, QueueCount: v.QueueCount,
+			DSCP: v.Dscp, Priority: v.Priority, Rate: v.Rate})
+	}
+	return out, nil
+}
+
+// ClassStats are the packets and bytes the egress program classified into
+// a class, and how many of them it refused; summed over CPUs.
+type ClassStats struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Drops   uint64 `json:"drops"`
+}
+
+// ClassCounters returns the counters of class id.
+func (d *Datapath) ClassCounters(id uint8) (ClassStats, error) {
+	key := uint32(id)
+	var per []datapathClassStats
+	var s ClassStats
+	if err := d.maps.ClassCounters.Lookup(&key, &per); err != nil {
+		return s, err
+	}
+	for _, v := range per {
+		s.Packets += v.Packets
+		s.Bytes += v.Bytes
+		s.Drops += v.Drops
+	}
+	return s, nil
+}
+
+// QueueStats are the packets and bytes the egress program steered to one
+// TX queue, summed over CPUs.
+type QueueStats struct {
+	Queue   uint16 `json:"queue"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// QueueCounters returns the counters of the queues that were steered to.
+func (d *Datapath) QueueCounters() ([]QueueStats, error) {
+	var out []QueueStats
+	var per []datapathQueueStats
+	for q := uint32(0); q < MaxCountedQueues; q++ {
+		if err := d.maps.QueueCounters.Lookup(&q, &per); err != nil {
+			return nil, err
+		}
+		s := QueueStats{Queue: uint16(q)}
+		for _, v := range per {
+			s.Packets += v.Packets
+			s.Bytes += v.Bytes
+		}
+		if s.Packets > 0 {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ClassStatus is a class with its counters, as status shows it.
+type ClassStatus struct {
+	Class
+	Queues string `json:"queues"`
+	ClassStats
+}
+
+// ClassStatuses lists the classes with their counters.
+func (d *Datapath) ClassStatuses() ([]ClassStatus, error) {
+	cs, err := d.Classes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ClassStatus, 0, len(cs))
+	for _, c := range cs {
+		s, err := d.ClassCounters(c.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ClassStatus{Class: c, Queues: c.Queues(), ClassStats: s})
+	}
+	return out, nil
+}
