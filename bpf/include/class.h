@@ -76,8 +76,9 @@ struct {
  * recorded queue_mapping as "received on queue_mapping - 1" and maps it to
  * that TX queue, so the program records queue + 1. A socket that the pick
  * then remembers the queue for keeps the same one, as its flow hashes the
- * same. Where XPS is configured it wins over this choice: the loader clears
- * XPS on the underlays of a node with classes (docs/traffic-classes.md). */
+ * same. Where XPS is configured (xps_cpus or xps_rxqs of the underlay's TX
+ * queues) or the driver selects queues itself, the kernel's choice wins:
+ * docs/traffic-classes.md says how to check and clear it. */
 static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
 {
 	__u32 key = id;

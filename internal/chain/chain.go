@@ -23,6 +23,9 @@ type Options struct {
 	// Attach is how the tc programs attach (tcx, legacy or auto: "" is
 	// auto).
 	Attach loader.AttachMode
+	// Queues is the number of TX and RX queues of every underlay veth
+	// (0: one).
+	Queues int
 }
 
 // Shape is the encapsulation of one link's tunnel.
@@ -138,7 +141,7 @@ func (c *Chain) build(o Options) error {
 	for i := 0; i+1 < n; i++ {
 		a, b := c.Nodes[i], c.Nodes[i+1]
 		a.Right, b.Left = fmt.Sprintf("r%d", i), fmt.Sprintf("l%d", i+1)
-		if err := netns.Veth(a.NS, a.Right, b.NS, b.Left); err != nil {
+		if err := netns.VethQueues(a.NS, a.Right, b.NS, b.Left, o.Queues); err != nil {
 			return err
 		}
 		for _, x := range []struct {
