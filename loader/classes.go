@@ -8,6 +8,10 @@ import (
 // MaxClasses is the number of class ids; 0 is "no class".
 const MaxClasses = 256
 
+// MaxFlowLeaves is the largest Flows: a class's HTB leaves are minor
+// numbers id<<8 | 1..254.
+const MaxFlowLeaves = 254
+
 // MaxCountedQueues is the number of TX queues with their own counters.
 const MaxCountedQueues = 64
 
@@ -25,6 +29,12 @@ type Class struct {
 	Priority uint32 `json:"priority"`
 	// Rate is the class's shaping rate in bits per second, 0 for none.
 	Rate uint64 `json:"rate,omitempty"`
+	// Flows is the number of shaper leaves that share the class's rate
+	// equally, one flow each (0: the class is one leaf).
+	Flows uint16 `json:"flows,omitempty"`
+	// Shaped is set by Shape: the packets' priority is then the class's
+	// HTB leaf, not Priority. SetClass clears it: shape again.
+	Shaped bool `json:"shaped,omitempty"`
 }
 
 // Validate checks the fields.
@@ -34,6 +44,9 @@ func (c *Class) Validate() error {
 	}
 	if c.DSCP > 63 {
 		return fmt.Errorf("class %d: DSCP %d is not in 0..63", c.ID, c.DSCP)
+	}
+	if c.Flows > MaxFlowLeaves {
+		return fmt.Errorf("class %d: at most %d flow leaves", c.ID, MaxFlowLeaves)
 	}
 	if int(c.QueueFirst)+int(c.QueueCount) > 0xffff {
 		return fmt.Errorf("class %d: queues %d+%d out of range", c.ID, c.QueueFirst, c.QueueCount)
@@ -50,13 +63,22 @@ func (c *Class) Queues() string {
 }
 
 // SetClass adds or replaces a class; routes naming it use it at once.
+// c.Shaped is ignored: a changed class is unshaped until Shape runs again.
 func (d *Datapath) SetClass(c Class) error {
+	c.Shaped = false
+	return d.putClass(c)
+}
+
+func (d *Datapath) putClass(c Class) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	key := uint32(c.ID)
 	v := datapathTrafficClass{Priority: c.Priority, QueueFirst: c.QueueFirst, QueueCount: c.QueueCount,
-		Dscp: c.DSCP, Flags: uint8(datapathClassFlagsCLASS_F_SET), Rate: c.Rate}
+		Dscp: c.DSCP, Flags: uint8(datapathClassFlagsCLASS_F_SET), Rate: c.Rate, Buckets: c.Flows}
+	if c.Shaped {
+		v.Flags |= uint8(datapathClassFlagsCLASS_F_SHAPED)
+	}
 	return d.maps.Classes.Put(&key, &v)
 }
 
@@ -85,7 +107,8 @@ func (d *Datapath) Classes() ([]Class, error) {
 			continue
 		}
 		out = append(out, Class{ID: uint8(id), QueueFirst: v.QueueFirst, QueueCount: v.QueueCount,
-			DSCP: v.Dscp, Priority: v.Priority, Rate: v.Rate})
+			DSCP: v.Dscp, Priority: v.Priority, Rate: v.Rate, Flows: v.Buckets,
+			Shaped: v.Flags&uint8(datapathClassFlagsCLASS_F_SHAPED) != 0})
 	}
 	return out, nil
 }

@@ -16,8 +16,15 @@ import (
 type datapathClassFlags uint32
 
 const (
-	datapathClassFlagsCLASS_F_SET datapathClassFlags = 1
+	datapathClassFlagsCLASS_F_SET    datapathClassFlags = 1
+	datapathClassFlagsCLASS_F_SHAPED datapathClassFlags = 2
 )
+
+type datapathClassFlowKey struct {
+	_     structs.HostLayout
+	Hash  uint32
+	Class uint32
+}
 
 type datapathClassStats struct {
 	_       structs.HostLayout
@@ -111,6 +118,8 @@ type datapathTrafficClass struct {
 	Pad        uint16
 	_          [4]byte
 	Rate       uint64
+	Buckets    uint16
+	Pad2       [3]uint16
 }
 
 type datapathTunnel struct {
@@ -161,6 +170,8 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	datapathMapClassCounters         = "class_counters"
+	datapathMapClassFlows            = "class_flows"
+	datapathMapClassNextBucket       = "class_next_bucket"
 	datapathMapClasses               = "classes"
 	datapathMapCsumScratch           = "csum_scratch"
 	datapathMapEndpoints             = "endpoints"
@@ -241,18 +252,20 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
-	ClassCounters  *ebpf.MapSpec `ebpf:"class_counters"`
-	Classes        *ebpf.MapSpec `ebpf:"classes"`
-	CsumScratch    *ebpf.MapSpec `ebpf:"csum_scratch"`
-	Endpoints      *ebpf.MapSpec `ebpf:"endpoints"`
-	Limiters       *ebpf.MapSpec `ebpf:"limiters"`
-	QueueCounters  *ebpf.MapSpec `ebpf:"queue_counters"`
-	ReasonCounters *ebpf.MapSpec `ebpf:"reason_counters"`
-	Routes         *ebpf.MapSpec `ebpf:"routes"`
-	SourceRoutes   *ebpf.MapSpec `ebpf:"source_routes"`
-	TunnelCounters *ebpf.MapSpec `ebpf:"tunnel_counters"`
-	TunnelL2s      *ebpf.MapSpec `ebpf:"tunnel_l2s"`
-	Tunnels        *ebpf.MapSpec `ebpf:"tunnels"`
+	ClassCounters   *ebpf.MapSpec `ebpf:"class_counters"`
+	ClassFlows      *ebpf.MapSpec `ebpf:"class_flows"`
+	ClassNextBucket *ebpf.MapSpec `ebpf:"class_next_bucket"`
+	Classes         *ebpf.MapSpec `ebpf:"classes"`
+	CsumScratch     *ebpf.MapSpec `ebpf:"csum_scratch"`
+	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
+	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
+	QueueCounters   *ebpf.MapSpec `ebpf:"queue_counters"`
+	ReasonCounters  *ebpf.MapSpec `ebpf:"reason_counters"`
+	Routes          *ebpf.MapSpec `ebpf:"routes"`
+	SourceRoutes    *ebpf.MapSpec `ebpf:"source_routes"`
+	TunnelCounters  *ebpf.MapSpec `ebpf:"tunnel_counters"`
+	TunnelL2s       *ebpf.MapSpec `ebpf:"tunnel_l2s"`
+	Tunnels         *ebpf.MapSpec `ebpf:"tunnels"`
 }
 
 // datapathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -294,23 +307,27 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
-	ClassCounters  *ebpf.Map `ebpf:"class_counters"`
-	Classes        *ebpf.Map `ebpf:"classes"`
-	CsumScratch    *ebpf.Map `ebpf:"csum_scratch"`
-	Endpoints      *ebpf.Map `ebpf:"endpoints"`
-	Limiters       *ebpf.Map `ebpf:"limiters"`
-	QueueCounters  *ebpf.Map `ebpf:"queue_counters"`
-	ReasonCounters *ebpf.Map `ebpf:"reason_counters"`
-	Routes         *ebpf.Map `ebpf:"routes"`
-	SourceRoutes   *ebpf.Map `ebpf:"source_routes"`
-	TunnelCounters *ebpf.Map `ebpf:"tunnel_counters"`
-	TunnelL2s      *ebpf.Map `ebpf:"tunnel_l2s"`
-	Tunnels        *ebpf.Map `ebpf:"tunnels"`
+	ClassCounters   *ebpf.Map `ebpf:"class_counters"`
+	ClassFlows      *ebpf.Map `ebpf:"class_flows"`
+	ClassNextBucket *ebpf.Map `ebpf:"class_next_bucket"`
+	Classes         *ebpf.Map `ebpf:"classes"`
+	CsumScratch     *ebpf.Map `ebpf:"csum_scratch"`
+	Endpoints       *ebpf.Map `ebpf:"endpoints"`
+	Limiters        *ebpf.Map `ebpf:"limiters"`
+	QueueCounters   *ebpf.Map `ebpf:"queue_counters"`
+	ReasonCounters  *ebpf.Map `ebpf:"reason_counters"`
+	Routes          *ebpf.Map `ebpf:"routes"`
+	SourceRoutes    *ebpf.Map `ebpf:"source_routes"`
+	TunnelCounters  *ebpf.Map `ebpf:"tunnel_counters"`
+	TunnelL2s       *ebpf.Map `ebpf:"tunnel_l2s"`
+	Tunnels         *ebpf.Map `ebpf:"tunnels"`
 }
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
 		m.ClassCounters,
+		m.ClassFlows,
+		m.ClassNextBucket,
 		m.Classes,
 		m.CsumScratch,
 		m.Endpoints,

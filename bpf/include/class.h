@@ -13,8 +13,16 @@
 #define MAX_CLASS_QUEUES 64
 
 enum class_flags {
-	CLASS_F_SET = 1, /* the class is configured */
+	CLASS_F_SET = 1,    /* the class is configured */
+	CLASS_F_SHAPED = 2, /* the underlay has our HTB: priority is its class handle */
 };
+
+/* HTB class handles of the shaper (loader/shaper.go): class id's node is
+ * 1:(id << 8); its flow leaves 1:(id << 8 | 1 + bucket). HTB takes a packet
+ * whose skb->priority is one of its leaf handles straight into that leaf. */
+#define SHAPER_MAJOR 1
+#define SHAPER_HANDLE(id, leaf) ((SHAPER_MAJOR << 16) | ((id) << 8) | (leaf))
+#define MAX_CLASS_FLOWS 65536
 
 struct traffic_class {
 	__u32 priority;    /* skb->priority: qdiscs (HTB, mqprio) classify on it */
@@ -24,6 +32,14 @@ struct traffic_class {
 	__u8 flags;        /* enum class_flags */
 	__u16 pad;
 	__u64 rate;        /* bits per second, for the shaper; 0: no limit */
+	__u16 buckets;     /* shaper leaves that share the class equally; 0: one */
+	__u16 pad2[3];
+};
+
+/* A flow of a class, by its hash. */
+struct class_flow_key {
+	__u32 hash;
+	__u32 class;
 };
 
 /* Packets and bytes (inner) the egress program classified into a class, and
@@ -65,6 +81,42 @@ struct {
 	__type(value, struct queue_stats);
 } queue_counters SEC(".maps");
 
+/* Flow -> shaper bucket: each new flow of a class takes the next bucket in
+ * turn, so that up to buckets concurrent flows never share one (a hash
+ * modulo would pair flows by chance, and a pair gets half a share each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_CLASS_FLOWS);
+	__type(key, struct class_flow_key);
+	__type(value, __u32);
+} class_flows SEC(".maps");
+
+/* The next bucket each class gives to a new flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__uint(max_entries, MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, __u32);
+} class_next_bucket SEC(".maps");
+
+static __always_inline __u32 class_bucket(__u32 id, __u32 hash, __u32 buckets)
+{
+	struct class_flow_key k = { .hash = hash, .class = id };
+	__u32 *b = bpf_map_lookup_elem(&class_flows, &k);
+	if (b)
+		return *b % buckets;
+	__u32 *next = bpf_map_lookup_elem(&class_next_bucket, &id);
+	if (!next)
+		return hash % buckets;
+	/* Not atomic (the object targets BPF v1, which has no fetch-and-add):
+	 * two flows that start at once on two CPUs may share a bucket. */
+	__u32 n = (*next)++ % buckets;
+	bpf_map_update_elem(&class_flows, &k, &n, BPF_NOEXIST);
+	return n;
+}
+
 /* Applies class id to a packet about to be encapsulated: priority and TX
  * queue on the skb, counters. Returns the outer TOS byte (DSCP, ECN 0) for
  * class_outer_tos.
@@ -88,9 +140,13 @@ static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
 	if (!c || !(c->flags & CLASS_F_SET))
 		return 0;
 	__u32 len = skb->len - ETH_HLEN;
-	skb->priority = c->priority;
+	__u32 hash = bpf_get_hash_recalc(skb);
+	if (c->flags & CLASS_F_SHAPED)
+		skb->priority = SHAPER_HANDLE(key, c->buckets ? 1 + class_bucket(key, hash, c->buckets) : 0);
+	else
+		skb->priority = c->priority;
 	if (c->queue_count) {
-		__u32 q = c->queue_first + bpf_get_hash_recalc(skb) % c->queue_count;
+		__u32 q = c->queue_first + hash % c->queue_count;
 		skb->queue_mapping = q + 1;
 		struct queue_stats *qs = bpf_map_lookup_elem(&queue_counters, &q);
 		if (qs) {

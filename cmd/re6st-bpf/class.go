@@ -22,7 +22,7 @@ class's queues, an skb priority and the DSCP of the outer IPv4 header; the
 inner packet is left as it is. Changes take effect at once. See
 docs/traffic-classes.md.`,
 	}
-	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g))
+	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g))
 	return cmd
 }
 
@@ -83,21 +83,25 @@ func parseRate(s string) (uint64, error) {
 func classSetCmd(g *globals) *cobra.Command {
 	var queues, priority, rate string
 	var dscp uint8
+	var flows uint16
 	cmd := &cobra.Command{
-		Use:   "set ID --queues FIRST-LAST [--dscp N] [--priority P] [--rate R]",
+		Use:   "set ID --queues FIRST-LAST [--dscp N] [--priority P] [--rate R] [--flows N]",
 		Short: "Add or replace a traffic class",
 		Long: `Adds or replaces class ID (1-255). Its flows are spread over the TX queues
 FIRST..LAST of the underlay device by flow hash (a flow keeps its queue).
---priority is the packets' skb priority: a number, or a tc class handle
-MAJOR:MINOR that an HTB on the underlay takes as the packet's class.
---rate (bits per second: 100M, 1G) is the class's rate for the shaper.`,
+--priority is the packets' skb priority: a number (0-7: also the class's
+rank in the shaper, higher first), or a tc class handle MAJOR:MINOR that an
+HTB of your own on the underlay takes as the packet's class.
+--rate (bits per second: 100M, 1G) is the class's rate in the shaper and
+--flows the number of its flows that get equal shares ('class shape').
+Changing a shaped class unshapes it: run 'class shape' again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 8)
 			if err != nil || id == 0 {
 				return fmt.Errorf("class id %q: want 1-255", args[0])
 			}
-			c := loader.Class{ID: uint8(id), DSCP: dscp}
+			c := loader.Class{ID: uint8(id), DSCP: dscp, Flows: flows}
 			if queues != "" {
 				if c.QueueFirst, c.QueueCount, err = parseQueues(queues); err != nil {
 					return err
@@ -121,7 +125,64 @@ MAJOR:MINOR that an HTB on the underlay takes as the packet's class.
 	f.Uint8Var(&dscp, "dscp", 0, "outer IPv4 DSCP, 0-63")
 	f.StringVar(&priority, "priority", "", "skb priority: a number or a tc class handle MAJOR:MINOR")
 	f.StringVar(&rate, "rate", "", "shaping rate in bits per second (100M, 1G)")
+	f.Uint16Var(&flows, "flows", 0, "shaper leaves sharing the class's rate equally, one flow each")
 	return cmd
+}
+
+func classShapeCmd(g *globals) *cobra.Command {
+	var rate string
+	cmd := &cobra.Command{
+		Use:   "shape DEVICE --rate R",
+		Short: "Install the HTB shaper of the classes on an underlay device",
+		Long: `Replaces DEVICE's root qdisc with an HTB tree of the classes: the link's rate
+R, each class its --rate (or an equal part of what is left) and its
+--priority rank (0-7, higher first), each of its --flows one leaf of equal
+rate so that the flows of a congested class share it equally; unclassed
+traffic gets the lowest rank. Under each leaf fq_codel when the kernel has
+it, else pfifo (said in the output). The classes' packets are then put in
+their leaves by the egress program.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := parseRate(rate)
+			if err != nil {
+				return err
+			}
+			return g.with(func(d *loader.Datapath) error {
+				rep, err := d.Shape(args[0], r)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(rep)
+				}
+				fmt.Printf("%s: HTB at %d bit/s, leaf qdisc %s", rep.Device, rep.Rate, rep.LeafQdisc)
+				if rep.Why != "" {
+					fmt.Printf(" (%s)", rep.Why)
+				}
+				fmt.Println()
+				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "CLASS\tHANDLE\tRATE\tHTB PRIO\tLEAVES")
+				for _, c := range rep.Classes {
+					fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%d\n", c.ID, c.Handle, c.Rate, c.HTBPrio, c.Leaves)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rate, "rate", "", "the link's rate in bits per second (100M, 1G)")
+	cmd.MarkFlagRequired("rate")
+	return cmd
+}
+
+func classUnshapeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unshape DEVICE",
+		Short: "Remove the HTB shaper from an underlay device",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.with(func(d *loader.Datapath) error { return d.Unshape(args[0]) })
+		},
+	}
 }
 
 func classDelCmd(g *globals) *cobra.Command {
@@ -148,13 +209,13 @@ func formatPriority(p uint32) string {
 
 func printClasses(cs []loader.ClassStatus) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CLASS\tQUEUES\tDSCP\tPRIORITY\tRATE\tPACKETS\tBYTES\tDROPS")
+	fmt.Fprintln(w, "CLASS\tQUEUES\tDSCP\tPRIORITY\tRATE\tFLOWS\tSHAPED\tPACKETS\tBYTES\tDROPS")
 	for _, c := range cs {
 		rate := "-"
 		if c.Rate != 0 {
 			rate = strconv.FormatUint(c.Rate, 10)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%d\t%d\n", c.ID, c.Queues, c.DSCP, formatPriority(c.Priority), rate, c.Packets, c.Bytes, c.Drops)
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%v\t%d\t%d\t%d\n", c.ID, c.Queues, c.DSCP, formatPriority(c.Priority), rate, c.Flows, c.Shaped, c.Packets, c.Bytes, c.Drops)
 	}
 	w.Flush()
 }

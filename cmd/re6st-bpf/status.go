@@ -20,6 +20,8 @@ type status struct {
 	Kernel  []loader.Feature     `json:"kernel"`
 	Classes []loader.ClassStatus `json:"classes"`
 	Queues  []loader.QueueStats  `json:"queues"`
+	// Shaper holds the HTB counters of each underlay that has the shaper.
+	Shaper map[string][]loader.ShaperClassStats `json:"shaper,omitempty"`
 }
 
 func statusCmd(g *globals) *cobra.Command {
@@ -75,6 +77,18 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 	if s.Queues, err = d.QueueCounters(); err != nil {
 		return nil, err
 	}
+	for _, u := range s.Underlays() {
+		st, err := d.ShaperStats(u)
+		if err != nil {
+			return nil, err
+		}
+		if len(st) > 0 {
+			if s.Shaper == nil {
+				s.Shaper = map[string][]loader.ShaperClassStats{}
+			}
+			s.Shaper[u] = st
+		}
+	}
 	s.Routes, err = d.Routes()
 	return s, err
 }
@@ -115,5 +129,14 @@ func printStatus(s *status) {
 		printClasses(s.Classes)
 		fmt.Println()
 		printQueues(s.Queues)
+	}
+	for u, st := range s.Shaper {
+		fmt.Printf("\nshaper on %s\n", u)
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "HTB CLASS\tPACKETS\tBYTES\tDROPS\tBACKLOG")
+		for _, c := range st {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", c.Handle, c.Packets, c.Bytes, c.Drops, c.Backlog)
+		}
+		w.Flush()
 	}
 }
