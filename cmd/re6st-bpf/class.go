@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 )
 
 func classCmd(g *globals) *cobra.Command {
@@ -58,28 +59,6 @@ func parsePriority(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// parseRate reads bits per second with an optional k, M or G (powers of
-// 1000) and an optional "bit" suffix: 100M, 1Gbit, 64000.
-func parseRate(s string) (uint64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(s, "bit"), "bps")
-	mult := uint64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult, t = 1e3, t[:n-1]
-		case 'm', 'M':
-			mult, t = 1e6, t[:n-1]
-		case 'g', 'G':
-			mult, t = 1e9, t[:n-1]
-		}
-	}
-	v, err := strconv.ParseUint(t, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("--rate %q: want bits per second such as 100M or 1G", s)
-	}
-	return v * mult, nil
-}
-
 func classSetCmd(g *globals) *cobra.Command {
 	var queues, priority, rate string
 	var dscp uint8
@@ -113,8 +92,8 @@ Changing a shaped class unshapes it: run 'class shape' again.`,
 				}
 			}
 			if rate != "" {
-				if c.Rate, err = parseRate(rate); err != nil {
-					return err
+				if c.Rate, err = netparams.ParseRate(rate); err != nil {
+					return fmt.Errorf("--rate: %w", err)
 				}
 			}
 			return g.with(func(d *loader.Datapath) error { return d.SetClass(c) })
@@ -143,9 +122,9 @@ it, else pfifo (said in the output). The classes' packets are then put in
 their leaves by the egress program.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := parseRate(rate)
+			r, err := netparams.ParseRate(rate)
 			if err != nil {
-				return err
+				return fmt.Errorf("--rate: %w", err)
 			}
 			return g.with(func(d *loader.Datapath) error {
 				rep, err := d.Shape(args[0], r)
