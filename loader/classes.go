@@ -3,6 +3,10 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // MaxClasses is the number of class ids; 0 is "no class".
@@ -187,4 +191,21 @@ func (d *Datapath) ClassStatuses() ([]ClassStatus, error) {
 		out = append(out, ClassStatus{Class: c, Queues: c.Queues(), ClassStats: s})
 	}
 	return out, nil
+}
+
+// AddOverlayAddress puts one more address (a traffic class's) on the
+// overlay device, usable at once (no DAD); an address already there is
+// kept.
+func (d *Datapath) AddOverlayAddress(p netip.Prefix) error {
+	return InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(d.State.Overlay)
+		if err != nil {
+			return err
+		}
+		addr := &netlink.Addr{IPNet: prefixIPNet(p), Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrReplace(l, addr); err != nil {
+			return fmt.Errorf("address %s on %s: %w", p, d.State.Overlay, err)
+		}
+		return nil
+	})
 }

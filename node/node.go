@@ -34,6 +34,7 @@ type Node struct {
 	cache    *peercache.Cache
 	params   *netParams
 	registry registryState
+	classes  []nodeClass // the network's traffic classes, as of the start
 
 	dp      *loader.Datapath
 	router  *babel.Router
@@ -170,6 +171,9 @@ func (n *Node) prepare(ctx context.Context) error {
 		return err
 	}
 	n.params = newNetParams(n.cfg, p, n.id)
+	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
+		return err
+	}
 	if err := n.renew(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("certificate renewal postponed")
 	}
@@ -184,7 +188,8 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.links = newLinks(n)
-	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
+	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf,
+		Class: func(dst netip.Prefix) uint8 { return classOf(n.classes, dst) }}, n.log)
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
@@ -212,6 +217,9 @@ func (n *Node) start(ctx context.Context) error {
 	n.run.Go(func() error { return n.tunnels.Run(ctx) })
 	n.run.Go(func() error { return n.conn.Serve(ctx, n.links, n.proto) })
 	if err := n.router.Export(n.id.prefix, netip.Prefix{}, 0); err != nil {
+		return err
+	}
+	if err := n.setupClasses(); err != nil {
 		return err
 	}
 	if err := n.setupDefaultRoute(); err != nil {
@@ -285,6 +293,9 @@ func (n *Node) retract() {
 	}
 	before := sent()
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
+	for _, c := range n.classes {
+		n.router.Withdraw(c.Prefix, netip.Prefix{})
+	}
 	if n.cfg.Gateway {
 		n.router.Withdraw(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network)
 	}
