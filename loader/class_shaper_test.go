@@ -1,14 +1,8 @@
 package loader_test
 
 import (
-	"context"
-	"errors"
-	"net"
+	"fmt"
 	"net/netip"
-	"regexp"
-	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +10,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/chain"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/internal/trafficload"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -85,155 +80,38 @@ func TestClassShaperTree(t *testing.T) {
 func TestClassShaperPriorityAndFairness(t *testing.T) {
 	p := buildShapedPair(t)
 	const flows = 8
-	fair := uint64(shapedLinkRate / flows)
-	res := runBulkFlows(t, p.a.NS, p.b.NS, p.b.Overlay, flows, fair, 3*time.Second, func() {
-		rtts := pingRTTs(t, p.a.NS, p.keepAlive, 50)
-		p99 := percentile(rtts, 0.99)
-		t.Logf("keep-alive RTT p50 %v p99 %v", percentile(rtts, 0.5), p99)
+	rates := make([]uint64, flows)
+	for i := range rates {
+		rates[i] = uint64(i+1) * shapedLinkRate / flows
+	}
+	got, err := trafficload.UDPFlows(p.a.NS, p.b.NS, p.b.Overlay, rates, 3*time.Second, func() error {
+		rtts, err := trafficload.PingRTTs(p.a.NS, p.keepAlive, 50, 20*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		p99 := trafficload.Percentile(rtts, 0.99)
+		t.Logf("keep-alive RTT p50 %v p99 %v", trafficload.Percentile(rtts, 0.5), p99)
 		st, err := p.a.Datapath.ShaperStats(p.a.Right)
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		var backlog uint32
 		for _, s := range st {
 			backlog += s.Backlog
 		}
 		bulkDelay := time.Duration(float64(backlog) * 8 / shapedLinkRate * float64(time.Second))
 		t.Logf("bulk backlog %d bytes = %v at the link rate", backlog, bulkDelay)
-		require.Greater(t, bulkDelay, 100*time.Millisecond, "the bulk class is not congested")
-		require.Less(t, p99, 30*time.Millisecond, "keep-alive waited behind the bulk class")
+		if bulkDelay < 100*time.Millisecond {
+			return fmt.Errorf("the bulk class is not congested: %v of backlog", bulkDelay)
+		}
+		if p99 > 30*time.Millisecond {
+			return fmt.Errorf("keep-alive RTT p99 %v: it waited behind the bulk class", p99)
+		}
+		return nil
 	})
-	t.Logf("bulk flows received %v bytes", res)
-	j := jain(res)
+	require.NoError(t, err)
+	t.Logf("bulk flows received %v bytes", got)
+	j := trafficload.Jain(got)
 	t.Logf("Jain's index %.4f", j)
 	require.GreaterOrEqual(t, j, 0.9)
-}
-
-// runBulkFlows sends, from a, flows UDP flows to addr on b, flow i at
-// (i+1) × fair bits per second, for d; during sends, it calls during. It
-// returns the bytes b received per flow.
-func runBulkFlows(t *testing.T, a, b *netns.NS, addr netip.Addr, flows int, fair uint64, d time.Duration, during func()) []uint64 {
-	const size = 1000
-	rx := make([]*net.UDPConn, flows)
-	tx := make([]*net.UDPConn, flows)
-	for i := range rx {
-		require.NoError(t, b.Do(func() (err error) {
-			rx[i], err = net.ListenUDP("udp6", &net.UDPAddr{IP: addr.AsSlice(), Port: 7001 + i})
-			return err
-		}))
-		defer rx[i].Close()
-		require.NoError(t, a.Do(func() (err error) {
-			tx[i], err = net.DialUDP("udp6", nil, rx[i].LocalAddr().(*net.UDPAddr))
-			return err
-		}))
-		defer tx[i].Close()
-		// One packet each, in turn, so that each flow takes its own
-		// shaper leaf.
-		_, err := tx[i].Write(make([]byte, size))
-		require.NoError(t, err)
-	}
-	got := make([]uint64, flows)
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*flows)
-	for i := range flows {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 2*size)
-			for {
-				n, err := rx[i].Read(buf)
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
-						errs <- err
-					}
-					return
-				}
-				got[i] += uint64(n)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			errs <- paceUDP(ctx, tx[i], size, uint64(i+1)*fair)
-		}()
-	}
-	during()
-	<-ctx.Done()
-	// Let what the shaper holds drain, then stop the readers.
-	for i := range rx {
-		rx[i].SetReadDeadline(time.Now().Add(time.Second))
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	return got
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// paceUDP writes size-byte datagrams at rate bits per second until ctx
-// ends.
-func paceUDP(ctx context.Context, c *net.UDPConn, size int, rate uint64) error {
-	buf := make([]byte, size)
-	start := time.Now()
-	var sent uint64
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		due := uint64(time.Since(start).Seconds() * float64(rate) / 8)
-		// A write that blocked (the socket's buffer full) is not made
-		// up for later.
-		sent = max(sent, due-min(due, rate/8/10))
-		for ; sent < due && ctx.Err() == nil; sent += uint64(size) {
-			if _, err := c.Write(buf); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
-
-// pingRTTs pings addr from ns n times, 20 ms apart, and returns the round
-// trips of the replies.
-func pingRTTs(t *testing.T, ns *netns.NS, addr netip.Addr, n int) []time.Duration {
-	out, err := ns.Run("ping", "-6", "-n", "-c", strconv.Itoa(n), "-i", "0.02", "-W", "2", addr.String())
-	require.NoError(t, err, out)
-	var rtts []time.Duration
-	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
-		ms, err := strconv.ParseFloat(m[1], 64)
-		require.NoError(t, err)
-		rtts = append(rtts, time.Duration(ms*float64(time.Millisecond)))
-	}
-	require.Len(t, rtts, n, "lost keep-alive replies: %s", out)
-	return rtts
-}
-
-func percentile(d []time.Duration, p float64) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(p*float64(len(s))))]
-}
-
-// jain is Jain's fairness index of xs: 1 when all are equal, 1/n when one
-// takes everything.
-func jain(xs []uint64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += float64(x)
-		sq += float64(x) * float64(x)
-	}
-	if sq == 0 {
-		return 0
-	}
-	return sum * sum / (float64(len(xs)) * sq)
 }
