@@ -127,12 +127,11 @@ func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRa
 	idx := l.Attrs().Index
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT})
 	root.Defcls = shaperDefault
-	if err := netlink.QdiscReplace(root); err != nil {
-		return fmt.Errorf("shaper: htb on %s: %w", l.Attrs().Name, err)
-	}
-	// Start from an empty tree: a replaced HTB keeps its classes.
-	if err := netlink.QdiscDel(root); err != nil {
-		return fmt.Errorf("shaper: reset htb on %s: %w", l.Attrs().Name, err)
+	// Start from an empty tree: remove the root qdisc there is (ours from
+	// an earlier shape, or another), if any.
+	old := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"}
+	if err := netlink.QdiscDel(old); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("shaper: remove the root qdisc of %s: %w", l.Attrs().Name, err)
 	}
 	if err := netlink.QdiscAdd(root); err != nil {
 		return fmt.Errorf("shaper: htb on %s: %w", l.Attrs().Name, err)
