@@ -2,6 +2,7 @@ package loader
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 
@@ -137,4 +138,30 @@ func containsQueue(qs []QueueStats, q QueueStats) bool {
 		}
 	}
 	return false
+}
+
+// docs/traffic-classes.md, "Routing": a packet to an address of a class
+// range is routed by that range's routes only. With a route to the node's
+// main prefix and none to its keep-alive prefix, a packet to its keep-alive
+// address is refused (no route), not sent towards another of its
+// addresses; once the keep-alive prefix has a route, it takes it, in its
+// class.
+func TestProgRunClassAddressNotRoutedToAnotherClass(t *testing.T) {
+	d, progs := loadFixtureDatapath(t)
+	classFixture(t, d)
+	keepAlive := netip.MustParsePrefix("fd00:1:2::/48") // node 2001:db8:2::/48's keep-alive prefix
+	pkt := inner(t, "fd00:1:1::1", "fd00:1:2::1", 64, 9000, 100)
+	frame := serialize(t, eth(overlayMAC, overlayMAC, layers.EthernetTypeIPv6), gopacket.Payload(pkt))
+
+	ret, out, _ := runEgress(t, progs.OverlayEgress, frame)
+	require.Equal(t, uint32(tcRedirect), ret)
+	require.Equal(t, hex.EncodeToString(icmpErr(t, 1, 0, 0, pkt)), hex.EncodeToString(out), "no route: ICMPv6 back to the sender")
+
+	require.NoError(t, d.AddRoute(keepAlive, netip.Prefix{}, Nexthop{Tunnel: 2, Class: 1}))
+	ret, out, ctx := runEgress(t, progs.OverlayEgress, frame)
+	require.Equal(t, uint32(tcRedirect), ret)
+	outer := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	require.Equal(t, "10.0.2.2", outer.DstIP.String(), "into the keep-alive route's tunnel")
+	require.Equal(t, uint8(46<<2), outer.TOS)
+	require.Equal(t, uint32(0x10010), ctx.priority())
 }
