@@ -89,7 +89,7 @@ int overlay_egress(struct __sk_buff *skb)
 		return icmp6_send_error(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE, 0);
 	}
 	struct tunnel t = *tp;
-	__u8 class_id = r->class, tos = class_steer(skb, class_id);
+	__u8 class_id = r->class, tos = class_steer(skb, class_id, skb->len - ETH_HLEN);
 	if (inner_seg_len(skb->len - ETH_HLEN, skb_gso_size(skb)) > t.mtu) {
 		class_drop(class_id);
 		count(REASON_TOO_BIG);
@@ -172,6 +172,7 @@ static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ct
 		return HOOK_FAILED;
 	if (transit_write((void *)(long)skb->data, (void *)(long)skb->data_end, c, inner_len, sport) < 0)
 		return HOOK_FAILED;
+	class_transit(skb, c->class, inner_len);
 	return tunnel_xmit(&c->next);
 }
 

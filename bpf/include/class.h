@@ -117,8 +117,8 @@ static __always_inline __u32 class_bucket(__u32 id, __u32 hash, __u32 buckets)
 	return n;
 }
 
-/* Applies class id to a packet about to be encapsulated: priority and TX
- * queue on the skb, counters. Returns the outer TOS byte (DSCP, ECN 0) for
+/* Applies class id to a packet about to be encapsulated (inner_len bytes of
+ * IPv6): priority and TX queue on the skb, counters. Returns the outer TOS byte (DSCP, ECN 0) for
  * class_outer_tos.
  *
  * The queue survives the redirect this way: bpf_redirect_neigh hands the
@@ -131,7 +131,7 @@ static __always_inline __u32 class_bucket(__u32 id, __u32 hash, __u32 buckets)
  * same. Where XPS is configured (xps_cpus or xps_rxqs of the underlay's TX
  * queues) or the driver selects queues itself, the kernel's choice wins:
  * docs/traffic-classes.md says how to check and clear it. */
-static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
+static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id, __u32 inner_len)
 {
 	__u32 key = id;
 	if (!id)
@@ -139,7 +139,6 @@ static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
 	struct traffic_class *c = bpf_map_lookup_elem(&classes, &key);
 	if (!c || !(c->flags & CLASS_F_SET))
 		return 0;
-	__u32 len = skb->len - ETH_HLEN;
 	__u32 hash = bpf_get_hash_recalc(skb);
 	if (c->flags & CLASS_F_SHAPED)
 		skb->priority = SHAPER_HANDLE(key, c->buckets ? 1 + class_bucket(key, hash, c->buckets) : 0);
@@ -151,13 +150,13 @@ static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id)
 		struct queue_stats *qs = bpf_map_lookup_elem(&queue_counters, &q);
 		if (qs) {
 			qs->packets++;
-			qs->bytes += len;
+			qs->bytes += inner_len;
 		}
 	}
 	struct class_stats *s = bpf_map_lookup_elem(&class_counters, &key);
 	if (s) {
 		s->packets++;
-		s->bytes += len;
+		s->bytes += inner_len;
 	}
 	return c->dscp << 2;
 }
@@ -180,4 +179,17 @@ static __always_inline void class_outer_tos(struct iphdr *ip, __u8 tos)
 		return;
 	ip->tos = tos;
 	ipv4_set_csum(ip);
+}
+
+/* Applies class id to a transit packet whose outer headers the tcx transit
+ * has just rewritten for the next tunnel: the same as for an encapsulated
+ * one (priority, queue, counters, outer DSCP). The XDP transit has no skb
+ * to carry a priority or a queue and is left unclassed. */
+static __always_inline void class_transit(struct __sk_buff *skb, __u8 id, __u32 inner_len)
+{
+	__u8 tos = class_steer(skb, id, inner_len);
+	struct iphdr *ip = (void *)(long)skb->data + ETH_HLEN;
+
+	if ((void *)(ip + 1) <= (void *)(long)skb->data_end)
+		class_outer_tos(ip, tos);
 }

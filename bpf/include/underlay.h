@@ -24,6 +24,7 @@ struct underlay_ctx {
 	struct tunnel next;
 	struct iphdr *outer;   /* packet pointers, valid until the packet */
 	struct ipv6hdr *inner; /* is resized */
+	__u8 class;            /* traffic class of the route, for V_TRANSIT */
 };
 
 /* Largest header span the classifier reads: Ethernet, the longest outer
@@ -134,6 +135,7 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 		return V_SLOW_PATH;
 	}
 	c->next = *t;
+	c->class = r->class;
 	return V_TRANSIT;
 }
 
