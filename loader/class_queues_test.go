@@ -135,6 +135,11 @@ func TestClassQueuesOnVeth(t *testing.T) {
 	require.Greater(t, len(bulk), 1, "4 bulk flows over 6 queues")
 	require.Empty(t, rx.byQueue(t, 0), "no frame from A left without a class")
 
+	rxp, err := b.Datapath.RXPinning()
+	require.NoError(t, err)
+	require.Equal(t, []loader.RXPinning{{Interface: b.Left, Driver: "veth", RXQueues: rxQueues, Ntuple: false, Why: rxp[0].Why}}, rxp)
+	require.Contains(t, rxp[0].Why, "no ntuple filters")
+
 	classes, err := a.Datapath.ClassStatuses()
 	require.NoError(t, err)
 	require.Len(t, classes, 2)

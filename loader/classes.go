@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -208,4 +209,51 @@ func (d *Datapath) AddOverlayAddress(p netip.Prefix) error {
 		}
 		return nil
 	})
+}
+
+// RXPinning says whether an underlay can pin the classes' incoming tunnel
+// traffic to RX queues: that needs the NIC's ntuple filters
+// (ethtool -N). re6st-bpf does not program them yet; status says whether
+// they are there.
+type RXPinning struct {
+	Interface string `json:"interface"`
+	Driver    string `json:"driver"`
+	RXQueues  int    `json:"rx_queues"`
+	Ntuple    bool   `json:"ntuple"`
+	Why       string `json:"why"`
+}
+
+// RXPinning reports, for each underlay, what RX queue pinning it allows.
+func (d *Datapath) RXPinning() ([]RXPinning, error) {
+	var out []RXPinning
+	err := InNetns(d.State.Netns, func() error {
+		et, err := ethtool.NewEthtool()
+		if err != nil {
+			return fmt.Errorf("ethtool: %w", err)
+		}
+		defer et.Close()
+		for _, u := range d.State.Underlays() {
+			r := RXPinning{Interface: u}
+			l, err := netlink.LinkByName(u)
+			if err != nil {
+				return err
+			}
+			r.RXQueues = l.Attrs().NumRxQueues
+			r.Driver, _ = et.DriverName(u)
+			features, err := et.FeaturesWithState(u)
+			state, known := features["rx-ntuple-filter"]
+			switch {
+			case err != nil:
+				r.Why = "ethtool features: " + err.Error()
+			case !known || !state.Available:
+				r.Why = "the NIC has no ntuple filters: incoming traffic lands on the queue RSS (veth: the sender's TX queue) gives it"
+			default:
+				r.Ntuple = true
+				r.Why = "ntuple filters available (active: " + fmt.Sprint(state.Active) + "); re6st-bpf does not program them yet: ethtool -N " + u + " flow-type udp4 tos (DSCP<<2) action QUEUE"
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
 }

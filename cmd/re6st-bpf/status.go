@@ -20,6 +20,8 @@ type status struct {
 	Kernel  []loader.Feature     `json:"kernel"`
 	Classes []loader.ClassStatus `json:"classes"`
 	Queues  []loader.QueueStats  `json:"queues"`
+	// RX says, per underlay, whether RX queues can be pinned per class.
+	RX []loader.RXPinning `json:"rx_pinning"`
 	// Shaper holds the HTB counters of each underlay that has the shaper.
 	Shaper map[string][]loader.ShaperClassStats `json:"shaper,omitempty"`
 }
@@ -77,6 +79,9 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 	if s.Queues, err = d.QueueCounters(); err != nil {
 		return nil, err
 	}
+	if s.RX, err = d.RXPinning(); err != nil {
+		return nil, err
+	}
 	for _, u := range s.Underlays() {
 		st, err := d.ShaperStats(u)
 		if err != nil {
@@ -129,6 +134,9 @@ func printStatus(s *status) {
 		printClasses(s.Classes)
 		fmt.Println()
 		printQueues(s.Queues)
+		for _, r := range s.RX {
+			fmt.Printf("RX pinning on %s (%s, %d RX queues): %s\n", r.Interface, r.Driver, r.RXQueues, r.Why)
+		}
 	}
 	for u, st := range s.Shaper {
 		fmt.Printf("\nshaper on %s\n", u)
