@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Traffic classes (TSN): a route names a class; the egress program gives
- * the class's packets their priority, one of the class's TX queues (by flow
- * hash, so that a flow keeps its queue) and the class's DSCP on the outer
- * IPv4 header. The inner packet, with its own traffic class, is left as it
- * is. Class 0 is "no class": packets go out as they did before classes. */
+/* Traffic classes (TSN, docs/traffic-classes.md): a route names a class;
+ * the egress program, and the tcx transit, give the class's packets their
+ * priority (or their leaf of the shaper), one of the class's TX queues (by
+ * flow hash, so that a flow keeps its queue) and the class's DSCP on the
+ * outer IPv4 header. The inner packet, with its own traffic class, is left
+ * as it is. Class 0 is "no class": packets go out as they did before
+ * classes. */
 #pragma once
 
 #include "common.h"
