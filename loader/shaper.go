@@ -109,7 +109,12 @@ func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
 		if err != nil {
 			return fmt.Errorf("shaper: %s: %w", ifname, err)
 		}
-		return buildShaper(l, classes, rates, linkRate, rep)
+		if err := buildShaper(l, classes, rates, linkRate, rep); err != nil {
+			// No half tree: the device goes back to its default qdisc.
+			deleteRootQdisc(l.Attrs().Index)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -129,8 +134,7 @@ func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRa
 	root.Defcls = shaperDefault
 	// Start from an empty tree: remove the root qdisc there is (ours from
 	// an earlier shape, or another), if any.
-	old := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"}
-	if err := netlink.QdiscDel(old); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+	if err := deleteRootQdisc(idx); err != nil {
 		return fmt.Errorf("shaper: remove the root qdisc of %s: %w", l.Attrs().Name, err)
 	}
 	if err := netlink.QdiscAdd(root); err != nil {
@@ -188,6 +192,16 @@ func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRa
 			}
 			return fmt.Errorf("shaper: fq_codel under %s: %w", netlink.HandleStr(leaf), err)
 		}
+	}
+	return nil
+}
+
+// deleteRootQdisc removes the root qdisc of device idx, if it has one of
+// its own (not the default one, which the kernel refuses to delete).
+func deleteRootQdisc(idx int) error {
+	q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"}
+	if err := netlink.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+		return err
 	}
 	return nil
 }
