@@ -338,3 +338,4 @@ const enum route_flags *btf_route_flags __attribute__((unused));
 const enum tunnel_flags *btf_tunnel_flags __attribute__((unused));
 const enum control_port *btf_control_port __attribute__((unused));
 const enum class_flags *btf_class_flags __attribute__((unused));
+const enum shaper *btf_shaper __attribute__((unused));

@@ -102,6 +102,13 @@ type datapathRouteKey struct {
 	Addr      [16]uint8
 }
 
+type datapathShaper uint32
+
+const (
+	datapathShaperSHAPER_MAJOR         datapathShaper = 1
+	datapathShaperSHAPER_DEFAULT_MINOR datapathShaper = 65535
+)
+
 type datapathTokenBucket struct {
 	_      structs.HostLayout
 	LastNs uint64
@@ -190,6 +197,7 @@ const (
 	datapathVarBtfControlPort        = "btf_control_port"
 	datapathVarBtfReason             = "btf_reason"
 	datapathVarBtfRouteFlags         = "btf_route_flags"
+	datapathVarBtfShaper             = "btf_shaper"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
 	datapathVarBtfTunnelType         = "btf_tunnel_type"
 	datapathVarCfgFouPort            = "cfg_fou_port"
@@ -276,6 +284,7 @@ type datapathVariableSpecs struct {
 	BtfControlPort        *ebpf.VariableSpec `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.VariableSpec `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.VariableSpec `ebpf:"btf_route_flags"`
+	BtfShaper             *ebpf.VariableSpec `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.VariableSpec `ebpf:"btf_tunnel_type"`
 	CfgFouPort            *ebpf.VariableSpec `ebpf:"cfg_fou_port"`
@@ -350,6 +359,7 @@ type datapathVariables struct {
 	BtfControlPort        *ebpf.Variable `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.Variable `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.Variable `ebpf:"btf_route_flags"`
+	BtfShaper             *ebpf.Variable `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.Variable `ebpf:"btf_tunnel_type"`
 	CfgFouPort            *ebpf.Variable `ebpf:"cfg_fou_port"`

@@ -26,8 +26,8 @@ import (
 // first, which gives keep-alive and safety classes strict priority over
 // bulk as long as they stay within their rate.
 const (
-	shaperMajor   = 1
-	shaperDefault = 0xffff
+	shaperMajor   = uint16(datapathShaperSHAPER_MAJOR)
+	shaperDefault = uint16(datapathShaperSHAPER_DEFAULT_MINOR)
 	shaperLeafMTU = 1600
 	minHTBRate    = 8000 // bits per second
 )
@@ -131,7 +131,7 @@ func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
 func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRate uint64, rep *ShapeReport) error {
 	idx := l.Attrs().Index
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT})
-	root.Defcls = shaperDefault
+	root.Defcls = uint32(shaperDefault)
 	// Start from an empty tree: remove the root qdisc there is (ours from
 	// an earlier shape, or another), if any.
 	if err := deleteRootQdisc(idx); err != nil {

@@ -20,9 +20,13 @@ enum class_flags {
 };
 
 /* HTB class handles of the shaper (loader/shaper.go): class id's node is
- * 1:(id << 8); its flow leaves 1:(id << 8 | 1 + bucket). HTB takes a packet
- * whose skb->priority is one of its leaf handles straight into that leaf. */
-#define SHAPER_MAJOR 1
+ * 1:(id << 8); its flow leaves 1:(id << 8 | 1 + bucket); unclassed traffic
+ * 1:ffff. HTB takes a packet whose skb->priority is one of its leaf handles
+ * straight into that leaf. Go reads these from BTF (bpf2go). */
+enum shaper {
+	SHAPER_MAJOR = 1,
+	SHAPER_DEFAULT_MINOR = 0xffff,
+};
 #define SHAPER_HANDLE(id, leaf) ((SHAPER_MAJOR << 16) | ((id) << 8) | (leaf))
 #define MAX_CLASS_FLOWS 65536
 
