@@ -196,6 +196,7 @@ static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx 
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	if (transit_write(data, end, c, inner_len, sport) < 0)
 		return HOOK_FAILED;
+	class_xdp_transit(data, end, c->class, inner_len);
 	return bpf_redirect(l2->ifindex, 0);
 }
 

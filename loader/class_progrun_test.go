@@ -166,26 +166,46 @@ func TestProgRunClassAddressNotRoutedToAnotherClass(t *testing.T) {
 	require.Equal(t, uint32(0x10010), ctx.priority())
 }
 
-// The tcx transit applies the class of the next route too: the packet
-// leaves for the next tunnel with the class's priority and outer DSCP
-// (valid checksum), counted in the class; the inner packet only loses its
-// hop.
+// The transit applies the class of the next route too: the packet leaves
+// for the next tunnel with the class's outer DSCP (valid checksum), counted
+// in the class, and at tcx with its priority; the inner packet only loses
+// its hop.
 func TestProgRunClassTransit(t *testing.T) {
 	d, progs := loadFixtureDatapath(t)
 	class := classFixture(t, d)
 	pkt := inner(t, "2001:db8:9::1", "2001:db8:2::5", 64, 9000, 100)
-	ret, out, ctx := runEgress(t, progs.UnderlayTc, fou(t, "10.0.1.2", "10.0.1.1", 0xc123, pkt))
-	require.Equal(t, uint32(tcRedirect), ret)
-	require.Equal(t, class.Priority, ctx.priority())
-	p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
-	outer := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	require.Equal(t, "10.0.2.2", outer.DstIP.String())
-	require.Equal(t, uint8(46<<2), outer.TOS, "outer DSCP")
-	csum := outer.Checksum
-	require.NoError(t, outer.SerializeTo(gopacket.NewSerializeBuffer(), gopacket.SerializeOptions{ComputeChecksums: true}))
-	require.Equal(t, csum, outer.Checksum, "outer IPv4 checksum")
-	require.Equal(t, withHop(pkt, 63), []byte(p.Layer(layers.LayerTypeUDP).LayerPayload()))
-	st, err := d.ClassCounters(class.ID)
-	require.NoError(t, err)
-	require.Equal(t, ClassStats{Packets: 1, Bytes: uint64(len(pkt))}, st)
+	frame := fou(t, "10.0.1.2", "10.0.1.1", 0xc123, pkt)
+	for i, c := range []struct {
+		name    string
+		prog    *ebpf.Program
+		verdict uint32
+	}{{"tc", progs.UnderlayTc, tcRedirect}, {"xdp", progs.UnderlayXdp, xdpRedir}} {
+		t.Run(c.name, func(t *testing.T) {
+			var out []byte
+			if c.name == "tc" {
+				var ctx *skbContext
+				var ret uint32
+				ret, out, ctx = runEgress(t, c.prog, frame)
+				require.Equal(t, c.verdict, ret)
+				require.Equal(t, class.Priority, ctx.priority())
+			} else {
+				opts := &ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256)}
+				ret, err := c.prog.Run(opts)
+				require.NoError(t, err)
+				require.Equal(t, c.verdict, ret)
+				out = opts.DataOut
+			}
+			p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+			outer := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			require.Equal(t, "10.0.2.2", outer.DstIP.String())
+			require.Equal(t, uint8(46<<2), outer.TOS, "outer DSCP")
+			csum := outer.Checksum
+			require.NoError(t, outer.SerializeTo(gopacket.NewSerializeBuffer(), gopacket.SerializeOptions{ComputeChecksums: true}))
+			require.Equal(t, csum, outer.Checksum, "outer IPv4 checksum")
+			require.Equal(t, withHop(pkt, 63), []byte(p.Layer(layers.LayerTypeUDP).LayerPayload()))
+			st, err := d.ClassCounters(class.ID)
+			require.NoError(t, err)
+			require.Equal(t, ClassStats{Packets: uint64(i + 1), Bytes: uint64((i + 1) * len(pkt))}, st)
+		})
+	}
 }

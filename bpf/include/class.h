@@ -123,6 +123,24 @@ static __always_inline __u32 class_bucket(__u32 id, __u32 hash, __u32 buckets)
 	return n;
 }
 
+/* The configured class id, counting one packet of inner_len bytes in it;
+ * NULL for no class. */
+static __always_inline struct traffic_class *class_get(__u8 id, __u32 inner_len)
+{
+	__u32 key = id;
+	if (!id)
+		return NULL;
+	struct traffic_class *c = bpf_map_lookup_elem(&classes, &key);
+	if (!c || !(c->flags & CLASS_F_SET))
+		return NULL;
+	struct class_stats *s = bpf_map_lookup_elem(&class_counters, &key);
+	if (s) {
+		s->packets++;
+		s->bytes += inner_len;
+	}
+	return c;
+}
+
 /* Applies class id to a packet about to be encapsulated (inner_len bytes of
  * IPv6): priority and TX queue on the skb, counters. Returns the outer TOS byte (DSCP, ECN 0) for
  * class_outer_tos.
@@ -140,10 +158,8 @@ static __always_inline __u32 class_bucket(__u32 id, __u32 hash, __u32 buckets)
 static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id, __u32 inner_len)
 {
 	__u32 key = id;
-	if (!id)
-		return 0;
-	struct traffic_class *c = bpf_map_lookup_elem(&classes, &key);
-	if (!c || !(c->flags & CLASS_F_SET))
+	struct traffic_class *c = class_get(id, inner_len);
+	if (!c)
 		return 0;
 	__u32 hash = bpf_get_hash_recalc(skb);
 	if (c->flags & CLASS_F_SHAPED)
@@ -158,11 +174,6 @@ static __always_inline __u8 class_steer(struct __sk_buff *skb, __u8 id, __u32 in
 			qs->packets++;
 			qs->bytes += inner_len;
 		}
-	}
-	struct class_stats *s = bpf_map_lookup_elem(&class_counters, &key);
-	if (s) {
-		s->packets++;
-		s->bytes += inner_len;
 	}
 	return c->dscp << 2;
 }
@@ -189,8 +200,7 @@ static __always_inline void class_outer_tos(struct iphdr *ip, __u8 tos)
 
 /* Applies class id to a transit packet whose outer headers the tcx transit
  * has just rewritten for the next tunnel: the same as for an encapsulated
- * one (priority, queue, counters, outer DSCP). The XDP transit has no skb
- * to carry a priority or a queue and is left unclassed. */
+ * one (priority, queue, counters, outer DSCP). */
 static __always_inline void class_transit(struct __sk_buff *skb, __u8 id, __u32 inner_len)
 {
 	__u8 tos = class_steer(skb, id, inner_len);
@@ -198,4 +208,16 @@ static __always_inline void class_transit(struct __sk_buff *skb, __u8 id, __u32 
 
 	if ((void *)(ip + 1) <= (void *)(long)skb->data_end)
 		class_outer_tos(ip, tos);
+}
+
+/* The XDP transit's part of class id: counters and the outer DSCP of the
+ * frame whose outer headers it has just rewritten. XDP has no skb to carry
+ * a priority or a queue. */
+static __always_inline void class_xdp_transit(void *data, void *end, __u8 id, __u32 inner_len)
+{
+	struct traffic_class *c = class_get(id, inner_len);
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if (c && (void *)(ip + 1) <= end)
+		class_outer_tos(ip, c->dscp << 2);
 }
