@@ -11,6 +11,7 @@
 #include "include/underlay.h"
 #include "include/icmp6.h"
 #include "include/ipv4.h"
+#include "include/class.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -52,14 +53,17 @@ static __always_inline int encap_room(struct __sk_buff *skb, const struct tunnel
 }
 
 /* Encapsulates the inner packet (IPv6, or IPv4 by its protocol) into
- * tunnel t and sends it. */
-static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel *t, __u32 id)
+ * tunnel t and sends it; class_id is the route's traffic class (0: none),
+ * tos the outer TOS byte class_steer returned for it. */
+static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel *t, __u32 id, __u8 class_id,
+				      __u8 tos)
 {
 	bool inner4 = skb->protocol == bpf_htons(ETH_P_IP);
 	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
 	__u32 inner_len = skb->len - ETH_HLEN;
 	__u32 olen = outer_len(t);
 	if (encap_room(skb, t, olen) < 0) {
+		class_drop(class_id);
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
@@ -67,9 +71,11 @@ static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel
 	outer_build(&o, t, inner_len, sport);
 	if (inner4)
 		outer_set_inner4(&o, t);
+	class_outer_tos(&o.ip, tos);
 	__be16 proto = bpf_htons(ETH_P_IP);
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &o, olen, BPF_F_INVALIDATE_HASH) < 0 ||
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) < 0) {
+		class_drop(class_id);
 		count(REASON_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
@@ -98,7 +104,7 @@ int overlay_egress(struct __sk_buff *skb)
 		struct tunnel t4;
 		__u32 id4;
 		int v = overlay_route4(skb, skb_gso_size(skb), &t4, &id4);
-		return v == EGRESS_ENCAP ? encap_xmit(skb, &t4, id4) : v;
+		return v == EGRESS_ENCAP ? encap_xmit(skb, &t4, id4, 0, 0) : v;
 	}
 	if ((void *)(ip6 + 1) > end || eth->h_proto != bpf_htons(ETH_P_IPV6) || ip6->version != 6) {
 		count(REASON_DROP_MALFORMED);
@@ -125,11 +131,13 @@ int overlay_egress(struct __sk_buff *skb)
 		return icmp6_send_error(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE, 0);
 	}
 	struct tunnel t = *tp;
+	__u8 class_id = r->class, tos = class_steer(skb, class_id, skb->len - ETH_HLEN);
 	if (inner_seg_len(skb->len - ETH_HLEN, skb_gso_size(skb)) > t.mtu) {
+		class_drop(class_id);
 		count(REASON_TOO_BIG);
 		return icmp6_send_error(skb, ICMPV6_PKT_TOOBIG, 0, t.mtu);
 	}
-	return encap_xmit(skb, &t, id);
+	return encap_xmit(skb, &t, id, class_id, tos);
 }
 
 static __always_inline int rate_limited_pass(__u32 pass_verdict, __u32 drop_verdict)
@@ -185,6 +193,7 @@ static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ct
 		return HOOK_FAILED;
 	if (transit_write((void *)(long)skb->data, (void *)(long)skb->data_end, c, inner_len, sport) < 0)
 		return HOOK_FAILED;
+	class_transit(skb, c->class, inner_len);
 	return tunnel_xmit(&c->next);
 }
 
@@ -208,6 +217,7 @@ static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx 
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	if (transit_write(data, end, c, inner_len, sport) < 0)
 		return HOOK_FAILED;
+	class_xdp_transit(data, end, c->class, inner_len);
 	return bpf_redirect(l2->ifindex, 0);
 }
 
@@ -351,3 +361,5 @@ const enum tunnel_type *btf_tunnel_type __attribute__((unused));
 const enum route_flags *btf_route_flags __attribute__((unused));
 const enum tunnel_flags *btf_tunnel_flags __attribute__((unused));
 const enum control_port *btf_control_port __attribute__((unused));
+const enum class_flags *btf_class_flags __attribute__((unused));
+const enum shaper *btf_shaper __attribute__((unused));

@@ -13,6 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type datapathClassFlags uint32
+
+const (
+	datapathClassFlagsCLASS_F_SET    datapathClassFlags = 1
+	datapathClassFlagsCLASS_F_SHAPED datapathClassFlags = 2
+)
+
+type datapathClassFlowKey struct {
+	_     structs.HostLayout
+	Hash  uint32
+	Class uint32
+}
+
+type datapathClassStats struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+	Drops   uint64
+}
+
 type datapathControlPort uint32
 
 const (
@@ -30,6 +50,12 @@ type datapathEndpointKey struct {
 	Key    uint32
 	Type   uint8
 	Pad    [3]uint8
+}
+
+type datapathQueueStats struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
 }
 
 type datapathReason uint32
@@ -82,10 +108,31 @@ type datapathRouteKey struct {
 	Addr      [16]uint8
 }
 
+type datapathShaper uint32
+
+const (
+	datapathShaperSHAPER_MAJOR         datapathShaper = 1
+	datapathShaperSHAPER_DEFAULT_MINOR datapathShaper = 65535
+)
+
 type datapathTokenBucket struct {
 	_      structs.HostLayout
 	LastNs uint64
 	Tokens uint64
+}
+
+type datapathTrafficClass struct {
+	_          structs.HostLayout
+	Priority   uint32
+	QueueFirst uint16
+	QueueCount uint16
+	Dscp       uint8
+	Flags      uint8
+	Pad        uint16
+	_          [4]byte
+	Rate       uint64
+	Buckets    uint16
+	Pad2       [3]uint16
 }
 
 type datapathTunnel struct {
@@ -135,10 +182,15 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	datapathMapClassCounters         = "class_counters"
+	datapathMapClassFlows            = "class_flows"
+	datapathMapClassNextBucket       = "class_next_bucket"
+	datapathMapClasses               = "classes"
 	datapathMapCsumScratch           = "csum_scratch"
 	datapathMapEndpoints             = "endpoints"
 	datapathMapIpv4Self              = "ipv4_self"
 	datapathMapLimiters              = "limiters"
+	datapathMapQueueCounters         = "queue_counters"
 	datapathMapReasonCounters        = "reason_counters"
 	datapathMapRoutes                = "routes"
 	datapathMapRoutes4               = "routes4"
@@ -149,9 +201,11 @@ const (
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
+	datapathVarBtfClassFlags         = "btf_class_flags"
 	datapathVarBtfControlPort        = "btf_control_port"
 	datapathVarBtfReason             = "btf_reason"
 	datapathVarBtfRouteFlags         = "btf_route_flags"
+	datapathVarBtfShaper             = "btf_shaper"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
 	datapathVarBtfTunnelType         = "btf_tunnel_type"
 	datapathVarCfgFouPort            = "cfg_fou_port"
@@ -214,26 +268,33 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
-	CsumScratch    *ebpf.MapSpec `ebpf:"csum_scratch"`
-	Endpoints      *ebpf.MapSpec `ebpf:"endpoints"`
-	Ipv4Self       *ebpf.MapSpec `ebpf:"ipv4_self"`
-	Limiters       *ebpf.MapSpec `ebpf:"limiters"`
-	ReasonCounters *ebpf.MapSpec `ebpf:"reason_counters"`
-	Routes         *ebpf.MapSpec `ebpf:"routes"`
-	Routes4        *ebpf.MapSpec `ebpf:"routes4"`
-	SourceRoutes   *ebpf.MapSpec `ebpf:"source_routes"`
-	TunnelCounters *ebpf.MapSpec `ebpf:"tunnel_counters"`
-	TunnelL2s      *ebpf.MapSpec `ebpf:"tunnel_l2s"`
-	Tunnels        *ebpf.MapSpec `ebpf:"tunnels"`
+	ClassCounters   *ebpf.MapSpec `ebpf:"class_counters"`
+	ClassFlows      *ebpf.MapSpec `ebpf:"class_flows"`
+	ClassNextBucket *ebpf.MapSpec `ebpf:"class_next_bucket"`
+	Classes         *ebpf.MapSpec `ebpf:"classes"`
+	CsumScratch     *ebpf.MapSpec `ebpf:"csum_scratch"`
+	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
+	Ipv4Self        *ebpf.MapSpec `ebpf:"ipv4_self"`
+	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
+	QueueCounters   *ebpf.MapSpec `ebpf:"queue_counters"`
+	ReasonCounters  *ebpf.MapSpec `ebpf:"reason_counters"`
+	Routes          *ebpf.MapSpec `ebpf:"routes"`
+	Routes4         *ebpf.MapSpec `ebpf:"routes4"`
+	SourceRoutes    *ebpf.MapSpec `ebpf:"source_routes"`
+	TunnelCounters  *ebpf.MapSpec `ebpf:"tunnel_counters"`
+	TunnelL2s       *ebpf.MapSpec `ebpf:"tunnel_l2s"`
+	Tunnels         *ebpf.MapSpec `ebpf:"tunnels"`
 }
 
 // datapathVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathVariableSpecs struct {
+	BtfClassFlags         *ebpf.VariableSpec `ebpf:"btf_class_flags"`
 	BtfControlPort        *ebpf.VariableSpec `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.VariableSpec `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.VariableSpec `ebpf:"btf_route_flags"`
+	BtfShaper             *ebpf.VariableSpec `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.VariableSpec `ebpf:"btf_tunnel_type"`
 	CfgFouPort            *ebpf.VariableSpec `ebpf:"cfg_fou_port"`
@@ -265,25 +326,35 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
-	CsumScratch    *ebpf.Map `ebpf:"csum_scratch"`
-	Endpoints      *ebpf.Map `ebpf:"endpoints"`
-	Ipv4Self       *ebpf.Map `ebpf:"ipv4_self"`
-	Limiters       *ebpf.Map `ebpf:"limiters"`
-	ReasonCounters *ebpf.Map `ebpf:"reason_counters"`
-	Routes         *ebpf.Map `ebpf:"routes"`
-	Routes4        *ebpf.Map `ebpf:"routes4"`
-	SourceRoutes   *ebpf.Map `ebpf:"source_routes"`
-	TunnelCounters *ebpf.Map `ebpf:"tunnel_counters"`
-	TunnelL2s      *ebpf.Map `ebpf:"tunnel_l2s"`
-	Tunnels        *ebpf.Map `ebpf:"tunnels"`
+	ClassCounters   *ebpf.Map `ebpf:"class_counters"`
+	ClassFlows      *ebpf.Map `ebpf:"class_flows"`
+	ClassNextBucket *ebpf.Map `ebpf:"class_next_bucket"`
+	Classes         *ebpf.Map `ebpf:"classes"`
+	CsumScratch     *ebpf.Map `ebpf:"csum_scratch"`
+	Endpoints       *ebpf.Map `ebpf:"endpoints"`
+	Ipv4Self        *ebpf.Map `ebpf:"ipv4_self"`
+	Limiters        *ebpf.Map `ebpf:"limiters"`
+	QueueCounters   *ebpf.Map `ebpf:"queue_counters"`
+	ReasonCounters  *ebpf.Map `ebpf:"reason_counters"`
+	Routes          *ebpf.Map `ebpf:"routes"`
+	Routes4         *ebpf.Map `ebpf:"routes4"`
+	SourceRoutes    *ebpf.Map `ebpf:"source_routes"`
+	TunnelCounters  *ebpf.Map `ebpf:"tunnel_counters"`
+	TunnelL2s       *ebpf.Map `ebpf:"tunnel_l2s"`
+	Tunnels         *ebpf.Map `ebpf:"tunnels"`
 }
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
+		m.ClassCounters,
+		m.ClassFlows,
+		m.ClassNextBucket,
+		m.Classes,
 		m.CsumScratch,
 		m.Endpoints,
 		m.Ipv4Self,
 		m.Limiters,
+		m.QueueCounters,
 		m.ReasonCounters,
 		m.Routes,
 		m.Routes4,
@@ -298,9 +369,11 @@ func (m *datapathMaps) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathVariables struct {
+	BtfClassFlags         *ebpf.Variable `ebpf:"btf_class_flags"`
 	BtfControlPort        *ebpf.Variable `ebpf:"btf_control_port"`
 	BtfReason             *ebpf.Variable `ebpf:"btf_reason"`
 	BtfRouteFlags         *ebpf.Variable `ebpf:"btf_route_flags"`
+	BtfShaper             *ebpf.Variable `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.Variable `ebpf:"btf_tunnel_type"`
 	CfgFouPort            *ebpf.Variable `ebpf:"cfg_fou_port"`

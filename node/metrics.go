@@ -30,6 +30,11 @@ var (
 	descFIBRetry   = prometheus.NewDesc("re6st_fib_retrying_routes", "Routes waiting for a retry of a refused write.", nil, nil)
 	descFIBLast    = prometheus.NewDesc("re6st_fib_last_error_info", "The last refused route write.", []string{"error"}, nil)
 	descInstalled  = prometheus.NewDesc("re6st_routes_installed", "Selected routes written into the data plane or the kernel.", nil, nil)
+
+	descClassPackets = prometheus.NewDesc("re6st_class_packets_total", "Packets the data plane classified into a traffic class.", []string{"class"}, nil)
+	descClassBytes   = prometheus.NewDesc("re6st_class_bytes_total", "Inner bytes the data plane classified into a traffic class.", []string{"class"}, nil)
+	descClassDrops   = prometheus.NewDesc("re6st_class_drops_total", "Packets of a traffic class the data plane refused.", []string{"class"}, nil)
+	descClassRoutes  = prometheus.NewDesc("re6st_class_routes", "Selected routes into a traffic class's range.", []string{"class"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -84,6 +89,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descInstalled, float64(installed))
+	for _, cl := range s.Classes {
+		counter(descClassPackets, cl.Traffic.Packets, cl.Name)
+		counter(descClassBytes, cl.Traffic.Bytes, cl.Name)
+		counter(descClassDrops, cl.Traffic.Drops, cl.Name)
+		gauge(descClassRoutes, float64(len(cl.Routes)), cl.Name)
+	}
 }
 
 // serveMetrics serves /metrics on --metrics until ctx ends.

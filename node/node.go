@@ -34,6 +34,7 @@ type Node struct {
 	cache    *peercache.Cache
 	params   *netParams
 	registry registryState
+	classes  []nodeClass // the network's traffic classes, as of the start
 
 	dp      *loader.Datapath
 	router  *babel.Router
@@ -171,6 +172,9 @@ func (n *Node) prepare(ctx context.Context) error {
 		return err
 	}
 	n.params = newNetParams(n.cfg, p, n.id)
+	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
+		return err
+	}
 	if err := n.renew(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("certificate renewal postponed")
 	}
@@ -185,7 +189,8 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.links = newLinks(n)
-	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf}, n.log)
+	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf,
+		Class: func(dst netip.Prefix) uint8 { return classOf(n.classes, dst) }}, n.log)
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
@@ -217,6 +222,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if err := n.setupIPv4(); err != nil {
+		return err
+	}
+	if err := n.setupClasses(); err != nil {
 		return err
 	}
 	if err := n.setupDefaultRoute(); err != nil {
@@ -292,6 +300,9 @@ func (n *Node) retract() {
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
 	if n.ipv4.subnet.IsValid() {
 		n.router.Withdraw(n.ipv4.subnet, netip.Prefix{})
+	}
+	for _, c := range n.classes {
+		n.router.Withdraw(c.Prefix, netip.Prefix{})
 	}
 	if n.cfg.Gateway {
 		n.router.Withdraw(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network)

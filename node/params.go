@@ -198,6 +198,9 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	n.params.p.Store(p)
 	n.log.Info().Uint64("from", old.Version).Uint64("to", p.Version).Msg("new network parameters")
 	n.checkSelf()
+	if !slices.Equal(old.TrafficClasses, p.TrafficClasses) {
+		n.log.Warn().Msg("the network's traffic classes changed: they apply when the node restarts")
+	}
 	n.tunnels.CheckRevoked()
 	for _, t := range n.tunnels.Tunnels() {
 		n.proto.Gossip(t.Peer)

@@ -39,6 +39,8 @@ type Status struct {
 	Routes      []RouteStatus         `json:"routes"`
 	Control     ControlStatus         `json:"control"`
 	FIB         fib.Stats             `json:"fib"`
+	// Classes are the network's traffic classes (none: left out).
+	Classes []ClassStatus `json:"traffic_classes,omitempty"`
 }
 
 // Duration prints as Go durations do, in JSON too.
@@ -138,6 +140,7 @@ func (n *Node) Status() Status {
 			RouterID: rt.RouterID, Installed: n.fibw.Installed(key)})
 	}
 	sort.Slice(s.Routes, func(i, j int) bool { return s.Routes[i].Prefix < s.Routes[j].Prefix })
+	s.Classes = n.classStatuses(s.Routes)
 	for _, t := range n.tunnels.Tunnels() {
 		ep := t.Endpoint
 		encap, _ := loader.ParseTunnelType(ep.Encap)

@@ -25,6 +25,7 @@ struct underlay_ctx {
 	struct iphdr *outer;   /* packet pointers, valid until the packet */
 	struct ipv6hdr *inner; /* is resized */
 	__be16 inner_proto;    /* ETH_P_IPV6 or ETH_P_IP, network order */
+	__u8 class;            /* traffic class of the route, for V_TRANSIT */
 };
 
 /* Inner IPv4 (ipv4.h). */
@@ -151,6 +152,7 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 		return V_SLOW_PATH;
 	}
 	c->next = *t;
+	c->class = r->class;
 	return V_TRANSIT;
 }
 

@@ -69,7 +69,7 @@ whose private /sys hides /sys/fs/bpf, it refuses to run.`,
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFmt, "log-format", logging.Auto, logging.FlagUsage)
-	root.AddCommand(upCmd(g), downCmd(g), tunnelCmd(g), routeCmd(g), statusCmd(g))
+	root.AddCommand(upCmd(g), downCmd(g), tunnelCmd(g), routeCmd(g), statusCmd(g), classCmd(g))
 	return root
 }
 

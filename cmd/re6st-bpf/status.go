@@ -13,11 +13,17 @@ import (
 
 type status struct {
 	loader.State
-	Maps    []loader.MapFill  `json:"maps"`
-	Reasons map[string]uint64 `json:"reasons"`
-	Tunnels []tunnelRow       `json:"tunnels"`
-	Routes  []loader.Route    `json:"routes"`
-	Kernel  []loader.Feature  `json:"kernel"`
+	Maps    []loader.MapFill     `json:"maps"`
+	Reasons map[string]uint64    `json:"reasons"`
+	Tunnels []tunnelRow          `json:"tunnels"`
+	Routes  []loader.Route       `json:"routes"`
+	Kernel  []loader.Feature     `json:"kernel"`
+	Classes []loader.ClassStatus `json:"classes"`
+	Queues  []loader.QueueStats  `json:"queues"`
+	// RX says, per underlay, whether RX queues can be pinned per class.
+	RX []loader.RXPinning `json:"rx_pinning"`
+	// Shaper holds the HTB counters of each underlay that has the shaper.
+	Shaper map[string][]loader.ShaperClassStats `json:"shaper,omitempty"`
 }
 
 func statusCmd(g *globals) *cobra.Command {
@@ -67,6 +73,27 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 	if s.Tunnels, err = tunnelRows(d); err != nil {
 		return nil, err
 	}
+	if s.Classes, err = d.ClassStatuses(); err != nil {
+		return nil, err
+	}
+	if s.Queues, err = d.QueueCounters(); err != nil {
+		return nil, err
+	}
+	if s.RX, err = d.RXPinning(); err != nil {
+		return nil, err
+	}
+	for _, u := range s.Underlays() {
+		st, err := d.ShaperStats(u)
+		if err != nil {
+			return nil, err
+		}
+		if len(st) > 0 {
+			if s.Shaper == nil {
+				s.Shaper = map[string][]loader.ShaperClassStats{}
+			}
+			s.Shaper[u] = st
+		}
+	}
 	s.Routes, err = d.Routes()
 	return s, err
 }
@@ -105,4 +132,22 @@ func printStatus(s *status) {
 	printTunnels(s.Tunnels)
 	fmt.Println()
 	printRoutes(s.Routes)
+	if len(s.Classes) > 0 || len(s.Queues) > 0 {
+		fmt.Println()
+		printClasses(s.Classes)
+		fmt.Println()
+		printQueues(s.Queues)
+		for _, r := range s.RX {
+			fmt.Printf("RX pinning on %s (%s, %d RX queues): %s\n", r.Interface, r.Driver, r.RXQueues, r.Why)
+		}
+	}
+	for u, st := range s.Shaper {
+		fmt.Printf("\nshaper on %s\n", u)
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "HTB CLASS\tPACKETS\tBYTES\tDROPS\tBACKLOG")
+		for _, c := range st {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", c.Handle, c.Packets, c.Bytes, c.Drops, c.Backlog)
+		}
+		w.Flush()
+	}
 }

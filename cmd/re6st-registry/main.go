@@ -27,6 +27,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/registry/relay"
 	"github.com/re6st-bpf/re6st-bpf/registry/server"
 	"github.com/re6st-bpf/re6st-bpf/registry/store"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 )
 
 type options struct {
@@ -52,6 +53,7 @@ type options struct {
 	tunnelRefresh           int
 	encrypt                 bool
 	sameCountry             []string
+	trafficClasses          []string
 	tlsPort                 int
 	tlsCert, tlsKey         string
 	relayAddress            string
@@ -125,6 +127,7 @@ from --authorized-origin addresses).`,
 	f.IntVar(&o.maxClients, "max-clients", 0, "incoming tunnels per node (default 2 × client-count)")
 	f.IntVar(&o.tunnelRefresh, "tunnel-refresh", 300, "seconds between replacements of the least useful tunnel")
 	f.StringArrayVar(&o.sameCountry, "same-country", nil, "country whose nodes only tunnel inside it (repeatable)")
+	f.StringArrayVar(&o.trafficClasses, "traffic-class", nil, `traffic class "NAME,RANGE/LEN,dscp=N,priority=P[,rate=R][,metric=latency|default]", published to the nodes (repeatable, in class id order; docs/traffic-classes.md)`)
 	f.IntVar(&o.tlsPort, "tls-port", 0, "also serve HTTPS on this port (needs --tls-cert and --tls-key)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for --tls-port")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
@@ -166,6 +169,27 @@ func parseIPv4(value string) (string, int, error) {
 	return prefix.Masked().String(), length, nil
 }
 
+// parseTrafficClasses reads the --traffic-class options and checks them
+// against each other and the network.
+func parseTrafficClasses(authority *ca.Authority, values []string) ([]netparams.TrafficClass, error) {
+	var classes []netparams.TrafficClass
+	for _, v := range values {
+		c, err := netparams.ParseTrafficClass(v)
+		if err != nil {
+			return nil, err
+		}
+		classes = append(classes, c)
+	}
+	network, err := wire.Subnet("", authority.Network)
+	if err != nil {
+		return nil, err
+	}
+	if err := netparams.ValidateClasses(network, classes); err != nil {
+		return nil, fmt.Errorf("--traffic-class: %w", err)
+	}
+	return classes, nil
+}
+
 func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 	authority, err := ca.LoadAuthority(o.caPath, o.keyPath)
 	if err != nil {
@@ -185,6 +209,9 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 	}
 	if cfg.Settings.MaxClients == 0 {
 		cfg.Settings.MaxClients = 2 * o.clientCount
+	}
+	if cfg.Settings.TrafficClasses, err = parseTrafficClasses(authority, o.trafficClasses); err != nil {
+		return cfg, err
 	}
 	if o.ipv4 != "" {
 		if cfg.Settings.IPv4, cfg.Settings.IPv4Sublen, err = parseIPv4(o.ipv4); err != nil {

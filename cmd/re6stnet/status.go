@@ -98,6 +98,16 @@ func printStatus(w io.Writer, s *node.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Prefix, r.Via, r.Metric, r.RouterID, installed)
 	}
 	tw.Flush()
+	if len(s.Classes) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLASS\tRANGE\tADDRESS\tDSCP\tPRIORITY\tMETRIC\tROUTES\tPACKETS\tBYTES\tDROPS")
+		for _, c := range s.Classes {
+			fmt.Fprintf(tw, "%d %s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%d\n", c.ID, c.Name, c.Range, c.Address, c.DSCP, c.Priority,
+				c.Metric, len(c.Routes), c.Traffic.Packets, bytes(c.Traffic.Bytes), c.Traffic.Drops)
+		}
+		tw.Flush()
+	}
 	if s.FIB.Errors > 0 {
 		fmt.Fprintf(w, "\nroute writes refused: %d, %d waiting for a retry; last: %s\n", s.FIB.Errors, s.FIB.Retrying, s.FIB.LastError)
 	}

@@ -131,6 +131,9 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %d | %.0f | %.1f | %.0f |\n", f.Routes, f.InsertsPerSec, float64(f.MemoryBytes)/(1<<20), float64(f.MemoryBytes)/float64(f.Routes))
 		}
 	}
+	if r.Classes != nil {
+		r.Classes.writeMarkdown(&b)
+	}
 	if len(r.Goals) > 0 {
 		b.WriteString("\n## Goals\n\n")
 		b.WriteString("Each contender: median [min–max] over the rounds, and its verdict. PASS or MISS only when every round is on the same side of the goal; UNDECIDED when the rounds straddle it.\n\n")

@@ -136,6 +136,9 @@ type Results struct {
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	Goals       []Goal       `json:"goals,omitempty"`
 	Notes       []string     `json:"notes,omitempty"`
+
+	// Classes are the traffic-class figures.
+	Classes *ClassFigures `json:"classes,omitempty"`
 }
 
 // Reference is the variant every figure is compared with.

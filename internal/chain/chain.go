@@ -26,6 +26,9 @@ type Options struct {
 	// IPv4 carries IPv4 over the overlay too: node i gets Overlay4 in
 	// Network4 and routes to every other node's OverlayPrefix4.
 	IPv4 bool
+	// Queues is the number of TX and RX queues of every underlay veth
+	// (0: one).
+	Queues int
 }
 
 // Shape is the encapsulation of one link's tunnel.
@@ -151,7 +154,7 @@ func (c *Chain) build(o Options) error {
 	for i := 0; i+1 < n; i++ {
 		a, b := c.Nodes[i], c.Nodes[i+1]
 		a.Right, b.Left = fmt.Sprintf("r%d", i), fmt.Sprintf("l%d", i+1)
-		if err := netns.Veth(a.NS, a.Right, b.NS, b.Left); err != nil {
+		if err := netns.VethQueues(a.NS, a.Right, b.NS, b.Left, o.Queues); err != nil {
 			return err
 		}
 		for _, x := range []struct {

@@ -242,14 +242,14 @@ func (c *Cluster) StartRegistry() error {
 		return errors.New("cluster: the registry is running")
 	}
 	o := c.opts
-	cmd := c.host.NS.Command(context.Background(), c.bin("re6st-registry"),
+	args := append([]string{c.bin("re6st-registry"),
 		"--ca", filepath.Join(o.Dir, "ca.crt"), "--key", filepath.Join(o.Dir, "ca.key"),
 		"--db", filepath.Join(o.Dir, "registry.db"), "--port", strconv.Itoa(RegistryPort),
 		"--prefix-length", strconv.Itoa(o.NodePrefixBits), "--anonymous-prefix-length", strconv.Itoa(o.NodePrefixBits),
 		"--hello", strconv.Itoa(o.Hello), "--tunnel-refresh", strconv.Itoa(o.TunnelRefresh),
 		"--client-count", strconv.Itoa(o.ClientCount), "--max-clients", strconv.Itoa(o.MaxClients),
-		"-v", "2")
-	cmd.Args = append(cmd.Args, o.RegistryArgs...)
+		"-v", "2"}, o.RegistryArgs...)
+	cmd := c.host.NS.Command(context.Background(), args...)
 	p, err := startProcess(cmd, c.bin("re6st-registry"), c.RegistryLog(), o.Detach)
 	if err != nil {
 		return err

@@ -9,10 +9,19 @@ import (
 
 // Veth creates a veth pair with end aName in a and end bName in b, both up.
 func Veth(a *NS, aName string, b *NS, bName string) error {
+	return VethQueues(a, aName, b, bName, 0)
+}
+
+// VethQueues is Veth with queues TX and RX queues on each end (0: the
+// kernel's default, one).
+func VethQueues(a *NS, aName string, b *NS, bName string, queues int) error {
 	la := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: aName, Namespace: netlink.NsFd(a.handle)},
-		PeerName:      bName,
-		PeerNamespace: netlink.NsFd(b.handle),
+		LinkAttrs: netlink.LinkAttrs{Name: aName, Namespace: netlink.NsFd(a.handle),
+			NumTxQueues: queues, NumRxQueues: queues},
+		PeerName:        bName,
+		PeerNamespace:   netlink.NsFd(b.handle),
+		PeerNumTxQueues: uint32(queues),
+		PeerNumRxQueues: uint32(queues),
 	}
 	if err := netlink.LinkAdd(la); err != nil {
 		return fmt.Errorf("veth %s/%s - %s/%s: %w", a.Name, aName, b.Name, bName, err)

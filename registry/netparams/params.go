@@ -33,6 +33,10 @@ type Settings struct {
 	IPv4          string // "A.B.C.D/N", empty if the IPv4 payload is off
 	IPv4Sublen    int
 	SameCountry   []string
+
+	// TrafficClasses, when set, are published as "traffic_classes"; a
+	// network without them publishes exactly what it did before.
+	TrafficClasses []TrafficClass
 }
 
 // Canonical returns the JSON of the parameters that define a version, in
@@ -59,6 +63,9 @@ func Canonical(settings Settings, crl []uint64, registryPrefix string) string {
 	if settings.IPv4 != "" {
 		fields["ipv4"] = quote(settings.IPv4)
 		fields["ipv4_sublen"] = strconv.Itoa(settings.IPv4Sublen)
+	}
+	if len(settings.TrafficClasses) > 0 {
+		fields["traffic_classes"] = canonicalClasses(settings.TrafficClasses)
 	}
 	if len(settings.SameCountry) > 0 {
 		quoted := make([]string, len(settings.SameCountry))
@@ -170,6 +177,10 @@ type Params struct {
 	// BabelHMACSign and BabelHMACAccept are the decrypted Babel keys.
 	BabelHMACSign   Slot `json:"-"`
 	BabelHMACAccept Slot `json:"-"`
+
+	// TrafficClasses are the network's traffic classes, class id i+1 for
+	// the i-th (docs/traffic-classes.md).
+	TrafficClasses []TrafficClass `json:"traffic_classes,omitempty"`
 }
 
 // MaxDocumentSize bounds the decompressed size of a parameters document.

@@ -27,6 +27,9 @@ type TunnelLookup func(ifname string, neighbour netip.Addr) (tunnel uint32, ok b
 type Dataplane struct {
 	Map    RouteMap
 	Tunnel TunnelLookup
+	// Class, when set, gives each route the traffic class of its
+	// destination (0: none).
+	Class func(dst netip.Prefix) uint8
 }
 
 // Replace implements Backend.
@@ -35,7 +38,11 @@ func (d *Dataplane) Replace(r Route) error {
 	if !ok {
 		return fmt.Errorf("fib: %s: no tunnel for next hop %s on %s", describe(r.Dst, r.Src), r.NextHop, r.Interface)
 	}
-	return d.Map.SetRoute(r.Dst, r.Src, loader.Nexthop{Tunnel: id})
+	nh := loader.Nexthop{Tunnel: id}
+	if d.Class != nil {
+		nh.Class = d.Class(r.Dst)
+	}
+	return d.Map.SetRoute(r.Dst, r.Src, nh)
 }
 
 // Delete implements Backend.

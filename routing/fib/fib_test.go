@@ -205,6 +205,26 @@ func TestDataplaneUnknownTunnel(t *testing.T) {
 	require.NoError(t, d.Delete(netip.MustParsePrefix("2001:db8::/48"), netip.Prefix{}))
 }
 
+// A route into a traffic class's range carries the class; others none.
+func TestDataplaneClass(t *testing.T) {
+	m := &memMap{routes: map[[2]netip.Prefix]loader.Nexthop{}}
+	keepAlive := netip.MustParsePrefix("fd00:1::/32")
+	d := &Dataplane{Map: m, Tunnel: func(string, netip.Addr) (uint32, bool) { return 7, true },
+		Class: func(dst netip.Prefix) uint8 {
+			if keepAlive.Contains(dst.Addr()) && dst.Bits() >= keepAlive.Bits() {
+				return 1
+			}
+			return 0
+		}}
+	for dst, class := range map[string]uint8{"fd00:1:5::/48": 1, "2001:db8:5::/48": 0} {
+		p := netip.MustParsePrefix(dst)
+		require.NoError(t, d.Replace(Route{Dst: p, Interface: "x", NextHop: netip.MustParseAddr("fe80::1")}))
+		nh, ok := m.get(p, netip.Prefix{})
+		require.True(t, ok)
+		require.Equal(t, loader.Nexthop{Tunnel: 7, Class: class}, nh, dst)
+	}
+}
+
 // TestKernelSourceSpecific installs a plain and a source-specific route in
 // a namespace and reads them back with ip(8).
 func TestKernelSourceSpecific(t *testing.T) {

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+)
+
+// The text status lists the traffic classes, and only when there are some.
+func TestPrintStatusClasses(t *testing.T) {
+	var out strings.Builder
+	printStatus(&out, &node.Status{})
+	require.NotContains(t, out.String(), "CLASS")
+
+	ka, err := netparams.ParseTrafficClass("keepalive,fd00:1::/32,dscp=46,priority=7,metric=latency")
+	require.NoError(t, err)
+	out.Reset()
+	printStatus(&out, &node.Status{Classes: []node.ClassStatus{{ID: 1, TrafficClass: ka,
+		Prefix: netip.MustParsePrefix("fd00:1:7::/48"), Address: netip.MustParseAddr("fd00:1:7::1"),
+		Traffic: loader.ClassStats{Packets: 12, Bytes: 3 << 10, Drops: 1}, Routes: make([]node.RouteStatus, 2)}}})
+	require.Regexp(t, regexp.MustCompile(`(?m)^1 keepalive\s+fd00:1::/32\s+fd00:1:7::1\s+46\s+7\s+latency\s+2\s+12\s+3\.0KiB\s+1$`), out.String())
+}

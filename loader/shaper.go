@@ -1,0 +1,271 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The shaper's HTB tree on an underlay device (handles as SHAPER_HANDLE in
+// bpf/include/class.h):
+//
+//	1:     htb, unclassed packets to 1:ffff
+//	1:1    the link's rate
+//	1:ID00 class ID: its rate (or an equal part of what the rated classes
+//	       leave), ceiling the link; a leaf unless the class has Flows
+//	1:IDnn one leaf per flow bucket (nn = 1..Flows): equal rates, so that
+//	       HTB's round robin gives the flows of a congested class equal
+//	       shares of what the class gets
+//	1:ffff unclassed traffic
+//
+// Every class and leaf may borrow up to the link's rate. A class's HTB
+// priority is 7 - Priority (Priority 0..7, higher first, as TC_PRIO and
+// 802.1p): a class under its rate and with a higher Priority is dequeued
+// first, which gives keep-alive and safety classes strict priority over
+// bulk as long as they stay within their rate.
+const (
+	shaperMajor   = uint16(datapathShaperSHAPER_MAJOR)
+	shaperDefault = uint16(datapathShaperSHAPER_DEFAULT_MINOR)
+	shaperLeafMTU = 1600
+	minHTBRate    = 8000 // bits per second
+)
+
+func shaperHandle(minor uint16) uint32 { return netlink.MakeHandle(shaperMajor, minor) }
+
+// htbPrio is the HTB priority of a class (0 first, 7 last).
+func htbPrio(priority uint32) uint32 {
+	if priority > 7 {
+		return 7
+	}
+	return 7 - priority
+}
+
+// ShapeReport says what Shape installed.
+type ShapeReport struct {
+	Device string `json:"device"`
+	Rate   uint64 `json:"rate"`
+	// LeafQdisc is the qdisc under each HTB leaf: fq_codel when the kernel
+	// has it, else HTB's default (pfifo); Why says why not fq_codel.
+	LeafQdisc string        `json:"leaf_qdisc"`
+	Why       string        `json:"why,omitempty"`
+	Classes   []ShapedClass `json:"classes"`
+}
+
+// ShapedClass is one class's place in the HTB tree.
+type ShapedClass struct {
+	ID      uint8  `json:"id"`
+	Handle  string `json:"handle"`
+	Rate    uint64 `json:"rate"`
+	HTBPrio uint32 `json:"htb_prio"`
+	Leaves  int    `json:"leaves"`
+}
+
+// classRates gives each class, and the unclassed traffic (key 0), its HTB
+// rate: its own Rate, or an equal part of what the rated classes leave of
+// linkRate.
+func classRates(classes []Class, linkRate uint64) (map[uint8]uint64, error) {
+	var rated uint64
+	unrated := 1 // the unclassed traffic
+	for _, c := range classes {
+		if c.Rate == 0 {
+			unrated++
+		}
+		rated += c.Rate
+	}
+	if rated > linkRate {
+		return nil, fmt.Errorf("the classes' rates add up to %d bit/s, more than the link's %d", rated, linkRate)
+	}
+	share := max((linkRate-rated)/uint64(unrated), minHTBRate)
+	out := map[uint8]uint64{0: share}
+	for _, c := range classes {
+		out[c.ID] = c.Rate
+		if c.Rate == 0 {
+			out[c.ID] = share
+		}
+	}
+	return out, nil
+}
+
+// Shape installs the HTB tree for the instance's classes on the underlay
+// device ifname (replacing its root qdisc) and switches the classes to it.
+// Run it again after changing classes.
+func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
+	if linkRate < minHTBRate {
+		return nil, fmt.Errorf("link rate %d bit/s: too low", linkRate)
+	}
+	classes, err := d.Classes()
+	if err != nil {
+		return nil, err
+	}
+	rates, err := classRates(classes, linkRate)
+	if err != nil {
+		return nil, err
+	}
+	rep := &ShapeReport{Device: ifname, Rate: linkRate}
+	err = InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return fmt.Errorf("shaper: %s: %w", ifname, err)
+		}
+		if err := buildShaper(l, classes, rates, linkRate, rep); err != nil {
+			// No half tree: the device goes back to its default qdisc.
+			deleteRootQdisc(l.Attrs().Index)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range classes {
+		c.Shaped = true
+		if err := d.putClass(c); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRate uint64, rep *ShapeReport) error {
+	idx := l.Attrs().Index
+	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT})
+	root.Defcls = uint32(shaperDefault)
+	// Start from an empty tree: remove the root qdisc there is (ours from
+	// an earlier shape, or another), if any.
+	if err := deleteRootQdisc(idx); err != nil {
+		return fmt.Errorf("shaper: remove the root qdisc of %s: %w", l.Attrs().Name, err)
+	}
+	if err := netlink.QdiscAdd(root); err != nil {
+		return fmt.Errorf("shaper: htb on %s: %w", l.Attrs().Name, err)
+	}
+	addClass := func(parent, handle uint32, rate uint64, prio uint32) error {
+		c := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: parent, Handle: handle},
+			netlink.HtbClassAttrs{Rate: rate, Ceil: linkRate, Prio: prio, Quantum: shaperLeafMTU})
+		if err := netlink.ClassAdd(c); err != nil {
+			return fmt.Errorf("shaper: class %s: %w", netlink.HandleStr(handle), err)
+		}
+		return nil
+	}
+	top := shaperHandle(1)
+	if err := addClass(shaperHandle(0), top, linkRate, 0); err != nil {
+		return err
+	}
+	var leaves []uint32
+	addLeaf := func(parent, handle uint32, rate uint64, prio uint32) error {
+		leaves = append(leaves, handle)
+		return addClass(parent, handle, rate, prio)
+	}
+	if err := addLeaf(top, shaperHandle(shaperDefault), rates[0], 7); err != nil {
+		return err
+	}
+	for _, c := range classes {
+		node := shaperHandle(uint16(c.ID) << 8)
+		prio := htbPrio(c.Priority)
+		sc := ShapedClass{ID: c.ID, Handle: netlink.HandleStr(node), Rate: rates[c.ID], HTBPrio: prio, Leaves: 1}
+		if c.Flows == 0 {
+			if err := addLeaf(top, node, rates[c.ID], prio); err != nil {
+				return err
+			}
+		} else {
+			if err := addClass(top, node, rates[c.ID], prio); err != nil {
+				return err
+			}
+			leafRate := max(rates[c.ID]/uint64(c.Flows), minHTBRate)
+			for b := uint16(1); b <= c.Flows; b++ {
+				if err := addLeaf(node, node|uint32(b), leafRate, prio); err != nil {
+					return err
+				}
+			}
+			sc.Leaves = int(c.Flows)
+		}
+		rep.Classes = append(rep.Classes, sc)
+	}
+	rep.LeafQdisc, rep.Why = "fq_codel", ""
+	for i, leaf := range leaves {
+		q := netlink.NewFqCodel(netlink.QdiscAttrs{LinkIndex: idx, Parent: leaf, Handle: netlink.MakeHandle(uint16(0x100+i), 0)})
+		if err := netlink.QdiscAdd(q); err != nil {
+			if i == 0 && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)) {
+				rep.LeafQdisc, rep.Why = "pfifo", "fq_codel: "+err.Error()+" (not in this kernel)"
+				return nil
+			}
+			return fmt.Errorf("shaper: fq_codel under %s: %w", netlink.HandleStr(leaf), err)
+		}
+	}
+	return nil
+}
+
+// deleteRootQdisc removes the root qdisc of device idx, if it has one of
+// its own (not the default one, which the kernel refuses to delete).
+func deleteRootQdisc(idx int) error {
+	q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"}
+	if err := netlink.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// Unshape removes the shaper from ifname and switches the classes back to
+// their own priority.
+func (d *Datapath) Unshape(ifname string) error {
+	err := InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return fmt.Errorf("shaper: %s: %w", ifname, err)
+		}
+		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT})
+		if err := netlink.QdiscDel(root); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("shaper: remove htb from %s: %w", ifname, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	classes, err := d.Classes()
+	if err != nil {
+		return err
+	}
+	for _, c := range classes {
+		if err := d.SetClass(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ShaperClassStats are the counters of one HTB class of the shaper.
+type ShaperClassStats struct {
+	Handle  string `json:"handle"`
+	Packets uint32 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Drops   uint32 `json:"drops"`
+	Backlog uint32 `json:"backlog"`
+}
+
+// ShaperStats reads the counters of the shaper's classes on ifname (empty
+// when it has no shaper).
+func (d *Datapath) ShaperStats(ifname string) ([]ShaperClassStats, error) {
+	var out []ShaperClassStats
+	err := InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		cs, err := netlink.ClassList(l, netlink.HANDLE_NONE)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			a := c.Attrs()
+			if a.Statistics == nil || a.Statistics.Basic == nil || a.Statistics.Queue == nil {
+				continue
+			}
+			out = append(out, ShaperClassStats{Handle: netlink.HandleStr(a.Handle), Packets: a.Statistics.Basic.Packets,
+				Bytes: a.Statistics.Basic.Bytes, Drops: a.Statistics.Queue.Drops, Backlog: a.Statistics.Queue.Backlog})
+		}
+		return nil
+	})
+	return out, err
+}
