@@ -10,6 +10,7 @@
 #include "include/common.h"
 #include "include/underlay.h"
 #include "include/icmp6.h"
+#include "include/device.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -93,6 +94,12 @@ int overlay_egress(struct __sk_buff *skb)
 		return icmp6_send_error(skb, ICMPV6_PKT_TOOBIG, 0, t.mtu);
 	}
 
+	if (t.type == TUNNEL_DEVICE) {
+		count(REASON_DEVICE_OUT);
+		count_tunnel(id, skb->len - ETH_HLEN, 1);
+		return device_xmit(&t);
+	}
+
 	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
 	__u32 inner_len = skb->len - ETH_HLEN;
 	__u32 olen = outer_len(&t);
@@ -157,6 +164,8 @@ static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ct
 	/* A GSO packet is marked with its tunnel type (UDP or GRE), and only
 	 * the kernel may change the mark (it refuses to encapsulate again).
 	 * When the type changes, the kernel cuts the packet first. */
+	if (c->next.type == TUNNEL_DEVICE)
+		return tc_device_transit(skb, c);
 	if (skb_gso_size(skb) && c->outer->protocol != outer_protocol(&c->next))
 		return HOOK_SEGMENT;
 	__u16 sport = transit_sport(c, (void *)(long)skb->data_end);
@@ -172,6 +181,8 @@ static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ct
 /* XDP: the same with the link layer learnt from the next tunnel. */
 static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx *c, __u32 inner_len)
 {
+	if (c->next.type == TUNNEL_DEVICE)
+		return HOOK_DEVICE_SLOW;
 	struct tunnel_l2 *l2 = bpf_map_lookup_elem(&tunnel_l2s, &c->out_tunnel);
 	if (!l2)
 		return HOOK_NO_NEIGH;
@@ -273,6 +284,11 @@ static __always_inline int underlay_run(void *ctx, const bool xdp)
 			 * neighbour; the next packets learn it. */
 			v = V_SLOW_PATH;
 			c.reason = REASON_NO_NEIGH;
+			break;
+		}
+		if (ret == HOOK_DEVICE_SLOW) {
+			v = V_SLOW_PATH;
+			c.reason = REASON_DEVICE_SLOW;
 			break;
 		}
 		if (ret == HOOK_SEGMENT) {

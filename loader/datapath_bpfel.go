@@ -53,7 +53,9 @@ const (
 	datapathReasonREASON_OUTER_FRAGMENT    datapathReason = 15
 	datapathReasonREASON_NO_NEIGH          datapathReason = 16
 	datapathReasonREASON_SEGMENT           datapathReason = 17
-	datapathReasonREASON_MAX               datapathReason = 18
+	datapathReasonREASON_DEVICE_OUT        datapathReason = 18
+	datapathReasonREASON_DEVICE_SLOW       datapathReason = 19
+	datapathReasonREASON_MAX               datapathReason = 20
 )
 
 type datapathRoute struct {
@@ -121,8 +123,9 @@ type datapathTunnelStats struct {
 type datapathTunnelType uint32
 
 const (
-	datapathTunnelTypeTUNNEL_FOU datapathTunnelType = 1
-	datapathTunnelTypeTUNNEL_GRE datapathTunnelType = 2
+	datapathTunnelTypeTUNNEL_FOU    datapathTunnelType = 1
+	datapathTunnelTypeTUNNEL_GRE    datapathTunnelType = 2
+	datapathTunnelTypeTUNNEL_DEVICE datapathTunnelType = 3
 )
 
 // Names of all BPF objects in the ELF.
@@ -130,6 +133,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	datapathMapCsumScratch           = "csum_scratch"
+	datapathMapDeviceTunnels         = "device_tunnels"
 	datapathMapEndpoints             = "endpoints"
 	datapathMapLimiters              = "limiters"
 	datapathMapReasonCounters        = "reason_counters"
@@ -138,6 +142,7 @@ const (
 	datapathMapTunnelCounters        = "tunnel_counters"
 	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
+	datapathProgDeviceIngress        = "device_ingress"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
@@ -197,6 +202,7 @@ type datapathSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathProgramSpecs struct {
+	DeviceIngress *ebpf.ProgramSpec `ebpf:"device_ingress"`
 	OverlayEgress *ebpf.ProgramSpec `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.ProgramSpec `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
@@ -207,6 +213,7 @@ type datapathProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
 	CsumScratch    *ebpf.MapSpec `ebpf:"csum_scratch"`
+	DeviceTunnels  *ebpf.MapSpec `ebpf:"device_tunnels"`
 	Endpoints      *ebpf.MapSpec `ebpf:"endpoints"`
 	Limiters       *ebpf.MapSpec `ebpf:"limiters"`
 	ReasonCounters *ebpf.MapSpec `ebpf:"reason_counters"`
@@ -256,6 +263,7 @@ func (o *datapathObjects) Close() error {
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
 	CsumScratch    *ebpf.Map `ebpf:"csum_scratch"`
+	DeviceTunnels  *ebpf.Map `ebpf:"device_tunnels"`
 	Endpoints      *ebpf.Map `ebpf:"endpoints"`
 	Limiters       *ebpf.Map `ebpf:"limiters"`
 	ReasonCounters *ebpf.Map `ebpf:"reason_counters"`
@@ -269,6 +277,7 @@ type datapathMaps struct {
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
 		m.CsumScratch,
+		m.DeviceTunnels,
 		m.Endpoints,
 		m.Limiters,
 		m.ReasonCounters,
@@ -302,6 +311,7 @@ type datapathVariables struct {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathPrograms struct {
+	DeviceIngress *ebpf.Program `ebpf:"device_ingress"`
 	OverlayEgress *ebpf.Program `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.Program `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.Program `ebpf:"underlay_xdp"`
@@ -309,6 +319,7 @@ type datapathPrograms struct {
 
 func (p *datapathPrograms) Close() error {
 	return _DatapathClose(
+		p.DeviceIngress,
 		p.OverlayEgress,
 		p.UnderlayTc,
 		p.UnderlayXdp,
