@@ -21,9 +21,13 @@ static __always_inline int ensure_linear(struct __sk_buff *skb, __u32 want)
 	return bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
 }
 
+/* A GSO packet's segment size, 0 for others. A packet from an untrusted
+ * source (a TUN device with a virtio-net header: wireguard-go writes its
+ * coalesced TCP segments so) has its segment count unset (0) until the
+ * kernel segments it. */
 static __always_inline __u32 skb_gso_size(struct __sk_buff *skb)
 {
-	return skb->gso_segs > 1 ? skb->gso_size : 0;
+	return skb->gso_segs != 1 ? skb->gso_size : 0;
 }
 
 /* Makes room for the outer headers and marks the packet IPv4. Only a GSO

@@ -2,7 +2,6 @@ package loader_test
 
 import (
 	"errors"
-	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -28,13 +27,12 @@ func TestDeviceTunnelTransit(t *testing.T) {
 		t.Run(string(attach), func(t *testing.T) {
 			c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC, Attach: attach})
 			a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
-			tunRelay(t, b.NS, cc.NS, "dv0", b.Datapath.State.MTU)
-			for _, n := range []*chain.Node{b, cc} {
-				useDeviceTunnel(t, n, "dv0")
-			}
-			require.NoError(t, b.Datapath.SetRoute(chain.OverlayPrefix(2), netip.Prefix{}, loader.Nexthop{Tunnel: deviceTunnel}))
-			for _, i := range []int{0, 1} {
-				require.NoError(t, cc.Datapath.SetRoute(chain.OverlayPrefix(i), netip.Prefix{}, loader.Nexthop{Tunnel: deviceTunnel}))
+			mtu := b.Datapath.State.MTU
+			tunRelay(t, b.NS, cc.NS, "dv0", mtu)
+			for _, ends := range [][2]int{{1, 2}, {2, 1}} {
+				att, err := c.UseDevice(ends[0], ends[1], deviceTunnel, "dv0", mtu)
+				require.NoError(t, err)
+				t.Cleanup(func() { att.Close() })
 			}
 
 			out, err := a.NS.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", cc.Overlay.String())
@@ -48,8 +46,8 @@ func TestDeviceTunnelTransit(t *testing.T) {
 			transitBefore := reason(t, b.Datapath, "transit")
 			devBefore, err := b.Datapath.TunnelCounters(deviceTunnel)
 			require.NoError(t, err)
-			tcpTransfer(t, a.NS, cc.NS, cc.Overlay, 16<<20)
-			tcpTransfer(t, cc.NS, a.NS, a.Overlay, 16<<20)
+			require.NoError(t, chain.TCPTransfer(a.NS, cc.NS, cc.Overlay, 16<<20))
+			require.NoError(t, chain.TCPTransfer(cc.NS, a.NS, a.Overlay, 16<<20))
 			rs, err := b.Datapath.Reasons()
 			require.NoError(t, err)
 			require.Equal(t, forwBefore, snmp6(t, b.NS, "Ip6OutForwDatagrams"),
@@ -106,15 +104,4 @@ func tunRelay(t *testing.T, a, b *netns.NS, name string, mtu int) {
 		fb.Close()
 		wg.Wait()
 	})
-}
-
-// useDeviceTunnel attaches the device program to ifname and makes it the
-// node's device tunnel.
-func useDeviceTunnel(t *testing.T, n *chain.Node, ifname string) {
-	att, err := n.Datapath.AttachDevice(ifname)
-	require.NoError(t, err)
-	t.Cleanup(func() { att.Close() })
-	ifindex, err := n.NS.Ifindex(ifname)
-	require.NoError(t, err)
-	require.NoError(t, n.Datapath.AddTunnel(loader.Tunnel{ID: deviceTunnel, Type: loader.DEVICE, Ifindex: uint32(ifindex), MTU: uint16(n.Datapath.State.MTU)}))
 }

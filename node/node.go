@@ -169,6 +169,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkEncryption(p, []string{n.cfg.Encap.String()}); err != nil {
+		return err
+	}
 	n.params = newNetParams(n.cfg, p, n.id)
 	if err := n.renew(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("certificate renewal postponed")
