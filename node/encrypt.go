@@ -14,6 +14,14 @@ import (
 // encrypts.
 var encryptingTypes = []string{"wireguard"}
 
+// offeredTypes are the tunnel types the node offers.
+func (c *Config) offeredTypes() []string {
+	if len(c.TunnelTypes) > 0 {
+		return c.TunnelTypes
+	}
+	return []string{c.Encap.String()}
+}
+
 // checkEncryption refuses a network whose parameters say `encrypt` when
 // none of the tunnel types the node offers encrypts: such a node would
 // carry the network's traffic in clear.

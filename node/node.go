@@ -169,7 +169,7 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkEncryption(p, []string{n.cfg.Encap.String()}); err != nil {
+	if err := checkEncryption(p, n.cfg.offeredTypes()); err != nil {
 		return err
 	}
 	n.params = newNetParams(n.cfg, p, n.id)

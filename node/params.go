@@ -197,7 +197,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	old := n.params.get()
 	n.params.p.Store(p)
 	n.log.Info().Uint64("from", old.Version).Uint64("to", p.Version).Msg("new network parameters")
-	if err := checkEncryption(p, []string{n.cfg.Encap.String()}); err != nil {
+	if err := checkEncryption(p, n.cfg.offeredTypes()); err != nil {
 		n.log.Error().Err(err).Msg("the tunnels carry the network's traffic in clear: stop this node")
 	}
 	n.checkSelf()

@@ -1,0 +1,118 @@
+package manager
+
+import (
+	"slices"
+	"time"
+
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+)
+
+// choice is what the manager remembers of one peer's tunnel types: the
+// one that last worked, and those that failed (a tunnel of that type over
+// which Babel never got a usable link: a firewall on the path drops it),
+// with when. A set-up tries the types in preference order, a type that
+// failed within the refresh period last; so after a failure the next type
+// is tried, and the faster one again once its failure is that old.
+type choice struct {
+	worked string
+	failed map[string]time.Time
+}
+
+// choiceOf returns the peer's memory, made if missing. Run's goroutine.
+func (m *Manager) choiceOf(bits string) *choice {
+	c := m.choices[bits]
+	if c == nil {
+		c = &choice{failed: map[string]time.Time{}}
+		m.choices[bits] = c
+	}
+	return c
+}
+
+// rank orders a type: its index in the preference list (Config.Types), or
+// without a list, our Encap first and the others after it; -1 for a type
+// the list leaves out.
+func (m *Manager) rank(encap string) int {
+	if len(m.cfg.Types) == 0 {
+		if encap == m.cfg.Encap {
+			return 0
+		}
+		return 1
+	}
+	return slices.Index(m.cfg.Types, encap)
+}
+
+// order keeps the IPv4 addresses of the types the backend carries and we
+// prefer, in preference order (the peer's order among equals), the types
+// that failed with the peer recently last. Run's goroutine.
+func (m *Manager) order(bits string, list []nodeproto.Address, now time.Time) []nodeproto.Address {
+	c := m.choices[bits]
+	failed := func(encap string) bool {
+		if c == nil {
+			return false
+		}
+		at, ok := c.failed[encap]
+		return ok && now.Sub(at) < m.cfg.Params.RefreshPeriod()
+	}
+	var out []nodeproto.Address
+	for _, a := range list {
+		if a.IP.Is4() && m.cfg.Backend.Carries(a.Proto) && m.rank(a.Proto) >= 0 {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b nodeproto.Address) int {
+		fa, fb := failed(a.Proto), failed(b.Proto)
+		if fa != fb {
+			if fa {
+				return 1
+			}
+			return -1
+		}
+		return m.rank(a.Proto) - m.rank(b.Proto)
+	})
+	return out
+}
+
+// noteUsable records that a tunnel's type works with its peer.
+func (m *Manager) noteUsable(e *entry) {
+	if e.Outgoing {
+		c := m.choiceOf(e.Bits)
+		c.worked = e.Endpoint.Encap
+		delete(c.failed, e.Endpoint.Encap)
+	}
+}
+
+// fallBack records that an outgoing tunnel's type never worked with its
+// peer, and sets a tunnel up again at once: with the next type.
+func (m *Manager) fallBack(e *entry, now time.Time) {
+	m.choiceOf(e.Bits).failed[e.Endpoint.Encap] = now
+	m.log.Info().Stringer("peer", e.Peer).Str("encap", e.Endpoint.Encap).Msg("no Babel hello through the tunnel: trying the next tunnel type")
+	addrs, ok := m.cfg.Cache.Get(e.Bits)
+	if !ok || !m.claim(e.Bits) {
+		return
+	}
+	bits := e.Bits
+	m.spawn(func() {
+		defer m.release(bits)
+		m.makeTunnel(bits, addrs)
+	})
+}
+
+// TypeOf is the tunnel type that last worked with a peer ("" if none).
+func (m *Manager) TypeOf(bits string) string {
+	var t string
+	m.do(func() {
+		if c := m.choices[bits]; c != nil {
+			t = c.worked
+		}
+	})
+	return t
+}
+
+// fallingBack: a request for another type from the peer of incoming
+// tunnel e, which never got a usable Babel link since long enough for the
+// peer to have given up on it (it falls back after the timeout; half of it
+// here, for the clocks' and ticks' skew).
+func (m *Manager) fallingBack(e *entry, encap string) bool {
+	return !e.Outgoing && e.usable.IsZero() && e.Endpoint.Encap != encap &&
+		m.clock.Now().Sub(e.Created) >= m.timeout()/2
+}
