@@ -37,7 +37,7 @@ func TestTunnelTypesFallBack(t *testing.T) {
 	})
 	_, err := in.NS("core").Run("nft", dropGRE)
 	require.NoError(t, err)
-	c := cluster.ForTest(t, cluster.Options{Internet: in, NodeArgs: func(*cluster.Node) []string {
+	c := cluster.ForTest(t, cluster.Options{Internet: in, TunnelRefresh: fastRefresh, NodeArgs: func(*cluster.Node) []string {
 		return []string{"--tunnel-types", "gre,fou"}
 	}})
 	require.NoError(t, c.StartNodes())
@@ -48,24 +48,41 @@ func TestTunnelTypesFallBack(t *testing.T) {
 	for _, name := range c.Nodes() {
 		ispOf[c.Node(name).Subnet] = c.Node(name).Host.ISP
 	}
+	// typed: every tunnel has the type it should (GRE, or FOU across the
+	// core while the firewall is there); counts the tunnels across it.
 	across := 0
-	// Tunnels that were being replaced when reachability was reached go
-	// within a timeout: wait until every tunnel has its expected type.
-	require.Eventually(t, func() bool {
-		across = 0
-		for _, name := range c.Nodes() {
-			for _, tu := range nodeStatus(t, c, name).Tunnels {
-				want := loader.GRE
-				if ispOf[tu.Peer] != c.Node(name).Host.ISP {
-					want = loader.FOU
-					across++
-				}
-				if tu.Encap != want {
-					return false
+	typed := func(acrossType loader.TunnelType) func() bool {
+		return func() bool {
+			across = 0
+			for _, name := range c.Nodes() {
+				for _, tu := range nodeStatus(t, c, name).Tunnels {
+					want := loader.GRE
+					if ispOf[tu.Peer] != c.Node(name).Host.ISP {
+						want = acrossType
+						across++
+					}
+					if tu.Encap != want {
+						return false
+					}
 				}
 			}
+			return true
 		}
-		return true
-	}, 2*reachBound, time.Second, "tunnels across the core are FOU, within an ISP GRE")
+	}
+	// Tunnels being replaced when reachability was reached go within a
+	// timeout: wait until every tunnel has its expected type.
+	require.Eventually(t, typed(loader.FOU), 2*reachBound, time.Second, "tunnels across the core are FOU, within an ISP GRE")
 	require.Positive(t, across, "some tunnels cross the core")
+
+	// The firewall goes: at the refreshes after FOU's fallback is a refresh
+	// period old, each node replaces a FOU tunnel, and the new ones are GRE.
+	_, err = in.NS("core").Run("nft", "delete table ip fw")
+	require.NoError(t, err)
+	require.Eventually(t, typed(loader.GRE), 8*fastRefresh*time.Second, time.Second, "every tunnel back to GRE")
+	m, err = c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability:\n%v", m)
 }
+
+// fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel
+// types test: short, so that tunnels move back soon after a firewall goes.
+const fastRefresh = 15

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -115,4 +116,30 @@ func (m *Manager) TypeOf(bits string) string {
 func (m *Manager) fallingBack(e *entry, encap string) bool {
 	return !e.Outgoing && e.usable.IsZero() && e.Endpoint.Encap != encap &&
 		m.clock.Now().Sub(e.Created) >= m.timeout()/2
+}
+
+// upgradable returns an outgoing tunnel that works but whose peer offers a
+// faster type that has not failed with it within the refresh period (a
+// firewall went away): the refresh replaces it, and the new set-up tries
+// that type first. nil if none. Run's goroutine.
+func (m *Manager) upgradable(now time.Time) *entry {
+	ids := slices.Sorted(maps.Keys(m.tunnels))
+	for _, id := range ids {
+		e := m.tunnels[id]
+		if !e.Outgoing || e.draining || e.usable.IsZero() {
+			continue
+		}
+		addrs, ok := m.cfg.Cache.Get(e.Bits)
+		if !ok {
+			continue
+		}
+		list, err := nodeproto.ParseAddresses(addrs)
+		if err != nil {
+			continue
+		}
+		if best := m.order(e.Bits, list, now); len(best) > 0 && m.rank(best[0].Proto) < m.rank(e.Endpoint.Encap) {
+			return e
+		}
+	}
+	return nil
 }

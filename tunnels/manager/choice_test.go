@@ -100,3 +100,32 @@ func TestAcceptPeerFallingBack(t *testing.T) {
 	h.step(5) // GRE is usable
 	assert.Contains(t, h.m.Accept(from, fou).Reason, "exists", "a working tunnel stays")
 }
+
+// TestUpgradeAtRefresh: the firewall that made a peer's tunnel fall back
+// to GRE goes; at the next refresh past the refresh period after FOU's
+// failure, the GRE tunnel is the one replaced, and the new one is FOU.
+func TestUpgradeAtRefresh(t *testing.T) {
+	h := newHarness(t, 1, 10)
+	h.cfg.Types = []string{nodeproto.ProtoFOU, nodeproto.ProtoGRE}
+	p2, bits2 := peer(t, 2)
+	require.NoError(t, h.cache.Put(bits2, fouAndGRE(2)))
+	h.babel.block(nodeproto.ProtoFOU, true)
+	h.start()
+	h.step(1)
+	h.idle()
+	h.step(5)
+	h.idle()
+	require.Equal(t, "gre", h.encapTo(p2))
+	fellBack := h.clock.Now()
+
+	h.babel.block(nodeproto.ProtoFOU, false)
+	h.until(func() bool {
+		h.step(1)
+		h.idle()
+		return h.encapTo(p2) == "fou"
+	}, "back to FOU at a refresh")
+	assert.GreaterOrEqual(t, h.clock.Now().Sub(fellBack), h.params.RefreshPeriod(), "not before FOU's failure is a refresh period old")
+	assert.Contains(t, h.proto.calls(&h.proto.kills), p2, "the GRE tunnel was drained with the peer")
+	h.step(5)
+	assert.Equal(t, "fou", h.m.TypeOf(bits2))
+}

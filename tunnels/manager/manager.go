@@ -240,7 +240,9 @@ func (m *Manager) tick(now time.Time) {
 	limit := ClientLimit(clients, v.incoming)
 	if now.Sub(m.lastRefresh) >= m.cfg.Params.RefreshPeriod() {
 		m.lastRefresh = now
-		if id, ok := Victim(v.loads, limit); ok {
+		if e := m.upgradable(now); e != nil {
+			m.startDrain(e, "a faster tunnel type", now)
+		} else if id, ok := Victim(v.loads, limit); ok {
 			if e := m.tunnels[id]; e != nil {
 				m.startDrain(e, "refresh", now)
 			}
