@@ -19,7 +19,10 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
 )
 
-const wgTunnel = 3
+// wgTunnel is the data plane's id of the WireGuard tunnel of link i (a
+// link's ends both use it), wgName its device's name.
+func wgTunnel(i int) uint32 { return uint32(10 + i) }
+func wgName(i int) string   { return fmt.Sprintf("wg%d", i) }
 
 // wgLink is a WireGuard tunnel between chain nodes i and i+1.
 type wgLink struct {
@@ -35,7 +38,7 @@ func wireguardLink(t *testing.T, c *chain.Chain, i int) *wgLink {
 		n := c.Nodes[i+side]
 		priv, err := wireguard.GenerateKey()
 		require.NoError(t, err)
-		d, err := wireguard.New(wireguard.Config{Name: "wg0", PrivateKey: priv, MTU: mtu, Enter: n.NS.Do, Logger: zerolog.Nop()})
+		d, err := wireguard.New(wireguard.Config{Name: wgName(i), PrivateKey: priv, MTU: mtu, Enter: n.NS.Do, Logger: zerolog.Nop()})
 		require.NoError(t, err)
 		t.Cleanup(func() { d.Close() })
 		devs[side] = d
@@ -44,7 +47,7 @@ func wireguardLink(t *testing.T, c *chain.Chain, i int) *wgLink {
 	require.NoError(t, l.left.SetPeer(l.right.PublicKey(), netip.AddrPortFrom(chain.LinkV4(i, 2), l.right.Port())))
 	require.NoError(t, l.right.SetPeer(l.left.PublicKey(), netip.AddrPortFrom(chain.LinkV4(i, 1), l.left.Port())))
 	for _, ends := range [][2]int{{i, i + 1}, {i + 1, i}} {
-		att, err := c.UseDevice(ends[0], ends[1], wgTunnel, "wg0", mtu)
+		att, err := c.UseDevice(ends[0], ends[1], wgTunnel(i), wgName(i), mtu)
 		require.NoError(t, err)
 		t.Cleanup(func() { att.Close() })
 	}
@@ -67,7 +70,7 @@ func TestWireGuardTransit(t *testing.T) {
 	require.NoError(t, chain.TCPTransfer(a.NS, cc.NS, cc.Overlay, 8<<20))
 	require.NoError(t, chain.TCPTransfer(cc.NS, a.NS, a.Overlay, 8<<20))
 	require.Equal(t, forwBefore, snmp6(t, b.NS, "Ip6OutForwDatagrams"), "B's kernel forwarded overlay traffic")
-	st, err := b.Datapath.TunnelCounters(wgTunnel)
+	st, err := b.Datapath.TunnelCounters(wgTunnel(1))
 	require.NoError(t, err)
 	require.Greater(t, st.TxBytes, uint64(8<<20))
 	require.Greater(t, st.RxBytes, uint64(8<<20))
@@ -82,6 +85,24 @@ func TestWireGuardTransit(t *testing.T) {
 	require.False(t, bytes.Contains(wg, marker), "cleartext on the WireGuard underlay")
 }
 
+// A —FOU— B —WireGuard— C —WireGuard— D: C carries the traffic from one
+// WireGuard device into the other in BPF; TCP both ways arrives whole.
+func TestWireGuardTransitBetweenDevices(t *testing.T) {
+	c := chain.Build(t, chain.Options{Nodes: 4, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	a, cc, d := c.Nodes[0], c.Nodes[2], c.Nodes[3]
+	wireguardLink(t, c, 1)
+	wireguardLink(t, c, 2)
+	waitPing(t, a.NS, d.Overlay)
+	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, 64<<10)) // path MTU found
+	forwBefore := snmp6(t, cc.NS, "Ip6OutForwDatagrams")
+	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, 4<<20))
+	require.NoError(t, chain.TCPTransfer(d.NS, a.NS, a.Overlay, 4<<20))
+	require.Equal(t, forwBefore, snmp6(t, cc.NS, "Ip6OutForwDatagrams"), "C's kernel forwarded overlay traffic")
+	st, err := cc.Datapath.TunnelCounters(wgTunnel(2))
+	require.NoError(t, err)
+	require.Greater(t, st.TxBytes, uint64(4<<20), "C sent A's transfer into the second WireGuard device")
+}
+
 // A key rotation keeps the device and the data plane's tunnel: after C
 // changes its key and B learns the new public key, traffic flows again
 // over a new handshake.
@@ -90,7 +111,7 @@ func TestWireGuardKeyRotation(t *testing.T) {
 	a, b := c.Nodes[0], c.Nodes[1]
 	l := wireguardLink(t, c, 0)
 	waitPing(t, a.NS, b.Overlay)
-	ifindex, err := b.NS.Ifindex("wg0")
+	ifindex, err := b.NS.Ifindex(wgName(0))
 	require.NoError(t, err)
 	before, err := l.left.Status()
 	require.NoError(t, err)
@@ -106,10 +127,10 @@ func TestWireGuardKeyRotation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, priv.Public(), after.Peer)
 	require.True(t, after.LastHandshake.After(before.LastHandshake), "a new handshake")
-	again, err := b.NS.Ifindex("wg0")
+	again, err := b.NS.Ifindex(wgName(0))
 	require.NoError(t, err)
 	require.Equal(t, ifindex, again, "the device stayed")
-	tn, err := b.Datapath.Tunnel(wgTunnel)
+	tn, err := b.Datapath.Tunnel(wgTunnel(0))
 	require.NoError(t, err)
 	require.Equal(t, uint32(ifindex), tn.Ifindex, "the data plane's tunnel stayed")
 }
