@@ -71,8 +71,8 @@ type bpfBackend Node
 
 // Carries implements manager.Backend: FOU and GRE.
 func (b *bpfBackend) Carries(encap string) bool {
-	_, err := loader.ParseTunnelType(encap)
-	return err == nil
+	typ, err := loader.ParseTunnelType(encap)
+	return err == nil && typ != loader.DEVICE
 }
 
 // Keyed implements manager.Backend: GRE tunnels carry the key the
