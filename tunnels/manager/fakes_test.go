@@ -215,6 +215,8 @@ type fakeProto struct {
 	kills     []netip.Prefix
 	gossiped  []netip.Prefix
 	forgotten []netip.Prefix
+	requests  []nodeproto.TunnelRequest // every tunnel request sent
+	binding   []byte                    // the credential peers answer with
 }
 
 func (p *fakeProto) AskAddresses(_ context.Context, peer netip.Prefix) ([]nodeproto.Address, error) {
@@ -231,6 +233,7 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.setups = append(p.setups, peer)
+	p.requests = append(p.requests, req)
 	if p.refuse[peer] {
 		return nodeproto.TunnelReply{Reason: "no room"}, nil
 	}
@@ -238,7 +241,7 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	if p.observed.IsValid() {
 		observed = p.observed
 	}
-	return nodeproto.TunnelReply{Accepted: true, Key: req.Key, Observed: observed}, nil
+	return nodeproto.TunnelReply{Accepted: true, Key: req.Key, Observed: observed, Binding: p.binding}, nil
 }
 
 func (p *fakeProto) KillTunnel(_ context.Context, peer netip.Prefix) error {

@@ -165,6 +165,9 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	if keyed {
 		req.Key = randomKey()
 	}
+	if req.Binding, err = m.credential(a.Proto); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(m.ctx, setupTimeout)
 	defer cancel()
 	reply, err := m.cfg.Protocol.SetupTunnel(ctx, prefix, via, req)
@@ -174,13 +177,19 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	if !reply.Accepted {
 		return fmt.Errorf("refused: %s", reply.Reason)
 	}
+	cert := m.cfg.Protocol.PeerCertificate(prefix)
+	if err := m.checkCredential(a.Proto, prefix, cert, reply.Binding); err != nil {
+		m.cfg.Protocol.KillTunnel(ctx, prefix)
+		return err
+	}
 	nat := reply.Observed.IsValid() && reply.Observed != req.Endpoint
 	t := Tunnel{Peer: prefix, Bits: bits, Outgoing: true, Endpoint: Endpoint{
 		Encap: a.Proto, Local: local, Remote: via, NAT: nat && !keyed}}
 	if keyed {
 		t.Endpoint.Key = reply.Key
 	}
-	if cert := m.cfg.Protocol.PeerCertificate(prefix); cert != nil {
+	t.Endpoint.PeerCredential = string(reply.Binding)
+	if cert != nil {
 		t.Serial, _ = ca.SerialUint64(cert)
 	}
 	err = errStopped
