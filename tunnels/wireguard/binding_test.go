@@ -86,3 +86,34 @@ func TestKeyText(t *testing.T) {
 	require.Error(t, back.UnmarshalText([]byte("short")))
 	require.NotEqual(t, pub, priv, "public key derived")
 }
+
+// An identity's binding verifies as the peer's key; a rotation moves to
+// the next generation and a new key; a binding from a key the certificate
+// does not certify (a node not signed by the CA has no such certificate)
+// is refused.
+func TestIdentity(t *testing.T) {
+	key, cert := nodeCert(t)
+	rogueKey, _ := nodeCert(t)
+	prefix := netip.MustParsePrefix("2001:db8:42::/48")
+	id, err := NewIdentity(key, prefix)
+	require.NoError(t, err)
+	b, err := PeerKey(id.Binding(), cert, prefix)
+	require.NoError(t, err)
+	require.Equal(t, id.PrivateKey().Public(), b.PublicKey)
+	require.Equal(t, uint64(1), b.Generation)
+
+	require.NoError(t, id.Rotate())
+	b2, err := PeerKey(id.Binding(), cert, prefix)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), b2.Generation)
+	require.NotEqual(t, b.PublicKey, b2.PublicKey)
+
+	rogue, err := NewIdentity(rogueKey, prefix)
+	require.NoError(t, err)
+	_, err = PeerKey(rogue.Binding(), cert, prefix)
+	require.ErrorIs(t, err, ErrBadSignature)
+	_, err = PeerKey(id.Binding(), nil, prefix)
+	require.ErrorIs(t, err, ErrBadSignature)
+	_, err = PeerKey([]byte("junk"), cert, prefix)
+	require.ErrorIs(t, err, ErrBadBinding)
+}
