@@ -46,14 +46,7 @@ func (m *Manager) rank(encap string) int {
 // prefer, in preference order (the peer's order among equals), the types
 // that failed with the peer recently last. Run's goroutine.
 func (m *Manager) order(bits string, list []nodeproto.Address, now time.Time) []nodeproto.Address {
-	c := m.choices[bits]
-	failed := func(encap string) bool {
-		if c == nil {
-			return false
-		}
-		at, ok := c.failed[encap]
-		return ok && now.Sub(at) < m.cfg.Params.RefreshPeriod()
-	}
+	failed := func(encap string) bool { return m.failedRecently(bits, encap, now) }
 	var out []nodeproto.Address
 	for _, a := range list {
 		if a.IP.Is4() && m.cfg.Backend.Carries(a.Proto) && m.rank(a.Proto) >= 0 {
@@ -73,6 +66,16 @@ func (m *Manager) order(bits string, list []nodeproto.Address, now time.Time) []
 	return out
 }
 
+// failedRecently: encap failed with the peer within the refresh period.
+func (m *Manager) failedRecently(bits, encap string, now time.Time) bool {
+	c := m.choices[bits]
+	if c == nil {
+		return false
+	}
+	at, ok := c.failed[encap]
+	return ok && now.Sub(at) < m.cfg.Params.RefreshPeriod()
+}
+
 // noteUsable records that a tunnel's type works with its peer.
 func (m *Manager) noteUsable(e *entry) {
 	if e.Outgoing {
@@ -83,14 +86,24 @@ func (m *Manager) noteUsable(e *entry) {
 }
 
 // fallBack records that an outgoing tunnel's type never worked with its
-// peer, and sets a tunnel up again at once: with the next type.
+// peer, and, when the peer offers another type that has not failed, sets a
+// tunnel up again at once with it.
 func (m *Manager) fallBack(e *entry, now time.Time) {
 	m.choiceOf(e.Bits).failed[e.Endpoint.Encap] = now
-	m.log.Info().Stringer("peer", e.Peer).Str("encap", e.Endpoint.Encap).Msg("no Babel hello through the tunnel: trying the next tunnel type")
 	addrs, ok := m.cfg.Cache.Get(e.Bits)
-	if !ok || !m.claim(e.Bits) {
+	if !ok {
 		return
 	}
+	list, err := nodeproto.ParseAddresses(addrs)
+	if err != nil {
+		return
+	}
+	next := m.order(e.Bits, list, now)
+	if len(next) == 0 || m.failedRecently(e.Bits, next[0].Proto, now) || !m.claim(e.Bits) {
+		return
+	}
+	m.log.Info().Stringer("peer", e.Peer).Str("encap", e.Endpoint.Encap).Str("next", next[0].Proto).
+		Msg("no Babel hello through the tunnel: trying the next tunnel type")
 	bits := e.Bits
 	m.spawn(func() {
 		defer m.release(bits)

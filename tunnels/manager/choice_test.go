@@ -129,3 +129,25 @@ func TestUpgradeAtRefresh(t *testing.T) {
 	h.step(5)
 	assert.Equal(t, "fou", h.m.TypeOf(bits2))
 }
+
+// TestNoFallbackWithoutAnotherType: with one type in common, a silent
+// tunnel is only reaped (the usual loop picks peers again); the failure is
+// remembered but no immediate set-up with the same peer follows.
+func TestNoFallbackWithoutAnotherType(t *testing.T) {
+	h := newHarness(t, 1, 10)
+	h.cfg.Types = []string{nodeproto.ProtoFOU, nodeproto.ProtoGRE}
+	p2, bits2 := peer(t, 2)
+	require.NoError(t, h.cache.Put(bits2, addressOf(2))) // FOU only
+	h.babel.block(nodeproto.ProtoFOU, true)
+	h.start()
+	h.step(1)
+	h.idle()
+	require.Equal(t, "fou", h.encapTo(p2))
+	h.m.do(func() {
+		e := h.m.tunnelTo(bits2)
+		h.m.close(e, "test")
+		h.m.fallBack(e, h.clock.Now())
+		assert.False(t, h.m.pending[bits2], "no immediate retry")
+		assert.True(t, h.m.failedRecently(bits2, "fou", h.clock.Now()))
+	})
+}
