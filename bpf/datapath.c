@@ -165,11 +165,11 @@ static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u
  * kept), write them, and let the kernel address the next hop. */
 static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ctx *c, __u32 inner_len)
 {
+	if (c->next.type == TUNNEL_DEVICE)
+		return tc_device_transit(skb, c);
 	/* A GSO packet is marked with its tunnel type (UDP or GRE), and only
 	 * the kernel may change the mark (it refuses to encapsulate again).
 	 * When the type changes, the kernel cuts the packet first. */
-	if (c->next.type == TUNNEL_DEVICE)
-		return tc_device_transit(skb, c);
 	if (skb_gso_size(skb) && c->outer->protocol != outer_protocol(&c->next))
 		return HOOK_SEGMENT;
 	__u16 sport = transit_sport(c, (void *)(long)skb->data_end);

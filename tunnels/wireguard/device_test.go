@@ -136,9 +136,10 @@ func TestWireGuardKeyRotation(t *testing.T) {
 }
 
 // waitPing pings dst from ns until one answer comes (a WireGuard tunnel
-// answers after its first handshake), at most 15 s.
+// answers after its first handshake, whose initiation is retried every 5 s
+// when lost; a chain has one per link), at most 30 s.
 func waitPing(t *testing.T, ns *netns.NS, dst netip.Addr) {
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := ns.Run("ping", "-c", "1", "-W", "1", dst.String())
 		if err == nil {
