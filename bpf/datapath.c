@@ -12,6 +12,7 @@
 #include "include/icmp6.h"
 #include "include/ipv4.h"
 #include "include/class.h"
+#include "include/device.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -22,9 +23,13 @@ static __always_inline int ensure_linear(struct __sk_buff *skb, __u32 want)
 	return bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
 }
 
+/* A GSO packet's segment size, 0 for others. A packet from an untrusted
+ * source (a TUN device with a virtio-net header: wireguard-go writes its
+ * coalesced TCP segments so) has its segment count unset (0) until the
+ * kernel segments it. */
 static __always_inline __u32 skb_gso_size(struct __sk_buff *skb)
 {
-	return skb->gso_segs > 1 ? skb->gso_size : 0;
+	return skb->gso_segs != 1 ? skb->gso_size : 0;
 }
 
 /* Makes room for the outer headers and marks the packet IPv4. Only a GSO
@@ -53,11 +58,16 @@ static __always_inline int encap_room(struct __sk_buff *skb, const struct tunnel
 }
 
 /* Encapsulates the inner packet (IPv6, or IPv4 by its protocol) into
- * tunnel t and sends it; class_id is the route's traffic class (0: none),
+ * tunnel t and sends it, or hands it to t's device (a device tunnel); class_id is the route's traffic class (0: none),
  * tos the outer TOS byte class_steer returned for it. */
 static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel *t, __u32 id, __u8 class_id,
 				      __u8 tos)
 {
+	if (t->type == TUNNEL_DEVICE) {
+		count(REASON_DEVICE_OUT);
+		count_tunnel(id, skb->len - ETH_HLEN, 1);
+		return device_xmit(t);
+	}
 	bool inner4 = skb->protocol == bpf_htons(ETH_P_IP);
 	__u16 sport = (__u16)bpf_get_hash_recalc(skb);
 	__u32 inner_len = skb->len - ETH_HLEN;
@@ -181,6 +191,8 @@ static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u
  * kept), write them, and let the kernel address the next hop. */
 static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ctx *c, __u32 inner_len)
 {
+	if (c->next.type == TUNNEL_DEVICE)
+		return tc_device_transit(skb, c);
 	/* A GSO packet is marked with its tunnel type (UDP or GRE), and only
 	 * the kernel may change the mark (it refuses to encapsulate again).
 	 * When the type changes, the kernel cuts the packet first. */
@@ -200,6 +212,8 @@ static __always_inline long tc_transit(struct __sk_buff *skb, struct underlay_ct
 /* XDP: the same with the link layer learnt from the next tunnel. */
 static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx *c, __u32 inner_len)
 {
+	if (c->next.type == TUNNEL_DEVICE)
+		return HOOK_DEVICE_SLOW;
 	struct tunnel_l2 *l2 = bpf_map_lookup_elem(&tunnel_l2s, &c->out_tunnel);
 	if (!l2)
 		return HOOK_NO_NEIGH;
@@ -304,6 +318,11 @@ static __always_inline int underlay_run(void *ctx, const bool xdp)
 			 * neighbour; the next packets learn it. */
 			v = V_SLOW_PATH;
 			c.reason = REASON_NO_NEIGH;
+			break;
+		}
+		if (ret == HOOK_DEVICE_SLOW) {
+			v = V_SLOW_PATH;
+			c.reason = REASON_DEVICE_SLOW;
 			break;
 		}
 		if (ret == HOOK_SEGMENT) {

@@ -161,6 +161,10 @@ func pinnedMaps(spec *ebpf.CollectionSpec) []string {
 	return names
 }
 
+// addedMaps are the maps added to the object after instances were up
+// without them: Open makes them where they are missing.
+var addedMaps = map[string]bool{datapathMapDeviceTunnels: true}
+
 // openPinnedMaps opens every pinned map of the object from its pin, by the
 // name the object gives it.
 func openPinnedMaps(instance string, m *datapathMaps) error {
@@ -171,6 +175,11 @@ func openPinnedMaps(instance string, m *datapathMaps) error {
 	coll := &ebpf.Collection{Maps: map[string]*ebpf.Map{}}
 	for _, name := range pinnedMaps(spec) {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(pinDir(instance), name), nil)
+		if errors.Is(err, os.ErrNotExist) && addedMaps[name] {
+			// An instance brought up by an older object: the map is
+			// made now, as the new object's load would make it.
+			mp, err = ebpf.NewMapWithOptions(spec.Maps[name], ebpf.MapOptions{PinPath: pinDir(instance)})
+		}
 		if err != nil {
 			coll.Close()
 			return fmt.Errorf("map %s: %w", name, err)

@@ -79,7 +79,9 @@ const (
 	datapathReasonREASON_OUTER_FRAGMENT    datapathReason = 15
 	datapathReasonREASON_NO_NEIGH          datapathReason = 16
 	datapathReasonREASON_SEGMENT           datapathReason = 17
-	datapathReasonREASON_MAX               datapathReason = 18
+	datapathReasonREASON_DEVICE_OUT        datapathReason = 18
+	datapathReasonREASON_DEVICE_SLOW       datapathReason = 19
+	datapathReasonREASON_MAX               datapathReason = 20
 )
 
 type datapathRoute struct {
@@ -174,8 +176,9 @@ type datapathTunnelStats struct {
 type datapathTunnelType uint32
 
 const (
-	datapathTunnelTypeTUNNEL_FOU datapathTunnelType = 1
-	datapathTunnelTypeTUNNEL_GRE datapathTunnelType = 2
+	datapathTunnelTypeTUNNEL_FOU    datapathTunnelType = 1
+	datapathTunnelTypeTUNNEL_GRE    datapathTunnelType = 2
+	datapathTunnelTypeTUNNEL_DEVICE datapathTunnelType = 3
 )
 
 // Names of all BPF objects in the ELF.
@@ -187,6 +190,7 @@ const (
 	datapathMapClassNextBucket       = "class_next_bucket"
 	datapathMapClasses               = "classes"
 	datapathMapCsumScratch           = "csum_scratch"
+	datapathMapDeviceTunnels         = "device_tunnels"
 	datapathMapEndpoints             = "endpoints"
 	datapathMapIpv4Self              = "ipv4_self"
 	datapathMapLimiters              = "limiters"
@@ -198,6 +202,7 @@ const (
 	datapathMapTunnelCounters        = "tunnel_counters"
 	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
+	datapathProgDeviceIngress        = "device_ingress"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
@@ -259,6 +264,7 @@ type datapathSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathProgramSpecs struct {
+	DeviceIngress *ebpf.ProgramSpec `ebpf:"device_ingress"`
 	OverlayEgress *ebpf.ProgramSpec `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.ProgramSpec `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
@@ -273,6 +279,7 @@ type datapathMapSpecs struct {
 	ClassNextBucket *ebpf.MapSpec `ebpf:"class_next_bucket"`
 	Classes         *ebpf.MapSpec `ebpf:"classes"`
 	CsumScratch     *ebpf.MapSpec `ebpf:"csum_scratch"`
+	DeviceTunnels   *ebpf.MapSpec `ebpf:"device_tunnels"`
 	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.MapSpec `ebpf:"ipv4_self"`
 	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
@@ -331,6 +338,7 @@ type datapathMaps struct {
 	ClassNextBucket *ebpf.Map `ebpf:"class_next_bucket"`
 	Classes         *ebpf.Map `ebpf:"classes"`
 	CsumScratch     *ebpf.Map `ebpf:"csum_scratch"`
+	DeviceTunnels   *ebpf.Map `ebpf:"device_tunnels"`
 	Endpoints       *ebpf.Map `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.Map `ebpf:"ipv4_self"`
 	Limiters        *ebpf.Map `ebpf:"limiters"`
@@ -351,6 +359,7 @@ func (m *datapathMaps) Close() error {
 		m.ClassNextBucket,
 		m.Classes,
 		m.CsumScratch,
+		m.DeviceTunnels,
 		m.Endpoints,
 		m.Ipv4Self,
 		m.Limiters,
@@ -389,6 +398,7 @@ type datapathVariables struct {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathPrograms struct {
+	DeviceIngress *ebpf.Program `ebpf:"device_ingress"`
 	OverlayEgress *ebpf.Program `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.Program `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.Program `ebpf:"underlay_xdp"`
@@ -396,6 +406,7 @@ type datapathPrograms struct {
 
 func (p *datapathPrograms) Close() error {
 	return _DatapathClose(
+		p.DeviceIngress,
 		p.OverlayEgress,
 		p.UnderlayTc,
 		p.UnderlayXdp,

@@ -37,24 +37,22 @@ func ResolveUnderlay(t *Tunnel) error {
 }
 
 // AddTunnel creates a tunnel; ErrExists if the id or the endpoint (remote,
-// type, key) is taken. Ifindex and NextHop must be set (ResolveUnderlay).
+// type, key; a device tunnel's device) is taken. Ifindex and NextHop must be
+// set (ResolveUnderlay), or for a device tunnel Ifindex.
 func (d *Datapath) AddTunnel(t Tunnel) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if t.Ifindex == 0 || !t.NextHop.Is4() {
+	if t.Type != DEVICE && (t.Ifindex == 0 || !t.NextHop.Is4()) {
 		return fmt.Errorf("tunnel %d: underlay interface or next hop not resolved", t.ID)
 	}
-	ek, id := t.endpoint(), t.ID
-	if err := d.maps.Endpoints.Update(&ek, &id, ebpf.UpdateNoExist); err != nil {
-		if errors.Is(err, ebpf.ErrKeyExist) {
-			return fmt.Errorf("tunnel %d: a tunnel with remote %s (%s) %w", t.ID, t.Remote, t.Type, ErrExists)
-		}
+	id := t.ID
+	if err := d.claimEndpoint(&t); err != nil {
 		return err
 	}
 	v := t.value()
 	if err := d.maps.Tunnels.Update(&id, &v, ebpf.UpdateNoExist); err != nil {
-		d.maps.Endpoints.Delete(&ek)
+		d.releaseEndpoint(&t)
 		if errors.Is(err, ebpf.ErrKeyExist) {
 			return fmt.Errorf("tunnel %d %w", t.ID, ErrExists)
 		}
@@ -63,7 +61,7 @@ func (d *Datapath) AddTunnel(t Tunnel) error {
 	zero := make([]datapathTunnelStats, ebpf.MustPossibleCPU())
 	if err := d.maps.TunnelCounters.Update(&id, zero, ebpf.UpdateAny); err != nil {
 		d.maps.Tunnels.Delete(&id)
-		d.maps.Endpoints.Delete(&ek)
+		d.releaseEndpoint(&t)
 		return err
 	}
 	return nil
@@ -80,8 +78,8 @@ func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err != nil {
 		return err
 	}
-	if old.endpoint() != t.endpoint() {
-		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key) cannot change: delete and add the tunnel", t.ID)
+	if old.endpoint() != t.endpoint() || (t.Type == DEVICE && old.Ifindex != t.Ifindex) {
+		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key; device) cannot change: delete and add the tunnel", t.ID)
 	}
 	v, id := t.value(), t.ID
 	return d.maps.Tunnels.Update(&id, &v, ebpf.UpdateExist)
@@ -115,12 +113,11 @@ func (d *Datapath) DeleteTunnel(id uint32) error {
 	if n > 0 {
 		return fmt.Errorf("tunnel %d still carries %d route(s): delete them first", id, n)
 	}
-	ek := t.endpoint()
 	err = d.maps.TunnelL2s.Delete(&id)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		err = nil // nothing was learnt
 	}
-	return errors.Join(d.maps.Endpoints.Delete(&ek), d.maps.Tunnels.Delete(&id), d.maps.TunnelCounters.Delete(&id), err)
+	return errors.Join(d.releaseEndpoint(&t), d.maps.Tunnels.Delete(&id), d.maps.TunnelCounters.Delete(&id), err)
 }
 
 // Tunnels lists every tunnel.
@@ -133,4 +130,33 @@ func (d *Datapath) Tunnels() ([]Tunnel, error) {
 		out = append(out, tunnelFromValue(id, &v))
 	}
 	return out, it.Err()
+}
+
+// claimEndpoint records how received packets find tunnel t: its outer
+// source, type and key, or for a device tunnel its device.
+func (d *Datapath) claimEndpoint(t *Tunnel) error {
+	id := t.ID
+	var err error
+	if t.Type == DEVICE {
+		err = d.maps.DeviceTunnels.Update(&t.Ifindex, &id, ebpf.UpdateNoExist)
+	} else {
+		ek := t.endpoint()
+		err = d.maps.Endpoints.Update(&ek, &id, ebpf.UpdateNoExist)
+	}
+	if errors.Is(err, ebpf.ErrKeyExist) {
+		if t.Type == DEVICE {
+			return fmt.Errorf("tunnel %d: a tunnel on device %d %w", t.ID, t.Ifindex, ErrExists)
+		}
+		return fmt.Errorf("tunnel %d: a tunnel with remote %s (%s) %w", t.ID, t.Remote, t.Type, ErrExists)
+	}
+	return err
+}
+
+// releaseEndpoint undoes claimEndpoint.
+func (d *Datapath) releaseEndpoint(t *Tunnel) error {
+	if t.Type == DEVICE {
+		return d.maps.DeviceTunnels.Delete(&t.Ifindex)
+	}
+	ek := t.endpoint()
+	return d.maps.Endpoints.Delete(&ek)
 }

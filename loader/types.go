@@ -18,17 +18,22 @@ type TunnelType uint8
 const (
 	FOU TunnelType = TunnelType(datapathTunnelTypeTUNNEL_FOU)
 	GRE TunnelType = TunnelType(datapathTunnelTypeTUNNEL_GRE)
+	// DEVICE is a layer-3 network device (TUN, WireGuard): the data plane
+	// redirects the inner packet to it and routes what comes out of it.
+	DEVICE TunnelType = TunnelType(datapathTunnelTypeTUNNEL_DEVICE)
 )
 
-// ParseTunnelType accepts "fou" or "gre".
+// ParseTunnelType accepts "fou", "gre" or "device".
 func ParseTunnelType(s string) (TunnelType, error) {
 	switch strings.ToLower(s) {
 	case "fou":
 		return FOU, nil
 	case "gre":
 		return GRE, nil
+	case "device":
+		return DEVICE, nil
 	}
-	return 0, fmt.Errorf("unknown tunnel type %q (want fou or gre)", s)
+	return 0, fmt.Errorf("unknown tunnel type %q (want fou, gre or device)", s)
 }
 
 func (t TunnelType) String() string {
@@ -37,6 +42,8 @@ func (t TunnelType) String() string {
 		return "fou"
 	case GRE:
 		return "gre"
+	case DEVICE:
+		return "device"
 	}
 	return fmt.Sprintf("type%d", uint8(t))
 }
@@ -44,8 +51,12 @@ func (t TunnelType) String() string {
 // MarshalText makes tunnel types readable in JSON.
 func (t TunnelType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
-// Overhead is the number of outer header bytes the encapsulation adds.
+// Overhead is the number of outer header bytes the encapsulation adds (a
+// device's own overhead is in its MTU).
 func (t TunnelType) Overhead(withKey bool) int {
+	if t == DEVICE {
+		return 0
+	}
 	if t == FOU || withKey {
 		return 28
 	}
@@ -65,7 +76,9 @@ type Tunnel struct {
 	// port, so that a NAT in front of either end keeps one mapping.
 	FixedSourcePort bool   `json:"fixed_source_port,omitempty"`
 	MTU             uint16 `json:"mtu"`
-	Ifindex         uint32 `json:"ifindex"` // underlay interface towards Remote
+	// Ifindex is the underlay interface towards Remote; for a DEVICE
+	// tunnel, the device itself.
+	Ifindex uint32 `json:"ifindex"`
 	// NextHop is the IPv4 neighbour on Ifindex the tunnel's packets go to:
 	// Remote itself, or the gateway the kernel routes Remote through.
 	NextHop netip.Addr `json:"next_hop"`
@@ -76,8 +89,11 @@ func (t *Tunnel) Validate() error {
 	if t.ID == 0 {
 		return errors.New("tunnel id 0 is reserved")
 	}
-	if t.Type != FOU && t.Type != GRE {
+	if t.Type != FOU && t.Type != GRE && t.Type != DEVICE {
 		return fmt.Errorf("tunnel %d: unknown type", t.ID)
+	}
+	if t.Type == DEVICE {
+		return t.validateDevice()
 	}
 	if !t.Local.Is4() || !t.Remote.Is4() {
 		return fmt.Errorf("tunnel %d: local and remote must be IPv4 addresses", t.ID)
@@ -98,6 +114,9 @@ func (t *Tunnel) Validate() error {
 }
 
 func (t *Tunnel) value() datapathTunnel {
+	if t.Type == DEVICE {
+		return datapathTunnel{Ifindex: t.Ifindex, Mtu: t.MTU, Type: uint8(DEVICE)}
+	}
 	v := datapathTunnel{
 		Local:   be32(t.Local),
 		Remote:  be32(t.Remote),
@@ -118,6 +137,9 @@ func (t *Tunnel) value() datapathTunnel {
 }
 
 func tunnelFromValue(id uint32, v *datapathTunnel) Tunnel {
+	if TunnelType(v.Type) == DEVICE {
+		return Tunnel{ID: id, Type: DEVICE, MTU: v.Mtu, Ifindex: v.Ifindex}
+	}
 	t := Tunnel{
 		ID:      id,
 		Type:    TunnelType(v.Type),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/rs/zerolog"
 )
 
@@ -38,6 +39,11 @@ type Config struct {
 	Daemons     []string // commands run and killed at exit
 	Metrics     string   // Prometheus listen address; empty: none
 
+	// TunnelTypes is the preference list of tunnel types (--tunnel-types):
+	// the tunnel manager tries them in order per peer and falls back;
+	// empty: Encap alone.
+	TunnelTypes []string
+
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
 	Logger       zerolog.Logger
@@ -61,6 +67,11 @@ func (c *Config) check() error {
 		return errors.New("--ca, --cert and --key are required")
 	case c.Encap != loader.FOU && c.Encap != loader.GRE:
 		return fmt.Errorf("--encap: want fou or gre")
+	}
+	for _, t := range c.TunnelTypes {
+		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE {
+			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre)", t)
+		}
 	}
 	for _, ip := range c.IPs {
 		if !ip.Is4() {

@@ -171,6 +171,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkEncryption(p, n.cfg.offeredTypes()); err != nil {
+		return err
+	}
 	n.params = newNetParams(n.cfg, p, n.id)
 	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
 		return err

@@ -197,6 +197,9 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	old := n.params.get()
 	n.params.p.Store(p)
 	n.log.Info().Uint64("from", old.Version).Uint64("to", p.Version).Msg("new network parameters")
+	if err := checkEncryption(p, n.cfg.offeredTypes()); err != nil {
+		n.log.Error().Err(err).Msg("the tunnels carry the network's traffic in clear: stop this node")
+	}
 	n.checkSelf()
 	if !slices.Equal(old.TrafficClasses, p.TrafficClasses) {
 		n.log.Warn().Msg("the network's traffic classes changed: they apply when the node restarts")

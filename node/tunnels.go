@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,7 +26,7 @@ import (
 // managerConfig wires the tunnel manager to the node's parts.
 func (n *Node) managerConfig() manager.Config {
 	return manager.Config{
-		Self: n.id.bits, Network: n.id.network, Encap: n.cfg.Encap.String(),
+		Self: n.id.bits, Network: n.id.network, Encap: n.cfg.Encap.String(), Types: n.cfg.TunnelTypes,
 		FOUPort: n.cfg.FOUPort, PeerPort: loader.DefaultFOUPort, Neighbours: n.cfg.Neighbours,
 		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), Save: n.saveTunnels,
 		Backend: (*bpfBackend)(n), Babel: n.links, Protocol: n.proto, Cache: n.cache,
@@ -70,8 +71,8 @@ type bpfBackend Node
 
 // Carries implements manager.Backend: FOU and GRE.
 func (b *bpfBackend) Carries(encap string) bool {
-	_, err := loader.ParseTunnelType(encap)
-	return err == nil
+	typ, err := loader.ParseTunnelType(encap)
+	return err == nil && typ != loader.DEVICE
 }
 
 // Keyed implements manager.Backend: GRE tunnels carry the key the
@@ -341,7 +342,7 @@ func (n *Node) advertised() []nodeproto.Address {
 		if !ip.IsGlobalUnicast() {
 			continue // link-local and the like: no peer reaches us there, and the registry refuses them
 		}
-		if n.cfg.Encap == loader.GRE {
+		if n.cfg.Encap == loader.GRE || slices.Contains(n.cfg.TunnelTypes, nodeproto.ProtoGRE) {
 			out = append(out, nodeproto.Address{IP: ip, Proto: nodeproto.ProtoGRE})
 		}
 		out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.FOUPort, Proto: nodeproto.ProtoFOU})

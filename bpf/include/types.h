@@ -26,6 +26,7 @@ struct route {
 enum tunnel_type {
 	TUNNEL_FOU = 1, /* IPv6 in UDP in IPv4 */
 	TUNNEL_GRE = 2, /* IPv6 in GRE in IPv4 */
+	TUNNEL_DEVICE = 3, /* a layer-3 network device (bpf/include/device.h) */
 };
 
 enum tunnel_flags {
@@ -90,6 +91,8 @@ enum reason {
 	REASON_OUTER_FRAGMENT,     /* fragmented outer IPv4, left to the stack */
 	REASON_NO_NEIGH,           /* XDP: next tunnel's link layer not learnt yet */
 	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change */
+	REASON_DEVICE_OUT,         /* packet sent into a device tunnel */
+	REASON_DEVICE_SLOW,        /* transit into a device tunnel the hook cannot reach: slow path */
 	REASON_MAX,
 };
 

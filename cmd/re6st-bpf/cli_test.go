@@ -52,6 +52,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	fails("no IPv4 route", "tunnel", "add", "3", "--type", "gre", "--local", "10.42.0.1", "--remote", "192.0.2.1")
 	fails("not an address of this host", "tunnel", "add", "3", "--type", "gre", "--local", "10.9.9.9", "--remote", "10.42.0.9")
 	fails("unknown tunnel type", "tunnel", "add", "3", "--type", "vxlan", "--local", "10.42.0.1", "--remote", "10.42.0.9")
+	fails("made by the process that owns the device", "tunnel", "add", "3", "--type", "device", "--local", "10.42.0.1", "--remote", "10.42.0.9")
 	ok("route", "add", "2001:db8:2::/48", "--tunnel", "1")
 	fails("already exists", "route", "add", "2001:db8:2::/48", "--tunnel", "1")
 	fails("host bits", "route", "add", "2001:db8:3::1/48", "--tunnel", "1")

@@ -48,6 +48,9 @@ now. The MTU defaults to the overlay device's.`,
 			if t.Type, err = loader.ParseTunnelType(typ); err != nil {
 				return err
 			}
+			if t.Type == loader.DEVICE {
+				return fmt.Errorf("--type device: a device tunnel is made by the process that owns the device (its attachment lives with it), not here")
+			}
 			if t.Local, err = netip.ParseAddr(local); err != nil || !t.Local.Is4() {
 				return fmt.Errorf("--local %q is not an IPv4 address", local)
 			}
@@ -140,7 +143,11 @@ func printTunnels(rows []tunnelRow) {
 				pk = "key " + strconv.FormatUint(uint64(r.Key), 10)
 			}
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Type, r.Local, r.Remote, pk, r.MTU,
+		local, remote := r.Local.String(), r.Remote.String()
+		if r.Type == loader.DEVICE {
+			local, remote, pk = "-", "ifindex "+strconv.FormatUint(uint64(r.Ifindex), 10), "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Type, local, remote, pk, r.MTU,
 			r.Counters.RxPackets, r.Counters.RxBytes, r.Counters.TxPackets, r.Counters.TxBytes)
 	}
 	w.Flush()

@@ -40,6 +40,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringArrayVar(&f.cfg.Underlays, "underlay", nil, "underlay interface (repeatable; default: every interface with an IPv4 address but lo)")
 	fl.StringArrayVar(&f.ips, "ip", nil, "IPv4 address to advertise to peers and the registry (repeatable; default: the underlays')")
 	fl.StringVar(&f.encap, "encap", "fou", "encapsulation of the tunnels this node sets up: fou or gre (GRE does not cross NATs)")
+	fl.StringSliceVar(&f.cfg.TunnelTypes, "tunnel-types", nil, "tunnel types in order of preference, e.g. fou,gre: per peer, the first both offer; the next when no Babel hello comes through (default: --encap alone)")
 	fl.Uint16Var(&f.cfg.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of FOU tunnels and of tunnel setup")
 	fl.StringVar(&f.hook, "hook", string(loader.HookAuto), "underlay hook: auto, tc or xdp")
 	fl.StringVar(&f.attach, "attach", string(loader.AttachAuto), "how tc programs attach: tcx, legacy (clsact qdisc + cls_bpf, kernels before 6.6) or auto")

@@ -135,6 +135,7 @@ type fakeBabel struct {
 	draining map[string]bool
 	routes   []Route
 	usable   map[string]bool // nil: every attached interface is usable
+	blocked  map[string]bool // encapsulations a firewall drops: never usable
 }
 
 func (f *fakeBabel) Attach(t Tunnel) error {
@@ -168,8 +169,8 @@ func (f *fakeBabel) Usable() map[string]bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := map[string]bool{}
-	for name := range f.attached {
-		out[name] = f.usable == nil || f.usable[name]
+	for name, t := range f.attached {
+		out[name] = (f.usable == nil || f.usable[name]) && !f.blocked[t.Endpoint.Encap]
 	}
 	return out
 }
@@ -184,6 +185,15 @@ func (f *fakeBabel) setUsable(u map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.usable = u
+}
+
+func (f *fakeBabel) block(encap string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.blocked == nil {
+		f.blocked = map[string]bool{}
+	}
+	f.blocked[encap] = on
 }
 
 func (f *fakeBabel) isDraining(ifname string) bool {
@@ -205,6 +215,8 @@ type fakeProto struct {
 	kills     []netip.Prefix
 	gossiped  []netip.Prefix
 	forgotten []netip.Prefix
+	requests  []nodeproto.TunnelRequest // every tunnel request sent
+	binding   []byte                    // the credential peers answer with
 }
 
 func (p *fakeProto) AskAddresses(_ context.Context, peer netip.Prefix) ([]nodeproto.Address, error) {
@@ -221,6 +233,7 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.setups = append(p.setups, peer)
+	p.requests = append(p.requests, req)
 	if p.refuse[peer] {
 		return nodeproto.TunnelReply{Reason: "no room"}, nil
 	}
@@ -228,7 +241,7 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	if p.observed.IsValid() {
 		observed = p.observed
 	}
-	return nodeproto.TunnelReply{Accepted: true, Key: req.Key, Observed: observed}, nil
+	return nodeproto.TunnelReply{Accepted: true, Key: req.Key, Observed: observed, Binding: p.binding}, nil
 }
 
 func (p *fakeProto) KillTunnel(_ context.Context, peer netip.Prefix) error {

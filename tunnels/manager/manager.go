@@ -27,12 +27,16 @@ const (
 
 // Config is what the manager needs of the node.
 type Config struct {
-	Self       string       // our prefix, as re6st's bit string
-	Network    netip.Prefix // the overlay network
-	Encap      string       // the encapsulation we prefer for our tunnels
-	FOUPort    uint16       // our FOU port, where peers reach us
-	PeerPort   uint16       // a peer's FOU port when it does not say
-	Neighbours []string     // --neighbour peers (bits or CN): preferred, removed last
+	Self    string       // our prefix, as re6st's bit string
+	Network netip.Prefix // the overlay network
+	Encap   string       // the encapsulation we prefer for our tunnels
+	// Types is the preference list of tunnel types (--tunnel-types),
+	// fastest first; empty: Encap first, then any other the backend
+	// carries. See choice.go.
+	Types      []string
+	FOUPort    uint16   // our FOU port, where peers reach us
+	PeerPort   uint16   // a peer's FOU port when it does not say
+	Neighbours []string // --neighbour peers (bits or CN): preferred, removed last
 	Tick       time.Duration
 
 	// Saved is the table a previous run saved: its tunnels still in the
@@ -62,7 +66,8 @@ type Manager struct {
 
 	// Owned by Run's goroutine.
 	tunnels       map[uint32]*entry
-	pending       map[string]bool // peers a set-up is under way with
+	pending       map[string]bool    // peers a set-up is under way with
+	choices       map[string]*choice // per peer: tunnel types that worked or failed
 	lastRefresh   time.Time
 	nextTick      time.Time
 	bootstrapping bool
@@ -104,7 +109,7 @@ func New(cfg Config) *Manager {
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, started: cfg.Clock.Now(),
 		ops: make(chan func()), done: make(chan struct{}),
-		tunnels: map[uint32]*entry{}, pending: map[string]bool{},
+		tunnels: map[uint32]*entry{}, pending: map[string]bool{}, choices: map[string]*choice{},
 	}
 	m.restore()
 	return m
@@ -235,7 +240,9 @@ func (m *Manager) tick(now time.Time) {
 	limit := ClientLimit(clients, v.incoming)
 	if now.Sub(m.lastRefresh) >= m.cfg.Params.RefreshPeriod() {
 		m.lastRefresh = now
-		if id, ok := Victim(v.loads, limit); ok {
+		if e := m.upgradable(now); e != nil {
+			m.startDrain(e, "a faster tunnel type", now)
+		} else if id, ok := Victim(v.loads, limit); ok {
 			if e := m.tunnels[id]; e != nil {
 				m.startDrain(e, "refresh", now)
 			}
@@ -304,11 +311,17 @@ func (m *Manager) reapSilent(now time.Time) {
 	usable := m.cfg.Babel.Usable()
 	for _, e := range m.tunnels {
 		if usable[e.Interface()] {
+			if e.usable.IsZero() {
+				m.noteUsable(e)
+			}
 			e.usable = now
 		}
 		since := later(later(e.Created, m.started), e.usable)
 		if now.Sub(since) > m.timeout() && !e.draining {
 			m.close(e, "peer silent")
+			if e.Outgoing && e.usable.IsZero() {
+				m.fallBack(e, now)
+			}
 		}
 	}
 }

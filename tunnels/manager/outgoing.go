@@ -114,7 +114,7 @@ func (m *Manager) setupAll(entries []peercache.Entry) {
 }
 
 // makeTunnel sets up an outgoing tunnel with a peer, trying its
-// addresses in order (our encapsulation first).
+// addresses in our order of tunnel types (choice.go).
 func (m *Manager) makeTunnel(bits, addresses string) {
 	prefix, err := nodeproto.PrefixOf(m.cfg.Network, bits)
 	if err != nil {
@@ -128,7 +128,9 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 		return
 	}
 	m.cfg.Cache.MarkTried(bits)
-	for _, a := range m.preferEncap(list) {
+	var ordered []nodeproto.Address
+	m.do(func() { ordered = m.order(bits, list, m.clock.Now()) })
+	for _, a := range ordered {
 		err := m.setupWith(bits, prefix, a, list)
 		if err == nil {
 			m.cfg.Cache.MarkWorked(bits)
@@ -139,23 +141,6 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 			return
 		}
 	}
-}
-
-// preferEncap keeps the IPv4 addresses of encapsulations the backend
-// carries, ours first, in the peer's order otherwise.
-func (m *Manager) preferEncap(list []nodeproto.Address) []nodeproto.Address {
-	var first, rest []nodeproto.Address
-	for _, a := range list {
-		if !a.IP.Is4() || !m.cfg.Backend.Carries(a.Proto) {
-			continue
-		}
-		if a.Proto == m.cfg.Encap {
-			first = append(first, a)
-		} else {
-			rest = append(rest, a)
-		}
-	}
-	return append(first, rest...)
 }
 
 // fouPortOf is the peer's FOU port on ip (node-protocol messages always
@@ -180,6 +165,9 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	if keyed {
 		req.Key = randomKey()
 	}
+	if req.Binding, err = m.credential(a.Proto); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(m.ctx, setupTimeout)
 	defer cancel()
 	reply, err := m.cfg.Protocol.SetupTunnel(ctx, prefix, via, req)
@@ -189,13 +177,19 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	if !reply.Accepted {
 		return fmt.Errorf("refused: %s", reply.Reason)
 	}
+	cert := m.cfg.Protocol.PeerCertificate(prefix)
+	if err := m.checkCredential(a.Proto, prefix, cert, reply.Binding); err != nil {
+		m.cfg.Protocol.KillTunnel(ctx, prefix)
+		return err
+	}
 	nat := reply.Observed.IsValid() && reply.Observed != req.Endpoint
 	t := Tunnel{Peer: prefix, Bits: bits, Outgoing: true, Endpoint: Endpoint{
 		Encap: a.Proto, Local: local, Remote: via, NAT: nat && !keyed}}
 	if keyed {
 		t.Endpoint.Key = reply.Key
 	}
-	if cert := m.cfg.Protocol.PeerCertificate(prefix); cert != nil {
+	t.Endpoint.PeerCredential = string(reply.Binding)
+	if cert != nil {
 		t.Serial, _ = ca.SerialUint64(cert)
 	}
 	err = errStopped

@@ -21,8 +21,9 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 		m.log.Debug().Stringer("peer", peer.Prefix).Msgf("tunnel refused: "+format, a...)
 		return nodeproto.TunnelReply{Reason: fmt.Sprintf(format, a...), Observed: peer.Via}
 	}
+	var ours []byte // our credential for the tunnel type, if it takes one
 	accept := func(ep Endpoint) nodeproto.TunnelReply {
-		return nodeproto.TunnelReply{Accepted: true, Endpoint: netip.AddrPortFrom(ep.Local, m.cfg.FOUPort), Key: ep.Key, Observed: peer.Via}
+		return nodeproto.TunnelReply{Accepted: true, Endpoint: netip.AddrPortFrom(ep.Local, m.cfg.FOUPort), Key: ep.Key, Observed: peer.Via, Binding: ours}
 	}
 	if !peer.Via.IsValid() {
 		return refuse("tunnel requests must come from the endpoint")
@@ -37,8 +38,18 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 	if keyed && req.Key == 0 {
 		return refuse("%s tunnels need a key", strings.ToUpper(req.Encap))
 	}
+	if err := m.checkCredential(req.Encap, peer.Prefix, peer.Cert, req.Binding); err != nil {
+		return refuse("%v", err)
+	}
+	var err error
+	if ours, err = m.credential(req.Encap); err != nil {
+		return refuse("%v", err)
+	}
 	var reply nodeproto.TunnelReply
 	ran := m.do(func() {
+		if e := m.tunnelTo(peer.Bits); e != nil && m.fallingBack(e, req.Encap) {
+			m.close(e, "the peer falls back to "+req.Encap)
+		}
 		if e := m.tunnelTo(peer.Bits); e != nil {
 			if !e.Outgoing && e.Endpoint.Remote.Addr() == peer.Via.Addr() && e.Endpoint.Encap == req.Encap {
 				reply = accept(e.Endpoint)
@@ -57,7 +68,7 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 			return
 		}
 		t := Tunnel{Peer: peer.Prefix, Bits: peer.Bits, Endpoint: Endpoint{Encap: req.Encap, Local: local,
-			Remote: peer.Via, NAT: nat}}
+			Remote: peer.Via, NAT: nat, PeerCredential: string(req.Binding)}}
 		if keyed {
 			t.Endpoint.Key = req.Key
 		}

@@ -21,6 +21,9 @@ type Endpoint struct {
 	// NAT: a NAT stands between the ends, so FOU must leave from our FOU
 	// port for the NAT to keep one mapping.
 	NAT bool `json:"nat,omitempty"`
+	// PeerCredential is the peer's key material for types that need it
+	// (see Credentials), as it sent it.
+	PeerCredential string `json:"peer_credential,omitempty"`
 }
 
 // Tunnel is one tunnel of the table.

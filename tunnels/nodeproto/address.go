@@ -17,13 +17,16 @@ const Port = 326
 const (
 	ProtoFOU = "fou"
 	ProtoGRE = "gre"
+	// ProtoWireGuard: a WireGuard tunnel to the address's UDP port (the
+	// items of other protocols are skipped by peers that predate it).
+	ProtoWireGuard = "wireguard"
 )
 
 // Address is one underlay endpoint a node accepts tunnels on.
 type Address struct {
 	IP      netip.Addr
 	Port    uint16 // 0 for GRE
-	Proto   string // ProtoFOU or ProtoGRE
+	Proto   string // ProtoFOU, ProtoGRE or ProtoWireGuard
 	Country string // optional ISO country code
 }
 
@@ -37,9 +40,10 @@ func (a Address) String() string {
 }
 
 // ParseAddresses parses re6st's address list: items "ip,port,proto[,country]"
-// separated by ';', in preference order. Items whose protocol is not fou or
-// gre (re6st's OpenVPN protocols, or later additions) are skipped, so that a
-// list stays usable when it mixes protocols; a malformed item is an error.
+// separated by ';', in preference order. Items whose protocol is not fou,
+// gre or wireguard (re6st's OpenVPN protocols, or later additions) are
+// skipped, so that a list stays usable when it mixes protocols; a malformed
+// item is an error.
 // The empty string is the empty list.
 func ParseAddresses(s string) ([]Address, error) {
 	if s == "" {
@@ -67,11 +71,11 @@ func ParseAddresses(s string) ([]Address, error) {
 			a.Country = fields[3]
 		}
 		switch {
-		case a.Proto == ProtoFOU && a.Port == 0:
-			return nil, fmt.Errorf("address %q: fou needs a port", item)
+		case (a.Proto == ProtoFOU || a.Proto == ProtoWireGuard) && a.Port == 0:
+			return nil, fmt.Errorf("address %q: %s needs a port", item, a.Proto)
 		case a.Proto == ProtoGRE && a.Port != 0:
 			return nil, fmt.Errorf("address %q: gre has no port", item)
-		case a.Proto != ProtoFOU && a.Proto != ProtoGRE:
+		case a.Proto != ProtoFOU && a.Proto != ProtoGRE && a.Proto != ProtoWireGuard:
 			continue
 		}
 		list = append(list, a)

@@ -31,7 +31,7 @@ const (
 )
 
 // Encapsulations of a tunnel request.
-var encaps = []string{"", ProtoFOU, ProtoGRE}
+var encaps = []string{"", ProtoFOU, ProtoGRE, ProtoWireGuard}
 
 func encapByte(encap string) (byte, bool) {
 	for i, e := range encaps {
@@ -73,9 +73,12 @@ func readEndpoint(b []byte) (netip.AddrPort, []byte, error) {
 
 // TunnelRequest asks a peer for a tunnel (code 8).
 type TunnelRequest struct {
-	Encap    string         // ProtoFOU or ProtoGRE
+	Encap    string         // ProtoFOU, ProtoGRE or ProtoWireGuard
 	Endpoint netip.AddrPort // the requester's underlay endpoint as it sees itself
 	Key      uint32         // GRE key proposed, 0 = none
+	// Binding is the requester's WireGuard key binding
+	// (wireguard.Binding.Marshal), for ProtoWireGuard.
+	Binding []byte
 }
 
 // TunnelReply is a peer's answer to a TunnelRequest (code 9).
@@ -85,18 +88,44 @@ type TunnelReply struct {
 	Endpoint netip.AddrPort // the server's underlay endpoint
 	Key      uint32         // GRE key to use, 0 = none
 	Observed netip.AddrPort // the requester's endpoint as the server saw it; invalid over the overlay
+	Binding  []byte         // the server's WireGuard key binding, for ProtoWireGuard
 }
 
-// Code 8 body: request id (4), encap (1), key (4), endpoint.
+// Code 8 body: request id (4), encap (1), key (4), endpoint; for
+// WireGuard, then the binding (a 2-byte length and the bytes).
 func (r TunnelRequest) marshal(id uint32) ([]byte, error) {
 	encap, ok := encapByte(r.Encap)
 	if !ok {
-		return nil, errors.New("tunnel request: encap must be fou or gre")
+		return nil, errors.New("tunnel request: encap must be fou, gre or wireguard")
+	}
+	if (r.Encap == ProtoWireGuard) != (len(r.Binding) > 0) || len(r.Binding) > 0xffff {
+		return nil, errors.New("tunnel request: a wireguard request, and it only, carries a key binding")
 	}
 	b := binary.BigEndian.AppendUint32(nil, id)
 	b = append(b, encap)
 	b = binary.BigEndian.AppendUint32(b, r.Key)
-	return appendEndpoint(b, r.Endpoint), nil
+	b = appendEndpoint(b, r.Endpoint)
+	if r.Encap == ProtoWireGuard {
+		b = appendBinding(b, r.Binding)
+	}
+	return b, nil
+}
+
+// appendBinding writes a key binding as a 2-byte length and the bytes.
+func appendBinding(b, binding []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(binding)))
+	return append(b, binding...)
+}
+
+func readBinding(b []byte) ([]byte, []byte, error) {
+	if len(b) < 2 {
+		return nil, nil, errMalformed
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if n == 0 || len(b) < 2+n {
+		return nil, nil, errMalformed
+	}
+	return append([]byte(nil), b[2:2+n]...), b[2+n:], nil
 }
 
 func parseTunnelRequest(b []byte) (id uint32, r TunnelRequest, err error) {
@@ -105,38 +134,68 @@ func parseTunnelRequest(b []byte) (id uint32, r TunnelRequest, err error) {
 	}
 	id, r.Encap, r.Key = binary.BigEndian.Uint32(b), encaps[b[4]], binary.BigEndian.Uint32(b[5:])
 	var rest []byte
-	if r.Endpoint, rest, err = readEndpoint(b[9:]); err != nil || len(rest) != 0 {
+	if r.Endpoint, rest, err = readEndpoint(b[9:]); err != nil {
+		return 0, r, errMalformed
+	}
+	if r.Encap == ProtoWireGuard {
+		if r.Binding, rest, err = readBinding(rest); err != nil {
+			return 0, r, errMalformed
+		}
+	}
+	if len(rest) != 0 {
 		return 0, r, errMalformed
 	}
 	return id, r, nil
 }
 
-// Code 9 body: request id (4), flags (1, bit 0 = accepted), key (4),
-// endpoint, observed endpoint, reason (rest).
+// Flags of code 9.
+const (
+	replyAccepted   = 1
+	replyHasBinding = 2 // a WireGuard key binding follows the observed endpoint
+)
+
+// Code 9 body: request id (4), flags (1), key (4), endpoint, observed
+// endpoint, the binding if flagged (a 2-byte length and the bytes), reason
+// (rest).
 func (r TunnelReply) marshal(id uint32) []byte {
 	b := binary.BigEndian.AppendUint32(nil, id)
 	var flags byte
 	if r.Accepted {
-		flags = 1
+		flags |= replyAccepted
+	}
+	binding := r.Binding
+	if len(binding) > 0xffff {
+		binding = nil
+	}
+	if len(binding) > 0 {
+		flags |= replyHasBinding
 	}
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint32(b, r.Key)
 	b = appendEndpoint(b, r.Endpoint)
 	b = appendEndpoint(b, r.Observed)
+	if len(binding) > 0 {
+		b = appendBinding(b, binding)
+	}
 	return append(b, r.Reason...)
 }
 
 func parseTunnelReply(b []byte) (id uint32, r TunnelReply, err error) {
-	if len(b) < 9 || b[4] > 1 {
+	if len(b) < 9 || b[4]&^(replyAccepted|replyHasBinding) != 0 {
 		return 0, r, errMalformed
 	}
-	id, r.Accepted, r.Key = binary.BigEndian.Uint32(b), b[4] == 1, binary.BigEndian.Uint32(b[5:])
+	id, r.Accepted, r.Key = binary.BigEndian.Uint32(b), b[4]&replyAccepted != 0, binary.BigEndian.Uint32(b[5:])
 	rest := b[9:]
 	if r.Endpoint, rest, err = readEndpoint(rest); err != nil {
 		return 0, r, err
 	}
 	if r.Observed, rest, err = readEndpoint(rest); err != nil {
 		return 0, r, err
+	}
+	if b[4]&replyHasBinding != 0 {
+		if r.Binding, rest, err = readBinding(rest); err != nil {
+			return 0, r, err
+		}
 	}
 	r.Reason = string(rest)
 	return id, r, nil

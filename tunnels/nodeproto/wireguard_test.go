@@ -1,0 +1,46 @@
+package nodeproto_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+)
+
+// WireGuard items of the address list: they need a port; a peer that
+// predates them skips them as it skips re6st's OpenVPN items (the same
+// rule, shown here with a protocol this version does not know).
+func TestAddressesWithWireGuard(t *testing.T) {
+	list, err := nodeproto.ParseAddresses("192.0.2.1,5555,fou;192.0.2.1,51820,wireguard;192.0.2.1,1194,tcp;192.0.2.1,4000,future")
+	require.NoError(t, err)
+	require.Equal(t, []nodeproto.Address{
+		{IP: netip.MustParseAddr("192.0.2.1"), Port: 5555, Proto: "fou"},
+		{IP: netip.MustParseAddr("192.0.2.1"), Port: 51820, Proto: "wireguard"},
+	}, list)
+	_, err = nodeproto.ParseAddresses("192.0.2.1,0,wireguard")
+	require.ErrorContains(t, err, "wireguard needs a port")
+}
+
+// A WireGuard tunnel request carries the requester's key binding, the
+// reply the server's; other requests carry none, as before.
+func TestTunnelSetupCarriesWireGuardBindings(t *testing.T) {
+	_, a, b := pair(t)
+	serverBinding := []byte("server binding bytes")
+	b.handler.reply = nodeproto.TunnelReply{Accepted: true, Endpoint: netip.MustParseAddrPort("203.0.113.2:51820"), Binding: serverBinding, Reason: "welcome"}
+	req := nodeproto.TunnelRequest{Encap: nodeproto.ProtoWireGuard, Endpoint: netip.MustParseAddrPort("198.51.100.1:51821"), Binding: []byte("requester binding")}
+	reply, err := a.node.SetupTunnel(ctxTimeout(t, 5*time.Second), b.prefix, netip.AddrPort{}, req)
+	require.NoError(t, err)
+	require.Equal(t, serverBinding, reply.Binding)
+	require.Equal(t, "welcome", reply.Reason)
+	require.True(t, reply.Accepted)
+	b.handler.get(func(h *handler) { require.Equal(t, []nodeproto.TunnelRequest{req}, h.setups) })
+
+	// A binding only with WireGuard, and always with it.
+	_, err = a.node.SetupTunnel(ctxTimeout(t, time.Second), b.prefix, netip.AddrPort{}, nodeproto.TunnelRequest{Encap: nodeproto.ProtoWireGuard})
+	require.Error(t, err)
+	_, err = a.node.SetupTunnel(ctxTimeout(t, time.Second), b.prefix, netip.AddrPort{}, nodeproto.TunnelRequest{Encap: nodeproto.ProtoFOU, Binding: []byte("x")})
+	require.Error(t, err)
+}

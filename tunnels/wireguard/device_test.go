@@ -1,0 +1,217 @@
+package wireguard_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/chain"
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
+)
+
+// wgTunnel is the data plane's id of the WireGuard tunnel of link i (a
+// link's ends both use it), wgName its device's name.
+func wgTunnel(i int) uint32 { return uint32(10 + i) }
+func wgName(i int) string   { return fmt.Sprintf("wg%d", i) }
+
+// wgLink is a WireGuard tunnel between chain nodes i and i+1.
+type wgLink struct {
+	left, right *wireguard.Device
+}
+
+// wireguardLink replaces the FOU tunnel between nodes i and i+1 by a
+// WireGuard device tunnel, each end in its namespace.
+func wireguardLink(t *testing.T, c *chain.Chain, i int) *wgLink {
+	mtu := c.Nodes[i].Datapath.State.MTU - 60 // WireGuard over IPv4: 20 + 8 + 32
+	devs := make([]*wireguard.Device, 2)
+	for side := range devs {
+		n := c.Nodes[i+side]
+		priv, err := wireguard.GenerateKey()
+		require.NoError(t, err)
+		d, err := wireguard.New(wireguard.Config{Name: wgName(i), PrivateKey: priv, MTU: mtu, Enter: n.NS.Do, Logger: zerolog.Nop()})
+		require.NoError(t, err)
+		t.Cleanup(func() { d.Close() })
+		devs[side] = d
+	}
+	l := &wgLink{left: devs[0], right: devs[1]}
+	require.NoError(t, l.left.SetPeer(l.right.PublicKey(), netip.AddrPortFrom(chain.LinkV4(i, 2), l.right.Port())))
+	require.NoError(t, l.right.SetPeer(l.left.PublicKey(), netip.AddrPortFrom(chain.LinkV4(i, 1), l.left.Port())))
+	for _, ends := range [][2]int{{i, i + 1}, {i + 1, i}} {
+		att, err := c.UseDevice(ends[0], ends[1], wgTunnel(i), wgName(i), mtu)
+		require.NoError(t, err)
+		t.Cleanup(func() { att.Close() })
+	}
+	return l
+}
+
+// A —FOU— B —WireGuard— C: TCP both ways arrives whole, B carries it in
+// BPF between FOU and the WireGuard device, and C's underlay carries no
+// cleartext of a payload that A's link shows in clear.
+func TestWireGuardTransit(t *testing.T) {
+	c := chain.Build(t, chain.Options{Nodes: 3, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	a, b, cc := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	wireguardLink(t, c, 1)
+
+	waitPing(t, a.NS, cc.Overlay)
+	// The first packets find the path MTU (the WireGuard tunnel's is 60
+	// bytes below the overlay's): B's slow path answers Packet Too Big.
+	require.NoError(t, chain.TCPTransfer(a.NS, cc.NS, cc.Overlay, 64<<10))
+	forwBefore := snmp6(t, b.NS, "Ip6OutForwDatagrams")
+	require.NoError(t, chain.TCPTransfer(a.NS, cc.NS, cc.Overlay, 8<<20))
+	require.NoError(t, chain.TCPTransfer(cc.NS, a.NS, a.Overlay, 8<<20))
+	require.Equal(t, forwBefore, snmp6(t, b.NS, "Ip6OutForwDatagrams"), "B's kernel forwarded overlay traffic")
+	st, err := b.Datapath.TunnelCounters(wgTunnel(1))
+	require.NoError(t, err)
+	require.Greater(t, st.TxBytes, uint64(8<<20))
+	require.Greater(t, st.RxBytes, uint64(8<<20))
+
+	marker := []byte("re6st-cleartext-marker-6f1d2c")
+	fouCapture := capture(t, b.NS, b.Left)
+	wgCapture := capture(t, cc.NS, cc.Left)
+	sendUDP(t, a.NS, cc.Overlay, marker, 20)
+	fou, wg := fouCapture(), wgCapture()
+	require.True(t, bytes.Contains(fou, marker), "the FOU link shows the payload (the capture works)")
+	require.Greater(t, len(wg), 20*len(marker), "the WireGuard link carried the packets")
+	require.False(t, bytes.Contains(wg, marker), "cleartext on the WireGuard underlay")
+}
+
+// A —FOU— B —WireGuard— C —WireGuard— D: C carries the traffic from one
+// WireGuard device into the other in BPF; TCP both ways arrives whole.
+func TestWireGuardTransitBetweenDevices(t *testing.T) {
+	c := chain.Build(t, chain.Options{Nodes: 4, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	a, cc, d := c.Nodes[0], c.Nodes[2], c.Nodes[3]
+	wireguardLink(t, c, 1)
+	wireguardLink(t, c, 2)
+	waitPing(t, a.NS, d.Overlay)
+	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, 64<<10)) // path MTU found
+	forwBefore := snmp6(t, cc.NS, "Ip6OutForwDatagrams")
+	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, 4<<20))
+	require.NoError(t, chain.TCPTransfer(d.NS, a.NS, a.Overlay, 4<<20))
+	require.Equal(t, forwBefore, snmp6(t, cc.NS, "Ip6OutForwDatagrams"), "C's kernel forwarded overlay traffic")
+	st, err := cc.Datapath.TunnelCounters(wgTunnel(2))
+	require.NoError(t, err)
+	require.Greater(t, st.TxBytes, uint64(4<<20), "C sent A's transfer into the second WireGuard device")
+}
+
+// A key rotation keeps the device and the data plane's tunnel: after C
+// changes its key and B learns the new public key, traffic flows again
+// over a new handshake.
+func TestWireGuardKeyRotation(t *testing.T) {
+	c := chain.Build(t, chain.Options{Nodes: 2, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	a, b := c.Nodes[0], c.Nodes[1]
+	l := wireguardLink(t, c, 0)
+	waitPing(t, a.NS, b.Overlay)
+	ifindex, err := b.NS.Ifindex(wgName(0))
+	require.NoError(t, err)
+	before, err := l.left.Status()
+	require.NoError(t, err)
+	require.Equal(t, l.right.PublicKey(), before.Peer)
+
+	priv, err := wireguard.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, l.right.Rotate(priv))
+	require.NoError(t, l.left.SetPeer(priv.Public(), netip.AddrPortFrom(chain.LinkV4(0, 2), l.right.Port())))
+
+	waitPing(t, a.NS, b.Overlay)
+	after, err := l.left.Status()
+	require.NoError(t, err)
+	require.Equal(t, priv.Public(), after.Peer)
+	require.True(t, after.LastHandshake.After(before.LastHandshake), "a new handshake")
+	again, err := b.NS.Ifindex(wgName(0))
+	require.NoError(t, err)
+	require.Equal(t, ifindex, again, "the device stayed")
+	tn, err := b.Datapath.Tunnel(wgTunnel(0))
+	require.NoError(t, err)
+	require.Equal(t, uint32(ifindex), tn.Ifindex, "the data plane's tunnel stayed")
+}
+
+// waitPing pings dst from ns until one answer comes (a WireGuard tunnel
+// answers after its first handshake, whose initiation is retried every 5 s
+// when lost; a chain has one per link), at most 30 s.
+func waitPing(t *testing.T, ns *netns.NS, dst netip.Addr) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := ns.Run("ping", "-c", "1", "-W", "1", dst.String())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer from %s: %s", dst, out)
+		}
+	}
+}
+
+// capture opens a packet socket on ifname in ns (what tcpdump does); the
+// returned function reads every frame it has queued since, and closes it.
+func capture(t *testing.T, ns *netns.NS, ifname string) func() []byte {
+	ifindex, err := ns.Ifindex(ifname)
+	require.NoError(t, err)
+	proto := int(htons(unix.ETH_P_ALL))
+	var fd int
+	require.NoError(t, ns.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifindex})
+	}))
+	require.NoError(t, unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20))
+	return func() []byte {
+		defer unix.Close(fd)
+		var all []byte
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				return all
+			}
+			all = append(all, buf[:n]...)
+		}
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// sendUDP sends count datagrams of payload from src to dst's discard port,
+// and a ping after them.
+func sendUDP(t *testing.T, src *netns.NS, dst netip.Addr, payload []byte, count int) {
+	var conn net.PacketConn
+	require.NoError(t, src.Do(func() (err error) {
+		conn, err = net.ListenPacket("udp", "[::]:0")
+		return err
+	}))
+	defer conn.Close()
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))
+	for i := 0; i < count; i++ {
+		_, err := conn.WriteTo(payload, to)
+		require.NoError(t, err)
+	}
+	// A ping behind them on the same path: once it is answered, the
+	// datagrams have crossed every link.
+	waitPing(t, src, dst)
+}
+
+func snmp6(t *testing.T, ns *netns.NS, key string) uint64 {
+	out, err := ns.Run("cat", "/proc/net/snmp6")
+	require.NoError(t, err)
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == key {
+			var v uint64
+			_, err := fmt.Sscan(f[1], &v)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	t.Fatalf("%s not in /proc/net/snmp6", key)
+	return 0
+}
