@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"os"
 	"path/filepath"
 
@@ -15,7 +16,12 @@ func main() {
 	out := flag.String("out", "bench-results", "directory for results.md, results.json and results.png")
 	asJSON := flag.Bool("json", false, "print the results as JSON instead of Markdown")
 	rounds := flag.Int("rounds", 0, "rounds of interleaved measurements (0: 5, or 2 with --quick)")
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String())
+		return
+	}
 	if err := run(bench.Config{Quick: *quick, Rounds: *rounds, Log: os.Stderr}, *out, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-bench:", err)
 		os.Exit(1)

@@ -16,8 +16,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/logging"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -58,15 +60,21 @@ type options struct {
 	cleanupInterval         time.Duration
 	limits                  server.Limits
 	conns                   connLimits
+	flags                   *pflag.FlagSet // to warn about the ignored options given
+}
+
+// ignoredOptions are re6st's registry options that have no meaning here.
+var ignoredOptions = []atfile.Ignored{
+	{Name: "run", Shorthand: "r", Values: 1, Why: "the local node's relay is reached at --relay, not through babeld's socket"},
 }
 
 func main() {
-	args, err := atfile.Expand(os.Args[1:], map[string]int{"ipv4": 2})
+	root := rootCommand()
+	args, err := atfile.Expand(os.Args[1:], atfile.Spec{Flags: []*pflag.FlagSet{root.Flags()}, Arity: map[string]int{"ipv4": 2}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-registry:", err)
 		os.Exit(2)
 	}
-	root := rootCommand()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-registry:", err)
@@ -93,7 +101,10 @@ from --authorized-origin addresses).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.flags = cmd.Flags()
+			return run(cmd.Context(), o)
+		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.port, "port", 80, "HTTP port")
@@ -131,6 +142,8 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
 	addLimitFlags(f, &o.limits, &o.conns)
+	atfile.AddIgnored(f, ignoredOptions)
+	version.AddFlag(cmd)
 	cmd.MarkFlagRequired("ca")
 	cmd.MarkFlagRequired("key")
 	cmd.AddCommand(adminCommands()...)
@@ -239,6 +252,9 @@ func run(ctx context.Context, o options) error {
 	logger, err := newLogger(o)
 	if err != nil {
 		return err
+	}
+	if o.flags != nil {
+		atfile.WarnIgnored(o.flags, ignoredOptions, logger)
 	}
 	if o.tlsPort != 0 && (o.tlsCert == "" || o.tlsKey == "") {
 		return errors.New("--tls-port needs --tls-cert and --tls-key")
