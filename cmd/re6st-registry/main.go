@@ -128,7 +128,7 @@ from --authorized-origin addresses).`,
 	f.StringArrayVar(&o.authorizedOrigins, "authorized-origin", nil, "address allowed to make private calls, in addition to 127.0.0.1 and ::1 (repeatable)")
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable; none by default)")
 	f.StringVar(&o.community, "community", "", `community file: lines "<bits> <location>..." (location: *, CC or @CONTINENT)`)
-	f.StringVar(&o.geoipPath, "geoip", "", `GeoIP CSV file of "network,country,continent" lines (communities, getCountry)`)
+	f.StringVar(&o.geoipPath, "geoip", os.Getenv("GEOIP2_MMDB"), `GeoIP database for communities, getCountry and --same-country: a GeoIP2/GeoLite2 Country .mmdb (re6st's GEOIP2_MMDB, the default), or a CSV file of "network,country,continent" lines`)
 	f.IntVar(&o.gracePeriod, "grace-period", 8640000, "seconds before an expired certificate's prefix, or a token, is freed")
 	f.IntVar(&o.hello, "hello", 15, "Babel hello interval, seconds")
 	f.BoolVar(&o.encrypt, "encrypt", false, "tell nodes to encrypt tunnel payload")
