@@ -34,6 +34,7 @@ type Node struct {
 	cache    *peercache.Cache
 	params   *netParams
 	registry registryState
+	country  countryState
 
 	dp      *loader.Datapath
 	router  *babel.Router

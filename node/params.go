@@ -149,6 +149,7 @@ func (n *Node) followParams(ctx context.Context) error {
 	checked := time.Now()
 	var refetch <-chan time.Time
 	for {
+		n.learnCountry(ctx)
 		n.reportAddress(ctx)
 		select {
 		case <-ctx.Done():

@@ -29,7 +29,7 @@ func (n *Node) managerConfig() manager.Config {
 		FOUPort: n.cfg.FOUPort, PeerPort: loader.DefaultFOUPort, Neighbours: n.cfg.Neighbours,
 		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), Save: n.saveTunnels,
 		Backend: (*bpfBackend)(n), Babel: n.links, Protocol: n.proto, Cache: n.cache,
-		Registry: (*bootstrapRegistry)(n), Params: n.params,
+		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
 		Logger: n.log.With().Str("part", "tunnels").Logger(),
 	}
 }
@@ -346,7 +346,7 @@ func (n *Node) advertised() []nodeproto.Address {
 		}
 		out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.FOUPort, Proto: nodeproto.ProtoFOU})
 	}
-	return out
+	return n.withCountry(out)
 }
 
 // protoHandler answers the node protocol's requests.

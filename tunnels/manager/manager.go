@@ -45,10 +45,12 @@ type Config struct {
 	Protocol Protocol
 	Cache    PeerCache
 	Registry Registry
-	Params   Params
-	Clock    Clock      // default RealClock
-	Rand     *rand.Rand // default seeded at random
-	Logger   zerolog.Logger
+	// Countries applies the network's same_country rule; nil: none.
+	Countries Countries
+	Params    Params
+	Clock     Clock      // default RealClock
+	Rand      *rand.Rand // default seeded at random
+	Logger    zerolog.Logger
 }
 
 // Manager owns the tunnel table. Create it with New, run it with Run.

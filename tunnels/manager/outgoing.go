@@ -128,7 +128,7 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 		return
 	}
 	m.cfg.Cache.MarkTried(bits)
-	for _, a := range m.preferEncap(list) {
+	for _, a := range m.preferEncap(m.allowedAddresses(list)) {
 		err := m.setupWith(bits, prefix, a, list)
 		if err == nil {
 			m.cfg.Cache.MarkWorked(bits)
