@@ -1,9 +1,7 @@
 package node
 
 import (
-	"context"
 	"crypto/rsa"
-	"crypto/x509"
 	"fmt"
 	"net/netip"
 	"os"
@@ -84,40 +82,6 @@ func (id *identity) check(now time.Time) error {
 		return err
 	}
 	id.addr = nodeproto.NodeAddr(id.prefix)
-	return nil
-}
-
-// renewDue: re6st renews a certificate in the last half of its life.
-func renewDue(cert *x509.Certificate, now time.Time) bool {
-	return now.After(cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2))
-}
-
-// renew replaces the certificate file when the registry issues a new one.
-func (n *Node) renew(ctx context.Context) error {
-	if !renewDue(n.id.Cert, time.Now()) {
-		return nil
-	}
-	pem, err := n.session.RenewCertificate(ctx)
-	if err != nil {
-		return fmt.Errorf("renew certificate: %w", err)
-	}
-	cert, err := ca.ParseCertificate(pem)
-	if err != nil {
-		return fmt.Errorf("renewed certificate: %w", err)
-	}
-	next := *n.id
-	next.Cert = cert
-	if err := next.check(time.Now()); err != nil {
-		return fmt.Errorf("renewed certificate: %w", err)
-	}
-	if next.prefix != n.id.prefix {
-		return fmt.Errorf("renewed certificate is for %s, not %s", next.prefix, n.id.prefix)
-	}
-	if err := writeFileAtomic(n.cfg.Cert, pem, 0o644); err != nil {
-		return err
-	}
-	n.id = &next
-	n.log.Info().Time("expires", cert.NotAfter).Msg("certificate renewed")
 	return nil
 }
 

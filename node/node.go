@@ -35,6 +35,7 @@ type Node struct {
 	params   *netParams
 	registry registryState
 	country  countryState
+	cert     renewal // the certificate in force (renewed while running)
 
 	dp      *loader.Datapath
 	router  *babel.Router
@@ -156,6 +157,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err := n.privateFiles(); err != nil {
 		return err
 	}
+	if err := n.checkRevocationRecord(); err != nil {
+		return err
+	}
 	if n.cache, err = peercache.Open(filepath.Join(n.cfg.StateDir, "cache.db"), n.log); err != nil {
 		return err
 	}
@@ -171,8 +175,11 @@ func (n *Node) prepare(ctx context.Context) error {
 		return err
 	}
 	n.params = newNetParams(n.cfg, p, n.id)
-	if err := n.renew(ctx); err != nil {
-		n.log.Warn().Err(err).Msg("certificate renewal postponed")
+	n.cert.cert = n.id.Cert
+	if !time.Now().Before(renewAt(n.id.Cert)) {
+		if _, err := n.renew(ctx); err != nil {
+			n.log.Warn().Err(err).Msg("certificate renewal postponed")
+		}
 	}
 	return nil
 }
@@ -197,7 +204,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
-		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
+		Identity: nodeproto.Identity{CA: n.id.CA, Cert: n.cert.current(), Key: n.id.Key}, Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
 		Revoked: n.params.Revoked, Send: n.conn.SendNodeProtocol, Handler: (*protoHandler)(n),
 		Logger: n.log.With().Str("part", "nodeproto").Logger(),
 	}); err != nil {
@@ -227,6 +234,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.run.Go(func() error { return n.followParams(ctx) })
+	n.run.Go(func() error { return n.followRenewal(ctx) })
 	return nil
 }
 

@@ -67,7 +67,15 @@ func printStatus(w io.Writer, s *node.Status) {
 		reach = "UNREACHABLE: " + s.Registry.LastError
 	}
 	fmt.Fprintf(w, "registry %s: %s\n", s.Registry.URL, reach)
-	fmt.Fprintf(w, "certificate serial %s expires %s (%d days)\n", s.Certificate.Serial, s.Certificate.Expires.Format(time.DateOnly), s.Certificate.Days)
+	fmt.Fprintf(w, "certificate serial %s expires %s (%d days), renewed from %s\n", s.Certificate.Serial,
+		s.Certificate.Expires.Format(time.DateTime), s.Certificate.Days, s.Certificate.RenewAt.Format(time.DateTime))
+	if c := s.Certificate; !c.LastAttempt.IsZero() {
+		result := "ok"
+		if c.LastError != "" {
+			result = "FAILED: " + c.LastError
+		}
+		fmt.Fprintf(w, "  last renewal attempt %s: %s\n", c.LastAttempt.Format(time.DateTime), result)
+	}
 	fmt.Fprintf(w, "network parameters version %d, hello %ds, tunnels: %d out / %d in allowed\n\n",
 		s.Params.Version, s.Params.Hello, s.ClientCount, s.MaxClients)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -45,6 +45,11 @@ type Config struct {
 	Protocol Protocol
 	Cache    PeerCache
 	Registry Registry
+	// RegistryBits is the registry node's prefix (re6st's bit string,
+	// "" while unknown): a node without a route to it asks the registry for
+	// a bootstrap peer (partition recovery). Nil: only when Babel knows
+	// nobody.
+	RegistryBits func() string
 	// Countries applies the network's same_country rule; nil: none.
 	Countries Countries
 	Params    Params
@@ -248,6 +253,10 @@ func (m *Manager) tick(now time.Time) {
 		return
 	}
 	if len(v.known) > 0 {
+		if m.registryUnrouted(v) {
+			m.rejoin(v)
+			need--
+		}
 		m.extendMesh(v, need)
 		return
 	}
