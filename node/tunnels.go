@@ -31,7 +31,7 @@ func (n *Node) managerConfig() manager.Config {
 		Backend: (*bpfBackend)(n), Babel: n.links, Protocol: n.proto, Cache: n.cache,
 		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
 		RegistryBits: func() string { return n.params.get().RegistryPrefix },
-		Logger: n.log.With().Str("part", "tunnels").Logger(),
+		Logger:       n.log.With().Str("part", "tunnels").Logger(),
 	}
 }
 
