@@ -58,6 +58,7 @@ type options struct {
 	tlsCert, tlsKey         string
 	relayAddress            string
 	cleanupInterval         time.Duration
+	certDuration            time.Duration
 	limits                  server.Limits
 	conns                   connLimits
 	flags                   *pflag.FlagSet // to warn about the ignored options given
@@ -141,6 +142,7 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
+	f.DurationVar(&o.certDuration, "cert-duration", server.DefaultCertDuration, "lifetime of the certificates issued (re6st: a year); nodes renew them when 30 days, or half their life, are left")
 	addLimitFlags(f, &o.limits, &o.conns)
 	atfile.AddIgnored(f, ignoredOptions)
 	version.AddFlag(cmd)
@@ -189,6 +191,7 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 		PrefixLength:          o.prefixLength,
 		AnonymousPrefixLength: o.anonymousPrefixLength,
 		GracePeriod:           time.Duration(o.gracePeriod) * time.Second,
+		CertDuration:          o.certDuration,
 		Logger:                logger,
 		Limits:                o.limits,
 		Settings: netparams.Settings{

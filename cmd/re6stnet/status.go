@@ -15,7 +15,7 @@ import (
 )
 
 func statusCommand() *cobra.Command {
-	var runDir string
+	var runDir, stateDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -24,6 +24,10 @@ func statusCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, err := fetchStatus(runDir)
 			if err != nil {
+				if r, rerr := node.ReadRevocation(stateDir); rerr == nil {
+					return fmt.Errorf("%w: the node stopped on %s: certificate serial %s revoked (%s)",
+						err, r.Time.Format(time.DateTime), r.Serial, r.Reason)
+				}
 				return err
 			}
 			if asJSON {
@@ -39,6 +43,7 @@ func statusCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&runDir, "run", "r", node.DefaultRunDir, "runtime directory of the node (its control socket)")
+	cmd.Flags().StringVarP(&stateDir, "state", "s", node.DefaultStateDir, "state directory of the node (where a revocation is recorded)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -53,6 +53,9 @@ type Options struct {
 	Gateway string
 	// LogLevel is re6stnet's --log-level ("info").
 	LogLevel string
+	// RegistryArgs are extra re6st-registry flags (SetRegistryArgs changes
+	// them for the next StartRegistry).
+	RegistryArgs []string
 	// NodeArgs, if set, returns extra re6stnet flags for a node.
 	NodeArgs func(*Node) []string
 	// Detach leaves the processes running when the program exits (Down
@@ -247,6 +250,7 @@ func (c *Cluster) StartRegistry() error {
 		"--hello", strconv.Itoa(o.Hello), "--tunnel-refresh", strconv.Itoa(o.TunnelRefresh),
 		"--client-count", strconv.Itoa(o.ClientCount), "--max-clients", strconv.Itoa(o.MaxClients),
 		"-v", "2")
+	cmd.Args = append(cmd.Args, o.RegistryArgs...)
 	p, err := startProcess(cmd, c.bin("re6st-registry"), c.RegistryLog(), o.Detach)
 	if err != nil {
 		return err
