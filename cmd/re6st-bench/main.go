@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"os"
 	"path/filepath"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/bench"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 )
 
 func main() {
