@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -51,18 +52,20 @@ func loadIdentity(cfg *Config, now time.Time) (*identity, error) {
 		return nil, err
 	}
 	id := &identity{Identity: client.Identity{CA: caCert, Cert: cert, Key: key}}
-	if err := id.check(now); err != nil {
+	if err := id.check(now); errors.Is(err, errExpired) {
+		return id, err // complete: the node can still renew it
+	} else if err != nil {
 		return nil, err
 	}
 	return id, nil
 }
 
+// errExpired: the certificate is otherwise valid, but expired.
+var errExpired = errors.New("certificate expired")
+
 func (id *identity) check(now time.Time) error {
 	if err := id.Cert.CheckSignatureFrom(id.CA); err != nil {
 		return fmt.Errorf("certificate not issued by the CA: %w", err)
-	}
-	if now.After(id.Cert.NotAfter) {
-		return fmt.Errorf("certificate expired on %s", id.Cert.NotAfter.Format(time.DateOnly))
 	}
 	pub, ok := id.Cert.PublicKey.(*rsa.PublicKey)
 	if !ok || !pub.Equal(&id.Key.PublicKey) {
@@ -82,6 +85,9 @@ func (id *identity) check(now time.Time) error {
 		return err
 	}
 	id.addr = nodeproto.NodeAddr(id.prefix)
+	if now.After(id.Cert.NotAfter) {
+		return fmt.Errorf("%w on %s", errExpired, id.Cert.NotAfter.Format(time.DateTime))
+	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,7 +40,8 @@ const certLife = 3 * time.Minute
 // TestLifecycle runs a small network through what a node left running for
 // years meets: certificate renewal (with the registry down when it is
 // due), new network parameters (client_count, then update-hmac's three
-// steps under a continuous ping), and revocation.
+// steps under a continuous ping), revocation, and a start with an expired
+// certificate.
 func TestLifecycle(t *testing.T) {
 	netns.RequireRoot(t)
 	in := internet.ForTest(t, smallSpec())
@@ -60,6 +62,27 @@ func TestLifecycle(t *testing.T) {
 		testKeyRotation(t, c)
 	})
 	t.Run("a revoked node says so and stops", func(t *testing.T) { testRevokedStops(t, c) })
+	t.Run("a node down past its certificate's expiry renews it at start", func(t *testing.T) { testExpiredAtStart(t, c) })
+}
+
+func testExpiredAtStart(t *testing.T, c *cluster.Cluster) {
+	require.NoError(t, c.StopNode("n2"))
+	certPEM, err := os.ReadFile(filepath.Join(c.Node("n2").Dir, "cert.crt"))
+	require.NoError(t, err)
+	cert, err := ca.ParseCertificate(certPEM)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return time.Now().After(cert.NotAfter) }, certLife+10*time.Second, time.Second)
+	require.NoError(t, c.StartNode("n2"))
+	var s node.Status
+	require.Eventually(t, func() bool {
+		var err error
+		s, err = c.NodeStatus("n2")
+		return err == nil
+	}, 60*time.Second, time.Second, "n2 did not start with an expired certificate")
+	assert.True(t, s.Certificate.Expires.After(time.Now()), "n2 runs with a renewed certificate")
+	assert.NotEqual(t, cert.SerialNumber.String(), s.Certificate.Serial)
+	assert.True(t, c.NodeLogContains("n2", "certificate expired: renewing it before anything else"))
+	require.Eventually(t, func() bool { return c.Ping("n2", "n1") == nil }, 60*time.Second, time.Second)
 }
 
 func testRenewal(t *testing.T, c *cluster.Cluster) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"os"
@@ -150,7 +151,9 @@ func (n *Node) privateFiles() error {
 // prepare loads the identity, the peer cache and the network parameters.
 func (n *Node) prepare(ctx context.Context) error {
 	var err error
-	if n.id, err = loadIdentity(n.cfg, time.Now()); err != nil {
+	n.id, err = loadIdentity(n.cfg, time.Now())
+	expired := errors.Is(err, errExpired)
+	if err != nil && !expired {
 		return err
 	}
 	n.log = n.log.With().Stringer("prefix", n.id.prefix).Logger()
@@ -176,6 +179,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	}
 	n.params = newNetParams(n.cfg, p, n.id)
 	n.cert.cert = n.id.Cert
+	if expired {
+		return n.renewExpired(ctx)
+	}
 	if !time.Now().Before(renewAt(n.id.Cert)) {
 		if _, err := n.renew(ctx); err != nil {
 			n.log.Warn().Err(err).Msg("certificate renewal postponed")

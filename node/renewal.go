@@ -136,3 +136,25 @@ func (n *Node) renew(ctx context.Context) (renewed bool, err error) {
 	n.log.Info().Str("serial", cert.SerialNumber.String()).Time("expires", cert.NotAfter).Time("next_renewal", renewAt(cert)).Msg("certificate renewed")
 	return true, nil
 }
+
+// renewExpired renews a certificate that expired while the node was down
+// (re6st restarts to do so): peers refuse an expired certificate, so the
+// node waits for the registry, retrying from 1 to 60 s, until ctx ends.
+func (n *Node) renewExpired(ctx context.Context) error {
+	n.log.Warn().Time("expired", n.id.Cert.NotAfter).Msg("certificate expired: renewing it before anything else")
+	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
+		renewed, err := n.renew(ctx)
+		if err == nil && renewed {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("the registry gave the expired certificate back")
+		}
+		n.log.Warn().Err(err).Dur("retry_in", delay).Msg("cannot renew the expired certificate")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("certificate expired on %s and not renewed: %w", n.id.Cert.NotAfter.Format(time.DateTime), err)
+		case <-time.After(delay):
+		}
+	}
+}
