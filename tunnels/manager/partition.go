@@ -3,9 +3,9 @@ package manager
 // registryUnrouted reports whether Babel has no route to the registry's
 // node although it knows other nodes: this part of the overlay is cut from
 // the registry's (a partition), so, as re6st does, the node asks the
-// registry for a bootstrap peer, which the registry only gives among the
-// nodes it reaches over the overlay: once the underlay joins again, the
-// two overlays merge.
+// registry for a bootstrap peer at each tick it wants a tunnel: once the
+// underlay joins again, a peer of the registry's part merges the two
+// overlays.
 func (m *Manager) registryUnrouted(v view) bool {
 	if m.cfg.RegistryBits == nil {
 		return false
