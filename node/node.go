@@ -221,6 +221,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.learnCountry(ctx) // before the first tunnel, for the same_country rule
 	n.tunnels = manager.New(n.managerConfig())
 	n.fibw.PruneAfter(3 * n.params.Hello())
 	n.run.Go(func() error { return n.tunnels.Run(ctx) })
