@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/google/shlex"
 	"github.com/spf13/pflag"
@@ -17,9 +18,7 @@ const maxDepth = 8
 // Spec describes the options of a command.
 type Spec struct {
 	// Flags are the command's flag sets (e.g. its local and persistent
-	// flags): a line "name ..." is "--name ..." when one of them has that
-	// long name, else "-name ..." (a short option, with its value glued on
-	// as in "O--verb"), as re6st reads its files.
+	// flags), where shorthands are looked up: see flagOf.
 	Flags []*pflag.FlagSet
 	// Arity is the number of values of the options that take more than
 	// one, by long name (e.g. {"ipv4": 2}); their values are joined with a
@@ -27,14 +26,10 @@ type Spec struct {
 	Arity map[string]int
 }
 
-// lookup finds a flag by long name, or by shorthand when short.
-func (s Spec) lookup(name string, short bool) *pflag.Flag {
+// shorthand finds a flag by its one-letter shorthand.
+func (s Spec) shorthand(name string) *pflag.Flag {
 	for _, fs := range s.Flags {
-		if short {
-			if f := fs.ShorthandLookup(name); f != nil {
-				return f
-			}
-		} else if f := fs.Lookup(name); f != nil {
+		if f := fs.ShorthandLookup(name); f != nil {
 			return f
 		}
 	}
@@ -48,7 +43,7 @@ func (s Spec) arity(arg string) int {
 		return s.Arity[name]
 	}
 	if name, ok := strings.CutPrefix(arg, "-"); ok && len(name) == 1 {
-		if f := s.lookup(name, true); f != nil {
+		if f := s.shorthand(name); f != nil {
 			return s.Arity[f.Name]
 		}
 	}
@@ -87,12 +82,16 @@ func (s Spec) expand(args []string, depth int) ([]string, error) {
 }
 
 // flagOf is the argument a file's option name stands for: re6st prefixes
-// "--" to a known long option and "-" to anything else.
+// "--" to a known long option and "-" to anything else, so that "v" is -v
+// and "O--verb" is -O with "--verb" glued on. A glued value must not start
+// with a letter here: a misspelt long option ("registy") is then reported
+// as unknown instead of read as -r "egisty".
 func (s Spec) flagOf(name string) string {
-	if s.lookup(name, false) != nil || len(name) > 1 && s.lookup(name[:1], true) == nil {
-		return "--" + name
+	glued := len(name) > 1 && !unicode.IsLetter(rune(name[1])) && s.shorthand(name[:1]) != nil
+	if len(name) == 1 || glued {
+		return "-" + name
 	}
-	return "-" + name
+	return "--" + name
 }
 
 func (s Spec) readFile(path string, depth int) ([]string, error) {

@@ -69,15 +69,16 @@ up echo\ two\ words
 O--verb
 O3
 req O "Example Org"
+registy http://misspelt/
 unterminated "quote
 `), 0o644))
 	_, err := atfile.Expand([]string{"@" + conf}, testSpec())
-	require.ErrorContains(t, err, "re6stnet.conf:7:")
-	require.NoError(t, os.WriteFile(conf, []byte(strings.Join(strings.Split(mustRead(t, conf), "\n")[:6], "\n")), 0o644))
+	require.ErrorContains(t, err, "re6stnet.conf:8:")
+	require.NoError(t, os.WriteFile(conf, []byte(strings.Join(strings.Split(mustRead(t, conf), "\n")[:7], "\n")), 0o644))
 	args, err := atfile.Expand([]string{"@" + conf}, testSpec())
 	require.NoError(t, err)
 	require.Equal(t, []string{"--up", "ip link set dev eth1 up", "--up", "echo it's up", "--up", "echo two words",
-		"-O--verb", "-O3", "--req", "O Example Org"}, args)
+		"-O--verb", "-O3", "--req", "O Example Org", "--registy", "http://misspelt/"}, args)
 }
 
 // TestIgnored: re6st's options without meaning here parse, in every form,
