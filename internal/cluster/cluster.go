@@ -53,11 +53,10 @@ type Options struct {
 	Gateway string
 	// LogLevel is re6stnet's --log-level ("info").
 	LogLevel string
-	// RegistryArgs are extra re6st-registry flags (SetRegistryArgs changes
-	// them for the next StartRegistry).
-	RegistryArgs []string
 	// NodeArgs, if set, returns extra re6stnet flags for a node.
 	NodeArgs func(*Node) []string
+	// RegistryArgs are extra re6st-registry flags (e.g. --ipv4).
+	RegistryArgs []string
 	// Detach leaves the processes running when the program exits (Down
 	// stops them later); otherwise they die with it.
 	Detach bool
