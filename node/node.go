@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"os"
@@ -35,6 +36,8 @@ type Node struct {
 	params   *netParams
 	registry registryState
 	classes  []nodeClass // the network's traffic classes, as of the start
+	country  countryState
+	cert     renewal // the certificate in force (renewed while running)
 
 	dp      *loader.Datapath
 	router  *babel.Router
@@ -150,11 +153,16 @@ func (n *Node) privateFiles() error {
 // prepare loads the identity, the peer cache and the network parameters.
 func (n *Node) prepare(ctx context.Context) error {
 	var err error
-	if n.id, err = loadIdentity(n.cfg, time.Now()); err != nil {
+	n.id, err = loadIdentity(n.cfg, time.Now())
+	expired := errors.Is(err, errExpired)
+	if err != nil && !expired {
 		return err
 	}
 	n.log = n.log.With().Stringer("prefix", n.id.prefix).Logger()
 	if err := n.privateFiles(); err != nil {
+		return err
+	}
+	if err := n.checkRevocationRecord(); err != nil {
 		return err
 	}
 	if n.cache, err = peercache.Open(filepath.Join(n.cfg.StateDir, "cache.db"), n.log); err != nil {
@@ -178,8 +186,14 @@ func (n *Node) prepare(ctx context.Context) error {
 	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
 		return err
 	}
-	if err := n.renew(ctx); err != nil {
-		n.log.Warn().Err(err).Msg("certificate renewal postponed")
+	n.cert.cert = n.id.Cert
+	if expired {
+		return n.renewExpired(ctx)
+	}
+	if !time.Now().Before(renewAt(n.id.Cert)) {
+		if _, err := n.renew(ctx); err != nil {
+			n.log.Warn().Err(err).Msg("certificate renewal postponed")
+		}
 	}
 	return nil
 }
@@ -205,7 +219,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
-		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
+		Identity: nodeproto.Identity{CA: n.id.CA, Cert: n.cert.current(), Key: n.id.Key}, Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
 		Revoked: n.params.Revoked, Send: n.conn.SendNodeProtocol, Handler: (*protoHandler)(n),
 		Logger: n.log.With().Str("part", "nodeproto").Logger(),
 	}); err != nil {
@@ -216,6 +230,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.learnCountry(ctx) // before the first tunnel, for the same_country rule
 	n.tunnels = manager.New(n.managerConfig())
 	n.router.EndHandover()
 	n.fibw.PruneAfter(3 * n.params.Hello())
@@ -242,6 +257,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.run.Go(func() error { return n.followParams(ctx) })
+	n.run.Go(func() error { return n.followRenewal(ctx) })
 	return nil
 }
 

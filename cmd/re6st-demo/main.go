@@ -15,6 +15,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -31,7 +32,12 @@ func main() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns a re6st-bpf network in network namespaces (see docs/demo.md).\nDEMO_KEEP=1 leaves it running.\n\n", os.Args[0])
 		flag.PrintDefaults()
 	}
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String())
+		return
+	}
 	if *down {
 		if err := teardown(*dir); err != nil {
 			fmt.Fprintln(os.Stderr, "re6st-demo:", err)
