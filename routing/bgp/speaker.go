@@ -64,7 +64,7 @@ type Speaker struct {
 	learned   map[netip.Prefix]Route
 	announced map[netip.Prefix]LargeCommunity
 	rejected  map[netip.Addr]map[netip.Prefix]bool // by peer, the routes it gives that the import policy rejects
-	up        map[netip.Addr]bool // sessions established
+	up        map[netip.Addr]bool                  // sessions established
 }
 
 const importPolicy = "re6st-import"

@@ -147,7 +147,7 @@ func startSpeaker(t *testing.T, password string, logs *logBuffer, changed func()
 	s, err := Start(Config{ASN: 65000, RouterID: netip.MustParseAddr("10.255.0.2"), ListenPort: 179, Network: network,
 		Peers:   []Peer{{Address: birdAddr, ASN: 65001, Password: password}},
 		Changed: changed, ConnectRetry: time.Second,
-		Logger:  zerolog.New(logs).Level(zerolog.InfoLevel)})
+		Logger: zerolog.New(logs).Level(zerolog.InfoLevel)})
 	require.NoError(t, err)
 	t.Cleanup(s.Stop)
 	return s
