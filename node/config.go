@@ -34,9 +34,10 @@ type Config struct {
 	ClientCount int // outgoing tunnels; < 0: the registry's
 	MaxClients  int // incoming tunnels; < 0: the registry's
 	Gateway     bool
-	Up          []string // commands run once the node is up
-	Daemons     []string // commands run and killed at exit
-	Metrics     string   // Prometheus listen address; empty: none
+	Up          []string  // commands run once the node is up
+	Daemons     []string  // commands run and killed at exit
+	Metrics     string    // Prometheus listen address; empty: none
+	BGP         BGPConfig // border gateway's BGP (--bgp-*)
 
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
@@ -61,6 +62,9 @@ func (c *Config) check() error {
 		return errors.New("--ca, --cert and --key are required")
 	case c.Encap != loader.FOU && c.Encap != loader.GRE:
 		return fmt.Errorf("--encap: want fou or gre")
+	}
+	if err := c.BGP.check(c.Gateway); err != nil {
+		return err
 	}
 	for _, ip := range c.IPs {
 		if !ip.Is4() {

@@ -84,6 +84,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descInstalled, float64(installed))
+	if s.BGP != nil {
+		collectBGP(s.BGP, ch)
+	}
 }
 
 // serveMetrics serves /metrics on --metrics until ctx ends.

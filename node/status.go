@@ -35,6 +35,7 @@ type Status struct {
 	Routes      []RouteStatus         `json:"routes"`
 	Control     ControlStatus         `json:"control"`
 	FIB         fib.Stats             `json:"fib"`
+	BGP         *BGPStatus            `json:"bgp,omitempty"`
 }
 
 // Duration prints as Go durations do, in JSON too.
@@ -116,6 +117,7 @@ func (n *Node) Status() Status {
 		ClientCount: clientCount, MaxClients: maxClients,
 		Control: ControlStatus{NodeProtocol: n.proto.Stats(), Drops: n.conn.Drops()},
 		FIB:     n.fibw.Stats(),
+		BGP:     n.gw.status(),
 	}
 	r := &n.registry
 	r.mu.Lock()

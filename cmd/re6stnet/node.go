@@ -25,6 +25,7 @@ type nodeFlags struct {
 	attach  string
 	ips     []string
 	ignored []string
+	bgp     bgpFlags
 }
 
 func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
@@ -52,6 +53,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringArrayVar(&f.cfg.Daemons, "daemon", nil, "shell command run once the node is up and killed at exit (repeatable)")
 	fl.StringVar(&f.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9326")
 	fl.StringArrayVarP(&f.ignored, "main-interface", "I", nil, "ignored: the node address is always on the overlay device")
+	addBGPFlags(fl, &f.bgp)
 }
 
 func (f *nodeFlags) config() (node.Config, error) {
@@ -70,6 +72,9 @@ func (f *nodeFlags) config() (node.Config, error) {
 		f.cfg.Attach = a
 	default:
 		return f.cfg, fmt.Errorf("--attach %q: want auto, tcx or legacy", f.attach)
+	}
+	if f.cfg.BGP, err = f.bgp.config(); err != nil {
+		return f.cfg, err
 	}
 	for _, s := range f.ips {
 		ip, err := netip.ParseAddr(s)
