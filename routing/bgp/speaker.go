@@ -108,22 +108,16 @@ func (s *Speaker) configure(ctx context.Context) error {
 	if err := s.installImportPolicy(ctx); err != nil {
 		return fmt.Errorf("bgp import policy: %w", err)
 	}
-	// Two watches, as GoBGP does not say which filter an event matched:
-	// sessions and best paths, and the pre-policy updates (for the log of
-	// what the import policy rejects).
+	// Sessions and best paths. The routes the import policy rejects are
+	// read from each peer's Adj-RIB-In after each batch of events
+	// (scanRejected): a watch of every pre-policy update would cost a
+	// conversion of every route of a full table.
 	if err := s.srv.WatchEvent(ctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
 		}},
-	}, func(r *api.WatchEventResponse) { s.onEvent(r, s.bestEvent) }); err != nil {
-		return fmt.Errorf("bgp watch: %w", err)
-	}
-	if err := s.srv.WatchEvent(ctx, &api.WatchEventRequest{
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_ADJIN},
-		}},
-	}, func(r *api.WatchEventResponse) { s.onEvent(r, s.receivedEvent) }); err != nil {
+	}, s.onEvent); err != nil {
 		return fmt.Errorf("bgp watch: %w", err)
 	}
 	for _, p := range cfg.Peers {
@@ -196,7 +190,7 @@ func (s *Speaker) apiPeer(p Peer) *api.Peer {
 			ConnectRetry: uint64(s.cfg.ConnectRetry / time.Second),
 		}},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
-			Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true,
+			Family: ipv6Unicast, Enabled: true,
 		}}},
 	}
 	if p.Multihop != 0 {
@@ -270,15 +264,14 @@ func (s *Speaker) stop() {
 	s.wg.Wait()
 }
 
-// onEvent runs on GoBGP's watch goroutines: it hands the event to ours,
-// table events to table.
-func (s *Speaker) onEvent(r *api.WatchEventResponse, table func([]*api.Path)) {
+// onEvent runs on GoBGP's watch goroutine: it hands the event to ours.
+func (s *Speaker) onEvent(r *api.WatchEventResponse) {
 	var f func()
 	switch e := r.Event.(type) {
 	case *api.WatchEventResponse_Peer:
 		f = func() { s.peerEvent(e.Peer) }
 	case *api.WatchEventResponse_Table:
-		f = func() { table(e.Table.Paths) }
+		f = func() { s.bestEvent(e.Table.Paths) }
 	default:
 		return
 	}
@@ -289,10 +282,16 @@ func (s *Speaker) onEvent(r *api.WatchEventResponse, table func([]*api.Path)) {
 }
 
 // watch applies the events in order, then tells Changed.
+// A peer that sends only routes the import policy rejects changes no best
+// path: a periodic scan finds them too.
 func (s *Speaker) watch() {
 	defer s.wg.Done()
+	tick := time.NewTicker(rejectedScan)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			s.scanRejected()
 		case f := <-s.events:
 			f()
 			// Apply what is queued before telling, so that a full table
@@ -300,6 +299,7 @@ func (s *Speaker) watch() {
 			for len(s.events) > 0 {
 				(<-s.events)()
 			}
+			s.scanRejected()
 			if s.cfg.Changed != nil {
 				s.cfg.Changed()
 			}
@@ -336,30 +336,50 @@ func (s *Speaker) peerEvent(e *api.WatchEventResponse_PeerEvent) {
 	}
 }
 
-// receivedEvent logs and keeps the routes the import policy rejects:
-// pre-policy updates inside the network.
-func (s *Speaker) receivedEvent(paths []*api.Path) {
+// scanRejected reads, in each established session's Adj-RIB-In, the
+// routes inside the network (which the import policy rejects), logs the
+// new ones and keeps them for the counts.
+func (s *Speaker) scanRejected() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range paths {
-		r, ok := s.route(p)
-		if !ok || !s.inside(r.Prefix) {
-			continue
-		}
-		if p.IsWithdraw {
-			delete(s.rejected[r.Peer], r.Prefix)
-			continue
-		}
-		if s.rejected[r.Peer] == nil {
-			s.rejected[r.Peer] = map[netip.Prefix]bool{}
-		}
-		if !s.rejected[r.Peer][r.Prefix] {
-			s.rejected[r.Peer][r.Prefix] = true
-			s.log.Warn().Stringer("peer", r.Peer).Stringer("prefix", r.Prefix).Stringer("network", s.cfg.Network).
-				Msg("route rejected: inside the re6st network (import policy)")
+	var peers []netip.Addr
+	for p, up := range s.up {
+		if up {
+			peers = append(peers, p)
 		}
 	}
+	s.mu.Unlock()
+	for _, peer := range peers {
+		found := map[netip.Prefix]bool{}
+		err := s.srv.ListPath(context.Background(), &api.ListPathRequest{
+			TableType: api.TableType_ADJ_IN, Name: peer.String(), Family: ipv6Unicast,
+			Prefixes: []*api.TableLookupPrefix{{Prefix: s.cfg.Network.Masked().String(), Type: api.TableLookupPrefix_LONGER}},
+		}, func(d *api.Destination) {
+			if p, err := netip.ParsePrefix(d.Prefix); err == nil && s.inside(p) {
+				found[p] = true
+			}
+		})
+		if err != nil {
+			s.log.Debug().Err(err).Stringer("peer", peer).Msg("adj-rib-in")
+			continue
+		}
+		s.mu.Lock()
+		for p := range found {
+			if !s.rejected[peer][p] {
+				s.log.Warn().Stringer("peer", peer).Stringer("prefix", p).Stringer("network", s.cfg.Network).
+					Msg("route rejected: inside the re6st network (import policy)")
+			}
+		}
+		if s.up[peer] {
+			s.rejected[peer] = found
+		}
+		s.mu.Unlock()
+	}
 }
+
+// rejectedScan is the period of scanRejected without events.
+const rejectedScan = time.Second
+
+var ipv6Unicast = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 
 // bestEvent applies best-path changes to the learned routes.
 func (s *Speaker) bestEvent(paths []*api.Path) {
