@@ -80,11 +80,18 @@ var (
 	birdAddr  = netip.MustParseAddr("fd00:b::1")
 )
 
-// upstream puts bird (AS 65001) in a namespace linked to the test's:
-// fd00:b::1 there, fd00:b::2 here. It sends a default route, a route
+// upstream puts bird (AS 65001) in a namespace linked to the test's
+// (upstreamLink). It sends a default route, a route
 // outside the network and two inside it (which the import policy must
 // reject), and imports everything.
 func upstream(t *testing.T, password string) *bird.Daemon {
+	t.Helper()
+	return upstreamBird(t, upstreamLink(t), password)
+}
+
+// upstreamLink is a namespace linked to the test's: fd00:b::1 there,
+// fd00:b::2 here.
+func upstreamLink(t *testing.T) *netns.NS {
 	t.Helper()
 	ns := netns.ForTest(t, "bgpup")
 	h, err := vnetns.GetFromName(ns.Name)
@@ -111,6 +118,11 @@ func upstream(t *testing.T, password string) *bird.Daemon {
 		}
 		return netlink.LinkSetUp(l)
 	}))
+	return ns
+}
+
+func upstreamBird(t *testing.T, ns *netns.NS, password string) *bird.Daemon {
+	t.Helper()
 	auth := ""
 	if password != "" {
 		auth = fmt.Sprintf("password %q;", password)
