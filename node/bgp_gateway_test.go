@@ -42,7 +42,8 @@ protocol bgp re6st {
 // exports ::/0 from the network into Babel while the session gives it a
 // route; the session going down retracts that route from every node,
 // coming back restores it; SIGTERM withdraws the announcement at once
-// (long before the hold time).
+// (long before the hold time), as does SIGKILL (the kernel closes the
+// session); a gateway whose host goes silent is dropped after the hold time.
 func TestBGPGateway(t *testing.T) {
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")}},
@@ -115,4 +116,37 @@ func TestBGPGateway(t *testing.T) {
 	require.Eventually(t, func() bool { return !birdHas() }, 3*time.Second, 100*time.Millisecond, "bird kept %s after SIGTERM", network)
 	t.Logf("bird lost %s %s after SIGTERM", network, time.Since(stopped).Round(10*time.Millisecond))
 	require.Eventually(t, noneRoutesDefault, 3*hello, 500*time.Millisecond, "%s still routed after the gateway stopped", defaultRoute)
+
+	// Restarted, it announces again. Killed (SIGKILL), its kernel still
+	// closes the session, and bird drops the route at once. A gateway
+	// whose host dies (here: its BGP packets dropped, then SIGKILL) is
+	// dropped when bird's hold time (6 s) expires.
+	restart := func() {
+		t.Helper()
+		require.NoError(t, c.StartNode("gw"))
+		require.Eventually(t, birdHas, 3*hello+10*time.Second, 200*time.Millisecond, "announcement back after the restart")
+		require.Eventually(t, allRouteDefault, 3*hello, 500*time.Millisecond, "%s back after the restart", defaultRoute)
+	}
+	restart()
+	require.NoError(t, c.KillNode("gw"))
+	killed := time.Now()
+	require.Eventually(t, func() bool { return !birdHas() }, 3*time.Second, 100*time.Millisecond, "bird kept %s after SIGKILL", network)
+	t.Logf("bird lost %s %s after SIGKILL", network, time.Since(killed).Round(10*time.Millisecond))
+
+	restart()
+	gwHost := c.Node("gw").Host.NS
+	_, err = gwHost.Run("nft", "add table inet dead; add chain inet dead out { type filter hook output priority 0; }; "+
+		"add rule inet dead out tcp sport 179 drop; add rule inet dead out tcp dport 179 drop")
+	require.NoError(t, err)
+	require.NoError(t, c.KillNode("gw"))
+	killed = time.Now()
+	require.Eventually(t, func() bool { return !birdHas() }, holdTime+3*time.Second, 100*time.Millisecond, "bird kept %s after its hold time", network)
+	lost := time.Since(killed)
+	t.Logf("bird lost %s %s after the gateway's host went silent", network, lost.Round(10*time.Millisecond))
+	require.Greater(t, lost, holdTime/2, "bird lost the route of a silent gateway before its hold time")
+	_, err = gwHost.Run("nft", "delete table inet dead")
+	require.NoError(t, err)
 }
+
+// holdTime is bird's hold time in upstreamBird.
+const holdTime = 6 * time.Second

@@ -109,7 +109,7 @@ func (s *Speaker) configure(ctx context.Context) error {
 		return fmt.Errorf("bgp import policy: %w", err)
 	}
 	// Sessions and best paths. The routes the import policy rejects are
-	// read from each peer's Adj-RIB-In after each batch of events
+	// read from each peer's Adj-RIB-In once its count settles
 	// (scanRejected): a watch of every pre-policy update would cost a
 	// conversion of every route of a full table.
 	if err := s.srv.WatchEvent(ctx, &api.WatchEventRequest{
@@ -281,17 +281,17 @@ func (s *Speaker) onEvent(r *api.WatchEventResponse) {
 	}
 }
 
-// watch applies the events in order, then tells Changed.
-// A peer that sends only routes the import policy rejects changes no best
-// path: a periodic scan finds them too.
+// watch applies the events in order, then tells Changed; every
+// rejectedScan it looks for rejected routes.
 func (s *Speaker) watch() {
 	defer s.wg.Done()
 	tick := time.NewTicker(rejectedScan)
 	defer tick.Stop()
+	scans := map[netip.Addr]*scanState{}
 	for {
 		select {
 		case <-tick.C:
-			s.scanRejected()
+			s.scanRejected(scans)
 		case f := <-s.events:
 			f()
 			// Apply what is queued before telling, so that a full table
@@ -299,7 +299,6 @@ func (s *Speaker) watch() {
 			for len(s.events) > 0 {
 				(<-s.events)()
 			}
-			s.scanRejected()
 			if s.cfg.Changed != nil {
 				s.cfg.Changed()
 			}
@@ -336,19 +335,31 @@ func (s *Speaker) peerEvent(e *api.WatchEventResponse_PeerEvent) {
 	}
 }
 
-// scanRejected reads, in each established session's Adj-RIB-In, the
-// routes inside the network (which the import policy rejects), logs the
-// new ones and keeps them for the counts.
-func (s *Speaker) scanRejected() {
-	s.mu.Lock()
-	var peers []netip.Addr
-	for p, up := range s.up {
-		if up {
-			peers = append(peers, p)
+// scanState is what scanRejected knows of a peer's Adj-RIB-In.
+type scanState struct {
+	scanned, seen uint64 // its size at the last scan, at the last tick
+	at            time.Time
+}
+
+// scanRejected reads, in an established session's Adj-RIB-In, the routes
+// inside the network (which the import policy rejects), logs the new ones
+// and keeps them for the counts. GoBGP's lookup of the routes under a
+// prefix rebuilds a tree of the whole table, so a peer's table is read
+// only when its size changed and then held still for a tick (or changed
+// for rejectedSettle): once after a full table loaded, not during it.
+func (s *Speaker) scanRejected(scans map[netip.Addr]*scanState) {
+	now := time.Now()
+	for peer, received := range s.received() {
+		st := scans[peer]
+		if st == nil {
+			st = &scanState{scanned: ^uint64(0), seen: ^uint64(0)}
+			scans[peer] = st
 		}
-	}
-	s.mu.Unlock()
-	for _, peer := range peers {
+		due := received != st.scanned && (received == st.seen || now.Sub(st.at) >= rejectedSettle)
+		st.seen = received
+		if !due {
+			continue
+		}
 		found := map[netip.Prefix]bool{}
 		err := s.srv.ListPath(context.Background(), &api.ListPathRequest{
 			TableType: api.TableType_ADJ_IN, Name: peer.String(), Family: ipv6Unicast,
@@ -362,6 +373,7 @@ func (s *Speaker) scanRejected() {
 			s.log.Debug().Err(err).Stringer("peer", peer).Msg("adj-rib-in")
 			continue
 		}
+		st.scanned, st.at = received, now
 		s.mu.Lock()
 		for p := range found {
 			if !s.rejected[peer][p] {
@@ -376,8 +388,35 @@ func (s *Speaker) scanRejected() {
 	}
 }
 
-// rejectedScan is the period of scanRejected without events.
-const rejectedScan = time.Second
+// received is the size of each established session's Adj-RIB-In.
+func (s *Speaker) received() map[netip.Addr]uint64 {
+	out := map[netip.Addr]uint64{}
+	err := s.srv.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+			return
+		}
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			return
+		}
+		var n uint64
+		for _, a := range p.GetAfiSafis() {
+			n += a.GetState().GetReceived()
+		}
+		out[addr.Unmap()] = n
+	})
+	if err != nil {
+		s.log.Debug().Err(err).Msg("list peers")
+	}
+	return out
+}
+
+// rejectedScan is the period of scanRejected; rejectedSettle bounds how
+// long a table that keeps changing goes unread.
+const (
+	rejectedScan   = time.Second
+	rejectedSettle = 30 * time.Second
+)
 
 var ipv6Unicast = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 

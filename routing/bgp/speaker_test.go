@@ -201,6 +201,8 @@ func TestSpeakerWithBird(t *testing.T) {
 	default:
 		t.Fatal("no change notification")
 	}
+	// The rejected routes are read once the peer's table settles.
+	require.Eventually(t, func() bool { return s.Rejected() == 2 }, 5*time.Second, 50*time.Millisecond)
 	sessions := s.Sessions()
 	require.Len(t, sessions, 1)
 	require.True(t, sessions[0].Established(), "%+v", sessions[0])
@@ -208,7 +210,6 @@ func TestSpeakerWithBird(t *testing.T) {
 	require.EqualValues(t, 65001, sessions[0].ASN)
 	require.EqualValues(t, 4, sessions[0].Received)
 	require.EqualValues(t, 2, sessions[0].Accepted)
-	require.Eventually(t, func() bool { return s.Rejected() == 2 }, 5*time.Second, 50*time.Millisecond)
 	for _, p := range []string{"2001:db8:42:1::/64", "2001:db8:42::/48"} {
 		require.Contains(t, logs.String(), `"prefix":"`+p+`"`)
 	}
