@@ -111,4 +111,3 @@ func TestSpeakerMalformedUpdate(t *testing.T) {
 	require.Zero(t, s.LearnedCount())
 	require.Contains(t, logs.String(), "Session will be reset due to malformed BGP")
 }
-
