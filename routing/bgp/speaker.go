@@ -446,37 +446,37 @@ func (s *Speaker) inside(prefix netip.Prefix) bool {
 }
 
 // route reads an IPv6 unicast path; Peer is invalid for a local path.
+// Only the NLRI and MP_REACH_NLRI are decoded (a full table passes here
+// route by route).
 func (s *Speaker) route(p *api.Path) (Route, bool) {
-	if p.Family == nil || p.Family.Afi != api.Family_AFI_IP6 || p.Family.Safi != api.Family_SAFI_UNICAST {
+	if p.Family == nil || p.Family.Afi != api.Family_AFI_IP6 || p.Family.Safi != api.Family_SAFI_UNICAST || p.Nlri == nil {
 		return Route{}, false
 	}
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
+	var nlri api.IPAddressPrefix
+	if err := p.Nlri.UnmarshalTo(&nlri); err != nil {
 		return Route{}, false
 	}
-	prefix, err := netip.ParsePrefix(nlri.String())
-	if err != nil {
+	addr, err := netip.ParseAddr(nlri.Prefix)
+	if err != nil || !addr.Is6() {
 		return Route{}, false
 	}
-	r := Route{Prefix: prefix}
+	r := Route{Prefix: netip.PrefixFrom(addr, int(nlri.PrefixLen)).Masked()}
 	if peer, err := netip.ParseAddr(p.NeighborIp); err == nil {
 		r.Peer = peer.Unmap()
 	}
 	if p.IsWithdraw {
 		return r, true
 	}
-	attrs, err := apiutil.GetNativePathAttributes(p)
-	if err != nil {
-		return Route{}, false
-	}
-	for _, a := range attrs {
-		if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
-			nh := mp.Nexthop
-			if mp.LinkLocalNexthop != nil && !mp.LinkLocalNexthop.IsUnspecified() && (nh == nil || nh.IsUnspecified()) {
-				nh = mp.LinkLocalNexthop
-			}
-			if a, ok := netip.AddrFromSlice(nh); ok {
-				r.NextHop = a.Unmap()
+	for _, a := range p.Pattrs {
+		var mp api.MpReachNLRIAttribute
+		if !a.MessageIs(&mp) || a.UnmarshalTo(&mp) != nil {
+			continue
+		}
+		// The global next hop, else the link-local one (RFC 2545).
+		for _, h := range mp.NextHops {
+			if nh, err := netip.ParseAddr(h); err == nil && !nh.IsUnspecified() {
+				r.NextHop = nh.Unmap()
+				break
 			}
 		}
 	}
