@@ -16,7 +16,7 @@ import (
 type bgpMetrics struct{ s *BGPStatus }
 
 func (m bgpMetrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
-func (m bgpMetrics) Collect(ch chan<- prometheus.Metric)  { collectBGP(m.s, ch) }
+func (m bgpMetrics) Collect(ch chan<- prometheus.Metric) { collectBGP(m.s, ch) }
 
 // TestBGPMetrics: a gateway's BGP status as Prometheus metrics.
 func TestBGPMetrics(t *testing.T) {
