@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
+	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 )
 
 // BGPConfig is a border gateway's BGP configuration (--bgp-*). BGP runs on
@@ -60,6 +61,8 @@ type borderGateway struct {
 	speaker  *bgp.Speaker
 	wake     chan struct{} // the speaker saw a change
 	announce []netip.Prefix
+	native   *fib.Native // the learned routes in the kernel
+	synced   time.Time   // last native.Sync (run's goroutine only)
 
 	mu        sync.Mutex
 	announced map[netip.Prefix]bool
@@ -89,13 +92,19 @@ func (n *Node) startBGP(ctx context.Context) error {
 	if !b.enabled() {
 		return nil
 	}
-	g := &borderGateway{n: n, wake: make(chan struct{}, 1), announce: n.announcements(), announced: map[netip.Prefix]bool{}}
+	g := &borderGateway{n: n, wake: make(chan struct{}, 1), announce: n.announcements(), announced: map[netip.Prefix]bool{},
+		native: fib.NewNative(&fib.Kernel{Protocol: fib.ProtoBGP, Priority: nativePriority}, n.log)}
 	routerID := b.RouterID
 	if !routerID.IsValid() && len(n.cfg.IPs) > 0 {
 		routerID = n.cfg.IPs[0]
 	}
 	if !routerID.IsValid() && b.ConfigFile == "" {
 		return errors.New("--bgp-router-id is required (or --ip, whose first address is the default)")
+	}
+	if pruned, err := g.native.Prune(); err != nil {
+		return err
+	} else if pruned > 0 {
+		n.log.Info().Int("routes", pruned).Msg("removed the learned routes a previous run left in the kernel")
 	}
 	var err error
 	g.speaker, err = bgp.Start(bgp.Config{ASN: b.ASN, RouterID: routerID, ListenPort: b.ListenPort, Peers: b.Peers,
@@ -114,14 +123,27 @@ func (n *Node) startBGP(ctx context.Context) error {
 	return nil
 }
 
+// nativePriority is the kernel metric of the learned routes: below the
+// default 1024 of a static default route, which they override.
+const nativePriority = 512
+
+// nativeSyncInterval spaces the writes of learned routes into the kernel,
+// so that a full table loading is written in a few passes, not one per
+// UPDATE.
+const nativeSyncInterval = time.Second
+
 // run re-evaluates every quarter of a hello interval and on every change
 // of the speaker, so that an unhealthy gateway withdraws within one hello
-// interval.
+// interval; it writes the learned routes into the kernel at most every
+// nativeSyncInterval.
 func (g *borderGateway) run(ctx context.Context) {
 	tick := time.NewTicker(max(g.n.params.Hello()/4, 250*time.Millisecond))
 	defer tick.Stop()
 	for {
 		g.update()
+		if time.Since(g.synced) >= nativeSyncInterval {
+			g.syncNative()
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -175,6 +197,19 @@ func (g *borderGateway) update() {
 	g.exporting = routes
 }
 
+// syncNative writes the learned routes into the kernel.
+func (g *borderGateway) syncNative() {
+	learned := g.speaker.Learned()
+	routes := make(map[netip.Prefix]netip.Addr, len(learned))
+	for _, r := range learned {
+		if r.NextHop.IsValid() {
+			routes[r.Prefix] = r.NextHop
+		}
+	}
+	g.native.Sync(routes)
+	g.synced = time.Now()
+}
+
 // reached tells, for an announced prefix, whether Babel has a selected
 // route to another node in it: the node is in the overlay and reaches
 // the part of the network the prefix covers.
@@ -213,6 +248,8 @@ func (g *borderGateway) retract() {
 			g.announced[p] = false
 		}
 	}
+	// The sessions close with the node: their routes go from the kernel.
+	g.native.Stop()
 }
 
 func (g *borderGateway) stop() {
@@ -227,7 +264,9 @@ type BGPStatus struct {
 	Sessions  []bgp.Session   `json:"sessions"`
 	Announced []AnnouncedInfo `json:"announced"`
 	Learned   int             `json:"learned_routes"`
-	Rejected  int             `json:"rejected_routes"`
+	// Native counts the learned routes written into the kernel.
+	Native   fib.NativeStats `json:"native_routes"`
+	Rejected int             `json:"rejected_routes"`
 	// Default tells whether the gateway exports ::/0 from the network
 	// into Babel (a session gives routes).
 	Default bool `json:"babel_default"`
@@ -245,7 +284,7 @@ func (g *borderGateway) status() *BGPStatus {
 		return nil
 	}
 	s := &BGPStatus{ASN: g.n.cfg.BGP.ASN, Sessions: g.speaker.Sessions(), Learned: g.speaker.LearnedCount(),
-		Rejected: g.speaker.Rejected()}
+		Native: g.native.Stats(), Rejected: g.speaker.Rejected()}
 	for p, c := range g.speaker.Announced() {
 		s.Announced = append(s.Announced, AnnouncedInfo{Prefix: p, Community: c.String()})
 	}
@@ -263,6 +302,8 @@ var (
 	descBGPAnnounced = prometheus.NewDesc("re6st_bgp_announced", "A prefix the gateway announces, with its large community.", []string{"prefix", "community"}, nil)
 	descBGPLearned   = prometheus.NewDesc("re6st_bgp_learned_routes", "Best routes learned from the BGP peers.", nil, nil)
 	descBGPRejected  = prometheus.NewDesc("re6st_bgp_rejected_routes", "Routes the peers give inside the re6st network, rejected by the import policy.", nil, nil)
+	descBGPNative    = prometheus.NewDesc("re6st_bgp_native_routes", "Learned routes written into the kernel.", nil, nil)
+	descBGPNativeErr = prometheus.NewDesc("re6st_bgp_native_errors_total", "Writes of learned routes the kernel refused.", nil, nil)
 	descBGPDefault   = prometheus.NewDesc("re6st_bgp_babel_default", "1 while the gateway exports ::/0 from the network into Babel.", nil, nil)
 )
 
@@ -290,5 +331,7 @@ func collectBGP(s *BGPStatus, ch chan<- prometheus.Metric) {
 	}
 	gauge(descBGPLearned, float64(s.Learned))
 	gauge(descBGPRejected, float64(s.Rejected))
+	gauge(descBGPNative, float64(s.Native.Installed))
+	ch <- prometheus.MustNewConstMetric(descBGPNativeErr, prometheus.CounterValue, float64(s.Native.Errors))
 	gauge(descBGPDefault, bit(s.Default))
 }

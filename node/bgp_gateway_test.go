@@ -14,6 +14,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/node"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
+	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,6 +87,14 @@ func TestBGPGateway(t *testing.T) {
 	}
 
 	require.Eventually(t, birdHas, 3*hello, 200*time.Millisecond, "bird never received %s from the gateway", network)
+	// nativeDefault tells whether the default route bird gives is in the
+	// gateway's kernel (proto bgp, next hop bird).
+	gwHost := c.Node("gw").Host.NS
+	nativeDefault := func() bool {
+		out, err := gwHost.Run("ip", "-6", "route", "show", "proto", "bgp")
+		return err == nil && strings.Contains(out, fmt.Sprintf("default via %s dev %s metric 512", up.Addr, internet.UpstreamInterface))
+	}
+	require.Eventually(t, nativeDefault, 5*time.Second, 200*time.Millisecond, "the learned default route is not in the gateway's kernel")
 	s := gwBGP()
 	require.NotNil(t, s)
 	require.Len(t, s.Sessions, 1)
@@ -93,6 +102,8 @@ func TestBGPGateway(t *testing.T) {
 	require.EqualValues(t, 1, s.Sessions[0].Accepted)
 	require.Equal(t, []node.AnnouncedInfo{{Prefix: network, Community: tag.String()}}, s.Announced)
 	require.True(t, s.Default)
+	require.Equal(t, 1, s.Learned)
+	require.Equal(t, fib.NativeStats{Installed: 1}, s.Native)
 	require.Eventually(t, allRouteDefault, 3*hello, 500*time.Millisecond, "every node routes %s", defaultRoute)
 	out, err := c.Node("n1").Host.NS.Run("ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", c.NodeAddr("n1").String(), up.Addr.String())
 	require.NoError(t, err, "n1 reaches the upstream through the gateway: %s", out)
@@ -105,16 +116,19 @@ func TestBGPGateway(t *testing.T) {
 	require.Eventually(t, noneRoutesDefault, 3*hello, 500*time.Millisecond, "%s still routed without a BGP session", defaultRoute)
 	t.Logf("%s retracted %s after the session went down", defaultRoute, time.Since(down).Round(100*time.Millisecond))
 	require.False(t, gwBGP().Default)
+	require.Eventually(t, func() bool { return !nativeDefault() }, 5*time.Second, 200*time.Millisecond, "learned route kept without the session")
 	_, err = router.Show("enable", "re6st")
 	require.NoError(t, err)
 	require.Eventually(t, allRouteDefault, 20*time.Second, 500*time.Millisecond, "%s back with the session", defaultRoute)
 	require.Eventually(t, birdHas, 10*time.Second, 200*time.Millisecond, "announcement back with the session")
+	require.Eventually(t, nativeDefault, 5*time.Second, 200*time.Millisecond, "learned route back with the session")
 
 	// SIGTERM: the announcement goes at once, not after the hold time.
 	require.NoError(t, c.StopNode("gw"))
 	stopped := time.Now()
 	require.Eventually(t, func() bool { return !birdHas() }, 3*time.Second, 100*time.Millisecond, "bird kept %s after SIGTERM", network)
 	t.Logf("bird lost %s %s after SIGTERM", network, time.Since(stopped).Round(10*time.Millisecond))
+	require.False(t, nativeDefault(), "learned route left in the kernel after SIGTERM")
 	require.Eventually(t, noneRoutesDefault, 3*hello, 500*time.Millisecond, "%s still routed after the gateway stopped", defaultRoute)
 
 	// Restarted, it announces again. Killed (SIGKILL), its kernel still
@@ -124,6 +138,7 @@ func TestBGPGateway(t *testing.T) {
 	restart := func() {
 		t.Helper()
 		require.NoError(t, c.StartNode("gw"))
+		require.Eventually(t, nativeDefault, 20*time.Second, 200*time.Millisecond, "learned route back after the restart")
 		require.Eventually(t, birdHas, 3*hello+10*time.Second, 200*time.Millisecond, "announcement back after the restart")
 		require.Eventually(t, allRouteDefault, 3*hello, 500*time.Millisecond, "%s back after the restart", defaultRoute)
 	}
@@ -132,9 +147,9 @@ func TestBGPGateway(t *testing.T) {
 	killed := time.Now()
 	require.Eventually(t, func() bool { return !birdHas() }, 3*time.Second, 100*time.Millisecond, "bird kept %s after SIGKILL", network)
 	t.Logf("bird lost %s %s after SIGKILL", network, time.Since(killed).Round(10*time.Millisecond))
+	require.True(t, nativeDefault(), "killed, the gateway cannot remove its learned routes")
 
 	restart()
-	gwHost := c.Node("gw").Host.NS
 	_, err = gwHost.Run("nft", "add table inet dead; add chain inet dead out { type filter hook output priority 0; }; "+
 		"add rule inet dead out tcp sport 179 drop; add rule inet dead out tcp dport 179 drop")
 	require.NoError(t, err)

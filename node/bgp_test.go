@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
+	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,7 +27,7 @@ func TestBGPMetrics(t *testing.T) {
 			{Peer: netip.MustParseAddr("192.0.2.1"), ASN: 65002, State: "active"},
 		},
 		Announced: []AnnouncedInfo{{Prefix: netip.MustParsePrefix("2001:db8:42::/48"), Community: "65000:1:0"}},
-		Learned:   1, Rejected: 2, Default: true,
+		Learned:   1, Rejected: 2, Default: true, Native: fib.NativeStats{Installed: 1, Errors: 3},
 	}
 	require.NoError(t, testutil.CollectAndCompare(bgpMetrics{s}, strings.NewReader(`
 # HELP re6st_bgp_announced A prefix the gateway announces, with its large community.
@@ -38,6 +39,12 @@ re6st_bgp_babel_default 1
 # HELP re6st_bgp_learned_routes Best routes learned from the BGP peers.
 # TYPE re6st_bgp_learned_routes gauge
 re6st_bgp_learned_routes 1
+# HELP re6st_bgp_native_errors_total Writes of learned routes the kernel refused.
+# TYPE re6st_bgp_native_errors_total counter
+re6st_bgp_native_errors_total 3
+# HELP re6st_bgp_native_routes Learned routes written into the kernel.
+# TYPE re6st_bgp_native_routes gauge
+re6st_bgp_native_routes 1
 # HELP re6st_bgp_prefixes Prefixes of a BGP session by kind: received, accepted (after the import policy), advertised.
 # TYPE re6st_bgp_prefixes gauge
 re6st_bgp_prefixes{asn="65001",kind="accepted",peer="2001:db8:ffff::1"} 2

@@ -1,0 +1,143 @@
+package fib
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"github.com/vishvananda/netlink"
+)
+
+// ProtoBGP is the routing protocol number of BGP routes (RTPROT_BGP);
+// `ip route` shows it as "proto bgp".
+const ProtoBGP = 186
+
+// Native writes a border gateway's native routes (learned from BGP, with
+// their upstream next hop) into a kernel routing table: Sync makes the
+// table hold exactly the routes it is given, writing only what changed
+// since the last call. A refused write is counted and retried at the next
+// Sync. The interface of each route is the one the kernel uses to reach
+// its next hop.
+type Native struct {
+	Kernel *Kernel
+	log    zerolog.Logger
+
+	mu        sync.Mutex
+	installed map[netip.Prefix]netip.Addr
+	stopped   bool
+	errors    uint64
+	lastErr   string
+}
+
+// NewNative writes into k (whose Protocol should be ProtoBGP).
+func NewNative(k *Kernel, log zerolog.Logger) *Native {
+	return &Native{Kernel: k, log: log, installed: map[netip.Prefix]netip.Addr{}}
+}
+
+// Sync installs routes (prefix → next hop) and removes the others it
+// installed. After Stop it does nothing.
+func (n *Native) Sync(routes map[netip.Prefix]netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.stopped {
+		n.syncLocked(routes)
+	}
+}
+
+// Prune removes the routes of its protocol and metric that a previous run
+// left in its table (killed, it could not remove them), and returns how
+// many.
+func (n *Native) Prune() (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	filter := &netlink.Route{Protocol: netlink.RouteProtocol(n.Kernel.protocol()), Table: n.Kernel.table(), Priority: n.Kernel.priority()}
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PRIORITY)
+	if err != nil {
+		return 0, fmt.Errorf("fib: list native routes: %w", err)
+	}
+	pruned := 0
+	for _, r := range routes {
+		if err := netlink.RouteDel(&r); err != nil {
+			return pruned, fmt.Errorf("fib: prune %s: %w", r.Dst, err)
+		}
+		pruned++
+	}
+	return pruned, nil
+}
+
+// Stop removes every route it installed; later Syncs do nothing.
+func (n *Native) Stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.syncLocked(nil)
+	n.stopped = true
+}
+
+func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
+	ifnames := map[netip.Addr]string{}
+	for dst, nh := range routes {
+		if old, ok := n.installed[dst]; ok && old == nh {
+			continue
+		}
+		ifname, ok := ifnames[nh]
+		if !ok {
+			ifname = n.interfaceTo(nh)
+			ifnames[nh] = ifname
+		}
+		if ifname == "" {
+			n.noteLocked(dst, nh, errors.New("no route to the next hop"))
+			continue
+		}
+		if err := n.Kernel.Replace(Route{Dst: dst, Interface: ifname, NextHop: nh}); err != nil {
+			n.noteLocked(dst, nh, err)
+			continue
+		}
+		n.installed[dst] = nh
+	}
+	for dst := range n.installed {
+		if _, keep := routes[dst]; keep {
+			continue
+		}
+		if err := n.Kernel.Delete(dst, netip.Prefix{}); err != nil {
+			n.noteLocked(dst, n.installed[dst], err)
+			continue
+		}
+		delete(n.installed, dst)
+	}
+}
+
+// interfaceTo is the interface of the kernel's route to nh ("" if none).
+func (n *Native) interfaceTo(nh netip.Addr) string {
+	rs, err := netlink.RouteGet(net.IP(nh.AsSlice()))
+	if err != nil || len(rs) == 0 {
+		return ""
+	}
+	l, err := netlink.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return ""
+	}
+	return l.Attrs().Name
+}
+
+func (n *Native) noteLocked(dst netip.Prefix, nh netip.Addr, err error) {
+	n.errors++
+	n.lastErr = fmt.Sprintf("%s via %s: %v", dst, nh, err)
+	n.log.Warn().Err(err).Stringer("prefix", dst).Stringer("nexthop", nh).Msg("native route")
+}
+
+// NativeStats counts the native routes.
+type NativeStats struct {
+	Installed int    `json:"installed"`
+	Errors    uint64 `json:"errors"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Stats reads the counts.
+func (n *Native) Stats() NativeStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NativeStats{Installed: len(n.installed), Errors: n.errors, LastError: n.lastErr}
+}
