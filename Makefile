@@ -40,6 +40,7 @@ demo: build
 bench: build
 	$(BIN)/re6st-bench --out bench-results
 	$(GO) test -run '^$$' -bench FullTable -benchtime 1x ./routing/bgp/
+	$(GO) test -run '^$$' -bench NativeSync -benchtime 1x ./routing/fib/
 
 clean:
 	rm -rf $(BIN)
