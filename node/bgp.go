@@ -233,6 +233,13 @@ func (g *borderGateway) retract() {
 	if g == nil {
 		return
 	}
+	g.withdrawAll()
+	// The sessions close with the node: their routes go from the kernel
+	// (outside g.mu: a full table takes seconds, and status reads g.mu).
+	g.native.Stop()
+}
+
+func (g *borderGateway) withdrawAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.retracted = true
@@ -248,8 +255,6 @@ func (g *borderGateway) retract() {
 			g.announced[p] = false
 		}
 	}
-	// The sessions close with the node: their routes go from the kernel.
-	g.native.Stop()
 }
 
 func (g *borderGateway) stop() {

@@ -25,11 +25,15 @@ type Native struct {
 	Kernel *Kernel
 	log    zerolog.Logger
 
-	mu        sync.Mutex
+	mu        sync.Mutex // held through a Sync, which may take a minute for a full table
 	installed map[netip.Prefix]netip.Addr
 	stopped   bool
-	errors    uint64
-	lastErr   string
+
+	// The counts, apart so that Stats answers during a Sync.
+	statsMu sync.Mutex
+	count   int // len(installed)
+	errors  uint64
+	lastErr string
 }
 
 // NewNative writes into k (whose Protocol should be ProtoBGP).
@@ -96,6 +100,7 @@ func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
 			continue
 		}
 		n.installed[dst] = nh
+		n.counted()
 	}
 	for dst := range n.installed {
 		if _, keep := routes[dst]; keep {
@@ -106,7 +111,15 @@ func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
 			continue
 		}
 		delete(n.installed, dst)
+		n.counted()
 	}
+}
+
+// counted publishes the number of installed routes.
+func (n *Native) counted() {
+	n.statsMu.Lock()
+	n.count = len(n.installed)
+	n.statsMu.Unlock()
 }
 
 // interfaceTo is the interface of the kernel's route to nh ("" if none).
@@ -123,8 +136,10 @@ func (n *Native) interfaceTo(nh netip.Addr) string {
 }
 
 func (n *Native) noteLocked(dst netip.Prefix, nh netip.Addr, err error) {
+	n.statsMu.Lock()
 	n.errors++
 	n.lastErr = fmt.Sprintf("%s via %s: %v", dst, nh, err)
+	n.statsMu.Unlock()
 	n.log.Warn().Err(err).Stringer("prefix", dst).Stringer("nexthop", nh).Msg("native route")
 }
 
@@ -137,7 +152,7 @@ type NativeStats struct {
 
 // Stats reads the counts.
 func (n *Native) Stats() NativeStats {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return NativeStats{Installed: len(n.installed), Errors: n.errors, LastError: n.lastErr}
+	n.statsMu.Lock()
+	defer n.statsMu.Unlock()
+	return NativeStats{Installed: n.count, Errors: n.errors, LastError: n.lastErr}
 }
