@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // ProtoBGP is the routing protocol number of BGP routes (RTPROT_BGP);
@@ -25,9 +27,10 @@ type Native struct {
 	Kernel *Kernel
 	log    zerolog.Logger
 
-	mu        sync.Mutex // held through a Sync, which may take a minute for a full table
+	mu        sync.Mutex // held through a Sync, which may take seconds for a full table
 	installed map[netip.Prefix]netip.Addr
 	stopped   bool
+	handle    *netlink.Handle // one rtnetlink socket for every write, opened by the first call
 
 	// The counts, apart so that Stats answers during a Sync.
 	statsMu sync.Mutex
@@ -36,7 +39,8 @@ type Native struct {
 	lastErr string
 }
 
-// NewNative writes into k (whose Protocol should be ProtoBGP).
+// NewNative writes routes with k's table, metric and protocol (which should
+// be ProtoBGP), over one rtnetlink socket of its own.
 func NewNative(k *Kernel, log zerolog.Logger) *Native {
 	return &Native{Kernel: k, log: log, installed: map[netip.Prefix]netip.Addr{}}
 }
@@ -51,20 +55,43 @@ func (n *Native) Sync(routes map[netip.Prefix]netip.Addr) {
 	}
 }
 
+// handleLocked opens the rtnetlink socket, in the calling thread's network
+// namespace.
+func (n *Native) handleLocked() (*netlink.Handle, error) {
+	if n.handle == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("fib: rtnetlink: %w", err)
+		}
+		n.handle = h
+	}
+	return n.handle, nil
+}
+
+// route is dst as the kernel keeps it (next hop and interface aside).
+func (n *Native) route(dst netip.Prefix) *netlink.Route {
+	return &netlink.Route{Family: netlink.FAMILY_V6, Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), 128)},
+		Protocol: netlink.RouteProtocol(n.Kernel.protocol()), Priority: n.Kernel.priority(), Table: n.Kernel.table()}
+}
+
 // Prune removes the routes of its protocol and metric that a previous run
 // left in its table (killed, it could not remove them), and returns how
 // many.
 func (n *Native) Prune() (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	h, err := n.handleLocked()
+	if err != nil {
+		return 0, err
+	}
 	filter := &netlink.Route{Protocol: netlink.RouteProtocol(n.Kernel.protocol()), Table: n.Kernel.table(), Priority: n.Kernel.priority()}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PRIORITY)
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PRIORITY)
 	if err != nil {
 		return 0, fmt.Errorf("fib: list native routes: %w", err)
 	}
 	pruned := 0
 	for _, r := range routes {
-		if err := netlink.RouteDel(&r); err != nil {
+		if err := h.RouteDel(&r); err != nil {
 			return pruned, fmt.Errorf("fib: prune %s: %w", r.Dst, err)
 		}
 		pruned++
@@ -78,24 +105,35 @@ func (n *Native) Stop() {
 	defer n.mu.Unlock()
 	n.syncLocked(nil)
 	n.stopped = true
+	if n.handle != nil {
+		n.handle.Close()
+		n.handle = nil
+	}
 }
 
 func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
-	ifnames := map[netip.Addr]string{}
+	h, err := n.handleLocked()
+	if err != nil {
+		n.noteLocked(netip.Prefix{}, netip.Addr{}, err)
+		return
+	}
+	links := map[netip.Addr]int{}
 	for dst, nh := range routes {
 		if old, ok := n.installed[dst]; ok && old == nh {
 			continue
 		}
-		ifname, ok := ifnames[nh]
+		link, ok := links[nh]
 		if !ok {
-			ifname = n.interfaceTo(nh)
-			ifnames[nh] = ifname
+			link = interfaceTo(h, nh)
+			links[nh] = link
 		}
-		if ifname == "" {
+		if link == 0 {
 			n.noteLocked(dst, nh, errors.New("no route to the next hop"))
 			continue
 		}
-		if err := n.Kernel.Replace(Route{Dst: dst, Interface: ifname, NextHop: nh}); err != nil {
+		r := n.route(dst)
+		r.Gw, r.LinkIndex = nh.AsSlice(), link
+		if err := h.RouteReplace(r); err != nil {
 			n.noteLocked(dst, nh, err)
 			continue
 		}
@@ -106,7 +144,7 @@ func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
 		if _, keep := routes[dst]; keep {
 			continue
 		}
-		if err := n.Kernel.Delete(dst, netip.Prefix{}); err != nil {
+		if err := h.RouteDel(n.route(dst)); err != nil && !errors.Is(err, syscall.ESRCH) {
 			n.noteLocked(dst, n.installed[dst], err)
 			continue
 		}
@@ -122,17 +160,14 @@ func (n *Native) counted() {
 	n.statsMu.Unlock()
 }
 
-// interfaceTo is the interface of the kernel's route to nh ("" if none).
-func (n *Native) interfaceTo(nh netip.Addr) string {
-	rs, err := netlink.RouteGet(net.IP(nh.AsSlice()))
+// interfaceTo is the index of the interface of the kernel's route to nh
+// (0 if none).
+func interfaceTo(h *netlink.Handle, nh netip.Addr) int {
+	rs, err := h.RouteGet(net.IP(nh.AsSlice()))
 	if err != nil || len(rs) == 0 {
-		return ""
+		return 0
 	}
-	l, err := netlink.LinkByIndex(rs[0].LinkIndex)
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().Name
+	return rs[0].LinkIndex
 }
 
 func (n *Native) noteLocked(dst netip.Prefix, nh netip.Addr, err error) {
