@@ -34,10 +34,12 @@ type Config struct {
 	ClientCount int // outgoing tunnels; < 0: the registry's
 	MaxClients  int // incoming tunnels; < 0: the registry's
 	Gateway     bool
-	Up          []string  // commands run once the node is up
-	Daemons     []string  // commands run and killed at exit
-	Metrics     string    // Prometheus listen address; empty: none
-	BGP         BGPConfig // border gateway's BGP (--bgp-*)
+	Up          []string // commands run once the node is up
+	Daemons     []string // commands run and killed at exit
+	Metrics     string   // Prometheus listen address; empty: none
+
+	// BGP is a border gateway's BGP (--bgp-*, docs/gateway.md).
+	BGP BGPConfig
 
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
