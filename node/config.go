@@ -46,6 +46,9 @@ type Config struct {
 	// empty: Encap alone.
 	TunnelTypes []string
 
+	// BGP is a border gateway's BGP (--bgp-*, docs/gateway.md).
+	BGP BGPConfig
+
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
 	Logger       zerolog.Logger
@@ -101,6 +104,9 @@ func (c *Config) check() error {
 		return fmt.Errorf("--country %q: want a two-letter ISO 3166 code, e.g. FR", c.Country)
 	}
 	c.Country = strings.ToUpper(c.Country)
+	if err := c.BGP.check(c.Gateway); err != nil {
+		return err
+	}
 	for _, ip := range c.IPs {
 		if !ip.Is4() {
 			return fmt.Errorf("--ip %s: the underlay is IPv4", ip)

@@ -103,6 +103,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClassDrops, cl.Traffic.Drops, cl.Name)
 		gauge(descClassRoutes, float64(len(cl.Routes)), cl.Name)
 	}
+	if s.BGP != nil {
+		collectBGP(s.BGP, ch)
+	}
 }
 
 // serveMetrics serves /metrics on --metrics until ctx ends.

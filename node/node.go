@@ -49,6 +49,7 @@ type Node struct {
 	proto   *nodeproto.Node
 	tunnels *manager.Manager
 	daemons *processes
+	gw      *borderGateway // nil unless BGP runs
 
 	stopRun context.CancelFunc // ends the goroutines of run
 	run     *errgroup.Group
@@ -248,6 +249,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.setupDefaultRoute(); err != nil {
 		return err
 	}
+	if err := n.startBGP(ctx); err != nil {
+		return err
+	}
 	if err := n.serveControl(ctx); err != nil {
 		return err
 	}
@@ -292,6 +296,9 @@ func (n *Node) openDatapath() (*loader.Datapath, error) {
 // source-specific kernel route, so the host's own default is untouched),
 // unless Babel routes it through a LAN neighbour.
 func (n *Node) setupDefaultRoute() error {
+	if n.cfg.Gateway && n.cfg.BGP.enabled() {
+		return nil // exported while a BGP session gives routes (bgp.go)
+	}
 	if n.cfg.Gateway {
 		return n.router.Export(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network, 0)
 	}
@@ -316,6 +323,7 @@ func (n *Node) retract() {
 		return out
 	}
 	before := sent()
+	n.gw.retract()
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
 	if n.ipv4.subnet.IsValid() {
 		n.router.Withdraw(n.ipv4.subnet, netip.Prefix{})
@@ -352,6 +360,7 @@ func (n *Node) retract() {
 // that transit traffic goes on.
 func (n *Node) shutdown() {
 	n.daemons.stop()
+	n.gw.stop()
 	if n.conn != nil {
 		n.conn.Close()
 	}

@@ -41,6 +41,7 @@ type Status struct {
 	FIB         fib.Stats             `json:"fib"`
 	// Classes are the network's traffic classes (none: left out).
 	Classes []ClassStatus `json:"traffic_classes,omitempty"`
+	BGP     *BGPStatus    `json:"bgp,omitempty"`
 }
 
 // Duration prints as Go durations do, in JSON too.
@@ -125,6 +126,7 @@ func (n *Node) Status() Status {
 		ClientCount: clientCount, MaxClients: maxClients,
 		Control: ControlStatus{NodeProtocol: n.proto.Stats(), Drops: n.conn.Drops()},
 		FIB:     n.fibw.Stats(),
+		BGP:     n.gw.status(),
 	}
 	r := &n.registry
 	r.mu.Lock()

@@ -27,6 +27,7 @@ type nodeFlags struct {
 	ips     []string
 	ignored []string
 	test    string
+	bgp     bgpFlags
 }
 
 // ignoredOptions are re6st's node options that have no meaning here
@@ -77,6 +78,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringVar(&f.cfg.Country, "country", "", "country code (ISO 3166 alpha-2) advertised with our addresses, for the network's same_country rule (default: the registry's GeoIP answer)")
 	fl.StringVar(&f.test, "test", "", "check the configuration and exit (re6st's Python expression is not evaluated)")
 	atfile.AddIgnored(fl, ignoredOptions)
+	addBGPFlags(fl, &f.bgp)
 }
 
 func (f *nodeFlags) config() (node.Config, error) {
@@ -95,6 +97,9 @@ func (f *nodeFlags) config() (node.Config, error) {
 		f.cfg.Attach = a
 	default:
 		return f.cfg, fmt.Errorf("--attach %q: want auto, tcx or legacy", f.attach)
+	}
+	if f.cfg.BGP, err = f.bgp.config(); err != nil {
+		return f.cfg, err
 	}
 	for _, s := range f.ips {
 		ip, err := netip.ParseAddr(s)
