@@ -46,6 +46,7 @@ protocol bgp re6st {
 // (long before the hold time), as does SIGKILL (the kernel closes the
 // session); a gateway whose host goes silent is dropped after the hold time.
 func TestBGPGateway(t *testing.T) {
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")}},
 		Hosts: []internet.HostSpec{

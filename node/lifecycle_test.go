@@ -15,7 +15,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/node"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/stretchr/testify/assert"
@@ -43,7 +42,7 @@ const certLife = 3 * time.Minute
 // steps under a continuous ping), revocation, and a start with an expired
 // certificate.
 func TestLifecycle(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, smallSpec())
 	registryArgs := []string{"--cert-duration", certLife.String()}
 	c := cluster.ForTest(t, cluster.Options{Internet: in, ClientCount: 1, MaxClients: 6, TunnelRefresh: 600,

@@ -93,7 +93,7 @@ func (nw *network) allPairsReachable(within time.Duration) (time.Duration, error
 // survive, in order, on the default simulated internet: two ISPs, a NAT
 // site, a LAN whose two nodes find each other with -i.
 func TestNetwork(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Default())
 	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{Internet: in}), in: in, t: t, dead: map[string]bool{}}
 	require.NoError(t, nw.StartNodes())

@@ -9,7 +9,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,7 +33,7 @@ func halvesSpec() internet.Spec {
 // has no route to the registry's node) and the two overlays merge within
 // two tunnel refreshes.
 func TestPartition(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, halvesSpec())
 	c := cluster.ForTest(t, cluster.Options{Internet: in})
 	require.NoError(t, c.StartNodes())

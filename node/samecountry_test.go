@@ -10,7 +10,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +20,7 @@ import (
 // registry. French nodes tunnel only to French nodes, the others never to
 // French nodes: two overlays, each whole.
 func TestSameCountry(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, smallSpec())
 	geoip := filepath.Join(t.TempDir(), "geoip.csv")
 	require.NoError(t, os.WriteFile(geoip, []byte("198.18.0.0/16,FR,EU\n198.19.0.0/16,DE,EU\n"), 0o644))

@@ -99,7 +99,7 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 	}()
 	describe(in)
 
-	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf,
+	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf, RegistryArgs: payloadArgs,
 		NodeArgs: func(n *cluster.Node) []string {
 			if usesGRE(n.Host) {
 				return []string{"--encap", "gre"}
@@ -123,6 +123,8 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 		return m.Reachable(), len(m.Nodes), err
 	}
 	dataPlanes(c)
+	answered := payload(c, 30*time.Second)
+	logf("demo: %d/%d nodes answer on their IPv4 and keepalive addresses", answered, len(c.Nodes()))
 	shown := statusNode(in, c)
 	status, serr := c.Status(shown)
 	var pretty bytes.Buffer
