@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,11 @@ import (
 // class gets both from new parameters (the registry restarted with --ipv4
 // and --traffic-class); the nodes, left running, take their IPv4 address
 // and class address and ping each other over IPv4 and between class
-// addresses. Removed again from the registry, both leave the nodes: the
-// addresses go from re6st0 and Babel retracts the routes.
+// addresses. The IPv4 network then moves and a class is put before the
+// first (whose id changes: the routes already written are re-marked, the
+// data plane counts the pings in the new id); at last both are removed
+// from the registry: the addresses leave re6st0 and Babel retracts the
+// routes.
 func TestLivePayload(t *testing.T) {
 	netns.RequireRoot(t)
 	in := internet.ForTest(t, internet.Spec{
@@ -33,73 +37,132 @@ func TestLivePayload(t *testing.T) {
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
 	version := nodeStatus(t, c, "n1").Params.Version
-	for _, name := range c.Nodes() {
-		s := nodeStatus(t, c, name)
-		require.False(t, s.IPv4.IsValid(), name)
-		require.Empty(t, s.Classes, name)
-	}
+	waitPayload(t, c, netip.Prefix{}, nil)
+	keepAlive := "keepalive,fd00:1::/32,dscp=46,priority=7"
 
-	c.SetRegistryArgs("--ipv4", "10.42.0.0/16", "8", "--traffic-class", "keepalive,fd00:1::/32,dscp=46,priority=7")
+	start := time.Now()
+	version = newRegistryArgs(t, c, version, "--ipv4", "10.42.0.0/16", "8", "--traffic-class", keepAlive)
+	first := waitPayload(t, c, netip.MustParsePrefix("10.42.0.0/16"), []string{"keepalive"})
+	pingPayload(t, c, first, 0)
+	t.Logf("IPv4 payload and traffic class added live: nodes ping each other %s after the registry restarted", time.Since(start).Round(time.Second))
+
+	start = time.Now()
+	version = newRegistryArgs(t, c, version, "--ipv4", "10.43.0.0/16", "8",
+		"--traffic-class", "bulk,fd00:2::/32,dscp=10,priority=0", "--traffic-class", keepAlive)
+	second := waitPayload(t, c, netip.MustParsePrefix("10.43.0.0/16"), []string{"bulk", "keepalive"})
+	waitGone(t, c, first, second)
+	for name, s := range second {
+		require.Equal(t, first[name].Classes[0].Address, s.Classes[1].Address, "%s keeps its keep-alive address", name)
+	}
+	pingPayload(t, c, second, 1)
+	t.Logf("IPv4 network moved and keep-alive class renumbered live: %s after the registry restarted", time.Since(start).Round(time.Second))
+
+	start = time.Now()
+	newRegistryArgs(t, c, version)
+	waitGone(t, c, second, waitPayload(t, c, netip.Prefix{}, nil))
+	t.Logf("IPv4 payload and traffic classes removed live: addresses and routes gone %s after the registry restarted", time.Since(start).Round(time.Second))
+	_, err = c.WaitReachable(context.Background(), 30*time.Second)
+	require.NoError(t, err, "reachability after the removal")
+}
+
+// newRegistryArgs restarts the registry with args (new network
+// parameters) and waits until every node runs a version newer than v.
+func newRegistryArgs(t *testing.T, c *cluster.Cluster, v uint64, args ...string) uint64 {
+	t.Helper()
+	c.SetRegistryArgs(args...)
 	require.NoError(t, c.KillRegistry())
 	require.NoError(t, c.StartRegistry())
-	start := time.Now()
-	version = waitVersion(t, c, version, 60*time.Second)
+	return waitVersion(t, c, v, 60*time.Second)
+}
+
+// waitPayload waits until every node shows an IPv4 address in ipv4 (none
+// if ipv4 is zero) and the classes named, each with its address on re6st0,
+// and returns their statuses.
+func waitPayload(t *testing.T, c *cluster.Cluster, ipv4 netip.Prefix, classes []string) map[string]node.Status {
+	t.Helper()
 	status := map[string]node.Status{}
-	var missing string
+	var why string
 	require.Eventually(t, func() bool {
 		for _, name := range c.Nodes() {
 			s := nodeStatus(t, c, name)
-			if !s.IPv4.IsValid() || len(s.Classes) != 1 {
-				missing = name
+			if s.IPv4.IsValid() != ipv4.IsValid() || ipv4.IsValid() && !ipv4.Contains(s.IPv4.Addr()) {
+				why = fmt.Sprintf("%s has IPv4 address %v, not one in %v", name, s.IPv4, ipv4)
 				return false
+			}
+			var names []string
+			for _, cs := range s.Classes {
+				names = append(names, cs.Name)
+			}
+			if !slices.Equal(names, classes) {
+				why = fmt.Sprintf("%s has classes %v, not %v", name, names, classes)
+				return false
+			}
+			addrs := overlayAddrs(t, c, name)
+			for _, a := range payloadAddrs(s) {
+				if !strings.Contains(addrs, " "+a+" ") {
+					why = fmt.Sprintf("%s: %s not on re6st0", name, a)
+					return false
+				}
 			}
 			status[name] = s
 		}
 		return true
-	}, 3*hello, 200*time.Millisecond, "%s has no IPv4 address or class address", &missing)
-	for name, s := range status {
-		addrs := overlayAddrs(t, c, name)
-		require.Contains(t, addrs, s.IPv4.String(), name)
-		require.Contains(t, addrs, netip.PrefixFrom(s.Classes[0].Address, s.Classes[0].Range.Bits()).String(), name)
-		require.Equal(t, "keepalive", s.Classes[0].Name, name)
-	}
-	var last error
-	require.Eventually(t, func() bool {
-		last = pingPayload(c, status)
-		return last == nil
-	}, 3*hello+30*time.Second, time.Second, "pings over IPv4 and between class addresses: %v", &last)
-	t.Logf("IPv4 payload and traffic class applied live: nodes ping each other %s after the registry restarted", time.Since(start).Round(time.Second))
+	}, 3*hello, 200*time.Millisecond, "%v", &why)
+	return status
+}
 
-	c.SetRegistryArgs()
-	require.NoError(t, c.KillRegistry())
-	require.NoError(t, c.StartRegistry())
-	start = time.Now()
-	waitVersion(t, c, version, 60*time.Second)
-	var left string
+// payloadAddrs are the IPv4 and class addresses of a node, as ip(8)
+// prints them.
+func payloadAddrs(s node.Status) []string {
+	var out []string
+	if s.IPv4.IsValid() {
+		out = append(out, s.IPv4.String())
+	}
+	for _, cs := range s.Classes {
+		out = append(out, netip.PrefixFrom(cs.Address, cs.Range.Bits()).String())
+	}
+	return out
+}
+
+// payloadPrefixes are the IPv4 subnet and class prefixes a node announces.
+func payloadPrefixes(s node.Status) []string {
+	var out []string
+	if s.IPv4Subnet.IsValid() {
+		out = append(out, s.IPv4Subnet.String())
+	}
+	for _, cs := range s.Classes {
+		out = append(out, cs.Prefix.String())
+	}
+	return out
+}
+
+// waitGone waits until what the nodes had in before and no longer have in
+// after is gone: their addresses from re6st0, their prefixes from the
+// other nodes' Babel routes.
+func waitGone(t *testing.T, c *cluster.Cluster, before, after map[string]node.Status) {
+	t.Helper()
+	var why string
 	require.Eventually(t, func() bool {
 		for _, name := range c.Nodes() {
-			s := nodeStatus(t, c, name)
 			addrs := overlayAddrs(t, c, name)
-			old := status[name]
-			if s.IPv4.IsValid() || len(s.Classes) != 0 || strings.Contains(addrs, old.IPv4.String()) ||
-				strings.Contains(addrs, netip.PrefixFrom(old.Classes[0].Address, old.Classes[0].Range.Bits()).String()) {
-				left = name + ": address still there"
-				return false
+			for _, a := range payloadAddrs(before[name]) {
+				if !slices.Contains(payloadAddrs(after[name]), a) && strings.Contains(addrs, " "+a+" ") {
+					why = fmt.Sprintf("%s: %s still on re6st0", name, a)
+					return false
+				}
 			}
-			for _, r := range s.Routes {
-				for other, o := range status {
-					if other != name && (r.Prefix == o.IPv4Subnet.String() || r.Prefix == o.Classes[0].Prefix.String()) {
-						left = fmt.Sprintf("%s still routes %s of %s", name, r.Prefix, other)
+			for _, r := range nodeStatus(t, c, name).Routes {
+				for other := range before {
+					if other != name && slices.Contains(payloadPrefixes(before[other]), r.Prefix) &&
+						!slices.Contains(payloadPrefixes(after[other]), r.Prefix) {
+						why = fmt.Sprintf("%s still routes %s of %s", name, r.Prefix, other)
 						return false
 					}
 				}
 			}
 		}
 		return true
-	}, 3*hello+10*time.Second, 500*time.Millisecond, "IPv4 payload and class not removed: %v", &left)
-	t.Logf("IPv4 payload and traffic class removed live: addresses and routes gone %s after the registry restarted", time.Since(start).Round(time.Second))
-	_, err = c.WaitReachable(context.Background(), 30*time.Second)
-	require.NoError(t, err, "reachability after the removal")
+	}, 3*hello+10*time.Second, 500*time.Millisecond, "%v", &why)
 }
 
 // overlayAddrs is what `ip addr show dev re6st0` prints on a node.
@@ -110,22 +173,35 @@ func overlayAddrs(t *testing.T, c *cluster.Cluster, name string) string {
 	return out
 }
 
-// pingPayload pings from each node every other's IPv4 address, and its
-// class address from its own.
-func pingPayload(c *cluster.Cluster, status map[string]node.Status) error {
-	for a, sa := range status {
-		for b, sb := range status {
-			if a == b {
-				continue
-			}
-			ns := c.Node(a).Host.NS
-			if out, err := ns.Run("ping", "-4", "-c", "1", "-W", "2", sb.IPv4.Addr().String()); err != nil {
-				return fmt.Errorf("%s → %s over IPv4: %v\n%s", a, b, err, out)
-			}
-			if out, err := ns.Run("ping", "-6", "-c", "1", "-W", "2", "-I", sa.Classes[0].Address.String(), sb.Classes[0].Address.String()); err != nil {
-				return fmt.Errorf("%s → %s between class addresses: %v\n%s", a, b, err, out)
+// pingPayload waits until each node pings every other's IPv4 address, and
+// its address in the class of index class from its own; the data plane of
+// each node counts its echo requests in that class.
+func pingPayload(t *testing.T, c *cluster.Cluster, status map[string]node.Status, class int) {
+	t.Helper()
+	ping := func() error {
+		for a, sa := range status {
+			for b, sb := range status {
+				if a == b {
+					continue
+				}
+				ns := c.Node(a).Host.NS
+				if out, err := ns.Run("ping", "-4", "-c", "1", "-W", "2", sb.IPv4.Addr().String()); err != nil {
+					return fmt.Errorf("%s → %s over IPv4: %v\n%s", a, b, err, out)
+				}
+				if out, err := ns.Run("ping", "-6", "-c", "1", "-W", "2", "-I", sa.Classes[class].Address.String(), sb.Classes[class].Address.String()); err != nil {
+					return fmt.Errorf("%s → %s between %s addresses: %v\n%s", a, b, sa.Classes[class].Name, err, out)
+				}
 			}
 		}
+		return nil
 	}
-	return nil
+	var last error
+	require.Eventually(t, func() bool { last = ping(); return last == nil }, 3*hello+30*time.Second, time.Second,
+		"pings over IPv4 and between class addresses: %v", &last)
+	for name, s := range status {
+		after := nodeStatus(t, c, name).Classes[class]
+		require.Equal(t, s.Classes[class].ID, after.ID)
+		require.GreaterOrEqual(t, after.Traffic.Packets-s.Classes[class].Traffic.Packets, uint64(len(status)-1),
+			"%s's data plane counts its pings in class %d (%s)", name, after.ID, after.Name)
+	}
 }
