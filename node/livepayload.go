@@ -63,8 +63,8 @@ func (n *Node) applyPayload(old, p *netparams.Params) {
 	}
 }
 
-// updateClasses replaces the classes in force with tcs: each class of tcs
-// is (re)written in the data plane; the prefix of a class that is gone or
+// updateClasses replaces the classes in force with tcs: each new or
+// changed class of tcs (by id) is written in the data plane; the prefix of a class that is gone or
 // moved is withdrawn from Babel, its local route and overlay address
 // removed; a new prefix is set up as setupClasses does; the selected
 // routes whose class changed are written again (fib.Writer.Rewrite), so
@@ -77,6 +77,9 @@ func (n *Node) updateClasses(tcs []netparams.TrafficClass) error {
 	}
 	prev, _ := n.payload.get()
 	for _, c := range next {
+		if int(c.ID) <= len(prev) && prev[c.ID-1].TrafficClass == c.TrafficClass {
+			continue // unchanged: queues and shaping set by re6st-bpf stay
+		}
 		if err := n.dp.SetClass(dataplaneClass(c)); err != nil {
 			return fmt.Errorf("traffic class %s: %w", c.Name, err)
 		}
