@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ import (
 // and --traffic-class); the nodes, left running, take their IPv4 address
 // and class address and ping each other over IPv4 and between class
 // addresses. The IPv4 network then moves and a class is put before the
-// first (whose id changes: the routes already written are re-marked, the
-// data plane counts the pings in the new id); at last both are removed
+// first (whose id changes: the routes already written are re-marked, as
+// the log says, and the data plane counts the pings in the new id); at last both are removed
 // from the registry: the addresses leave re6st0 and Babel retracts the
 // routes.
 func TestLivePayload(t *testing.T) {
@@ -53,6 +54,11 @@ func TestLivePayload(t *testing.T) {
 	waitGone(t, c, first, second)
 	for name, s := range second {
 		require.Equal(t, first[name].Classes[0].Address, s.Classes[1].Address, "%s keeps its keep-alive address", name)
+	}
+	for _, name := range c.Nodes() {
+		log, err := os.ReadFile(c.Node(name).Log())
+		require.NoError(t, err)
+		require.Regexp(t, `"routes_remarked":[1-9]`, string(log), "%s re-marked its routes into the renumbered class", name)
 	}
 	pingPayload(t, c, second, 1)
 	t.Logf("IPv4 network moved and keep-alive class renumbered live: %s after the registry restarted", time.Since(start).Round(time.Second))
