@@ -211,6 +211,22 @@ func (d *Datapath) AddOverlayAddress(p netip.Prefix) error {
 	})
 }
 
+// RemoveOverlayAddress removes an address AddOverlayAddress put (a
+// traffic class gone from the network); one already gone is not an error.
+func (d *Datapath) RemoveOverlayAddress(p netip.Prefix) error {
+	return InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(d.State.Overlay)
+		if err != nil {
+			return err
+		}
+		err = netlink.AddrDel(l, &netlink.Addr{IPNet: prefixIPNet(p)})
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove %s from %s: %w", p, d.State.Overlay, err)
+		}
+		return nil
+	})
+}
+
 // RXPinning says whether an underlay can pin the classes' incoming tunnel
 // traffic to RX queues: that needs the NIC's ntuple filters
 // (ethtool -N). re6st-bpf does not program them yet; status says whether

@@ -53,26 +53,18 @@ func (c *nodeClass) holds(dst netip.Prefix) bool {
 	return c.Range.Bits() <= dst.Bits() && c.Range.Contains(dst.Addr())
 }
 
-// setupClasses applies the network's traffic classes: each class in the
-// data plane, this node's address in each range on the overlay device (the
-// range's length, so the kernel routes the whole range to the overlay as it
-// does the network), its prefix there delivered locally and announced by
-// Babel.
+// setupClasses applies the network's traffic classes at start: each class
+// in the data plane, and this node's address and prefix in its range
+// (addClassPrefix).
 func (n *Node) setupClasses() error {
-	for _, c := range n.classes {
-		if err := n.dp.SetClass(loader.Class{ID: c.ID, DSCP: uint8(c.DSCP), Priority: uint32(c.Priority), Rate: c.Rate}); err != nil {
+	classes, _ := n.payload.get()
+	for _, c := range classes {
+		if err := n.dp.SetClass(dataplaneClass(c)); err != nil {
 			return fmt.Errorf("traffic class %s: %w", c.Name, err)
 		}
-		if err := n.dp.AddOverlayAddress(netip.PrefixFrom(c.Address, c.Range.Bits())); err != nil {
-			return fmt.Errorf("traffic class %s: %w", c.Name, err)
+		if err := n.addClassPrefix(c); err != nil {
+			return err
 		}
-		if err := n.routes.SetLocal(c.Prefix); err != nil {
-			return fmt.Errorf("traffic class %s: %w", c.Name, err)
-		}
-		if err := n.router.Export(c.Prefix, netip.Prefix{}, 0); err != nil {
-			return fmt.Errorf("traffic class %s: %w", c.Name, err)
-		}
-		n.log.Info().Str("class", c.Name).Stringer("prefix", c.Prefix).Msg("traffic class")
 	}
 	return nil
 }
@@ -92,8 +84,9 @@ type ClassStatus struct {
 // classStatuses lists the classes, with the selected routes among routes
 // that fall in each range.
 func (n *Node) classStatuses(routes []RouteStatus) []ClassStatus {
-	out := make([]ClassStatus, 0, len(n.classes))
-	for _, c := range n.classes {
+	classes, _ := n.payload.get()
+	out := make([]ClassStatus, 0, len(classes))
+	for _, c := range classes {
 		cs := ClassStatus{ID: c.ID, TrafficClass: c.TrafficClass, Prefix: c.Prefix, Address: c.Address, Routes: []RouteStatus{}}
 		cs.Traffic, _ = n.dp.ClassCounters(c.ID)
 		for _, r := range routes {

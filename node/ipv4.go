@@ -60,11 +60,13 @@ func addr4(x uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// setupIPv4 gives the node its IPv4 payload from the network parameters:
-// its address on the overlay device (loader.Datapath.SetIPv4), its subnet
-// delivered locally and announced in Babel. Without an IPv4 payload, or
-// with parameters that give this certificate none, IPv4 stays off (re6st
-// logs the same warning) and an address a previous run set is removed.
+// setupIPv4 gives the node its IPv4 payload from the network parameters
+// in force, at start and when they change: its address on the overlay
+// device (loader.Datapath.SetIPv4), its subnet delivered locally and
+// announced in Babel; a previous subnet is withdrawn from Babel and no
+// longer delivered. Without an IPv4 payload, or with parameters that give
+// this certificate none, IPv4 is off (re6st logs the same warning) and the
+// address is removed (also one a previous run set).
 func (n *Node) setupIPv4() error {
 	serial, ok := ca.SubjectSerial(n.id.Cert)
 	if !ok {
@@ -75,10 +77,22 @@ func (n *Node) setupIPv4() error {
 		if !errors.Is(err, errNoIPv4) {
 			n.log.Warn().Err(err).Msg("IPv4 payload disabled")
 		}
-		return n.dp.SetIPv4(netip.Prefix{})
+		v4 = ipv4Payload{}
+	}
+	_, old := n.payload.get()
+	if old.subnet.IsValid() && old.subnet != v4.subnet {
+		n.router.Withdraw(old.subnet, netip.Prefix{})
+		if err := n.routes.DeleteLocal(old.subnet); err != nil {
+			return err
+		}
+		n.log.Info().Stringer("subnet", old.subnet).Msg("IPv4 subnet withdrawn")
 	}
 	if err := n.dp.SetIPv4(v4.addr); err != nil {
 		return err
+	}
+	n.payload.setIPv4(v4)
+	if !v4.subnet.IsValid() {
+		return nil
 	}
 	if err := n.routes.SetLocal(v4.subnet); err != nil {
 		return err
@@ -86,7 +100,6 @@ func (n *Node) setupIPv4() error {
 	if err := n.router.Export(v4.subnet, netip.Prefix{}, 0); err != nil {
 		return err
 	}
-	n.ipv4 = v4
 	n.log.Info().Stringer("address", v4.addr).Stringer("subnet", v4.subnet).Msg("IPv4 payload")
 	return nil
 }

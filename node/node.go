@@ -35,14 +35,13 @@ type Node struct {
 	cache    *peercache.Cache
 	params   *netParams
 	registry registryState
-	classes  []nodeClass // the network's traffic classes, as of the start
+	payload  payload // traffic classes and IPv4 payload in force (livepayload.go)
 	country  countryState
 	cert     renewal // the certificate in force (renewed while running)
 
 	dp      *loader.Datapath
 	router  *babel.Router
 	routes  *fib.Split
-	ipv4    ipv4Payload // zero without an IPv4 payload
 	fibw    *fib.Writer
 	conn    *control.Conn
 	links   *links
@@ -184,7 +183,7 @@ func (n *Node) prepare(ctx context.Context) error {
 		return err
 	}
 	n.params = newNetParams(n.cfg, p, n.id)
-	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
+	if n.payload.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
 		return err
 	}
 	n.cert.cert = n.id.Cert
@@ -208,7 +207,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.links = newLinks(n)
 	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf,
-		Class: func(dst netip.Prefix) uint8 { return classOf(n.classes, dst) }}, n.log)
+		Class: n.payload.classOf}, n.log)
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
@@ -325,10 +324,11 @@ func (n *Node) retract() {
 	before := sent()
 	n.gw.retract()
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
-	if n.ipv4.subnet.IsValid() {
-		n.router.Withdraw(n.ipv4.subnet, netip.Prefix{})
+	classes, v4 := n.payload.get()
+	if v4.subnet.IsValid() {
+		n.router.Withdraw(v4.subnet, netip.Prefix{})
 	}
-	for _, c := range n.classes {
+	for _, c := range classes {
 		n.router.Withdraw(c.Prefix, netip.Prefix{})
 	}
 	if n.cfg.Gateway {

@@ -206,8 +206,9 @@ func (np *netParams) newerVersion(signed []byte) {
 
 // adoptParams switches to newer parameters: the CRL and the counts apply
 // at once (the tunnel manager tears down revoked peers' tunnels), the
-// Babel hello interval and keys in place (applyLive), without the restart
-// re6st needs. The version is passed on.
+// Babel hello interval and keys in place (applyLive), the traffic classes
+// and the IPv4 payload by setting up and withdrawing what changed
+// (applyPayload), without the restart re6st needs. The version is passed on.
 func (n *Node) adoptParams(p *netparams.Params) {
 	old := n.params.get()
 	n.params.p.Store(p)
@@ -217,9 +218,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	}
 	n.applyLive(old, p)
 	n.checkSelf()
-	if !slices.Equal(old.TrafficClasses, p.TrafficClasses) {
-		n.log.Warn().Msg("the network's traffic classes changed: they apply when the node restarts")
-	}
+	n.applyPayload(old, p)
 	n.tunnels.CheckRevoked()
 	for _, t := range n.tunnels.Tunnels() {
 		n.proto.Gossip(t.Peer)

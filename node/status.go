@@ -118,8 +118,9 @@ type ControlStatus struct {
 func (n *Node) Status() Status {
 	p := n.params.get()
 	clientCount, maxClients := n.params.Counts()
+	_, v4 := n.payload.get()
 	s := Status{
-		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network, IPv4: n.ipv4.addr, IPv4Subnet: n.ipv4.subnet,
+		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network, IPv4: v4.addr, IPv4Subnet: v4.subnet,
 		Uptime: Duration(time.Since(n.started)), Gateway: n.cfg.Gateway,
 		Certificate: n.cert.status(),
 		Params:      ParamsStatus{Version: p.Version, Hello: p.Hello, TunnelRefresh: p.TunnelRefresh, Revoked: len(p.CRL)},

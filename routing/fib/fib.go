@@ -227,6 +227,24 @@ func (w *Writer) Forget(tunnel uint32) {
 	})
 }
 
+// Rewrite writes again the selected routes whose key match selects, so
+// that the backend recomputes what it derives from them (the traffic class
+// Dataplane.Class gives each route, when the network's classes change);
+// it returns, once they are written, how many there were.
+func (w *Writer) Rewrite(match func(babel.RouteKey) bool) int {
+	var count int
+	w.call(func() {
+		for key := range w.desired {
+			if match(key) {
+				delete(w.failed, key)
+				w.write(key, 0)
+				count++
+			}
+		}
+	})
+	return count
+}
+
 // PruneAfter removes, once Babel had time to reconverge after a restart,
 // the routes a previous run left that Babel did not select again.
 func (w *Writer) PruneAfter(d time.Duration) {

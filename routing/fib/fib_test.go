@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,4 +278,33 @@ func TestKernelV4viaV6(t *testing.T) {
 	out, err = a.Run("ip", "-4", "route", "show", "proto", "babel")
 	require.NoError(t, err)
 	require.NotContains(t, out, "10.42.5.0/24")
+}
+
+// TestWriterRewrite: when the classes change, Rewrite writes again the
+// selected routes it is asked for, which then carry the new class; the
+// others are left alone.
+func TestWriterRewrite(t *testing.T) {
+	routers := linkedRouters(t)
+	m := &memMap{routes: map[[2]netip.Prefix]loader.Nexthop{}}
+	var class atomic.Uint32
+	w := Follow(routers[0], &Dataplane{Map: m, Tunnel: tun7, Class: func(dst netip.Prefix) uint8 {
+		if dst == peerPrefix {
+			return uint8(class.Load())
+		}
+		return 0
+	}}, zerolog.Nop())
+	defer w.Stop()
+	require.Eventually(t, func() bool {
+		_, okA := m.get(peerPrefix, netip.Prefix{})
+		_, okB := m.get(def, network)
+		return okA && okB
+	}, 5*time.Second, 10*time.Millisecond)
+
+	class.Store(3)
+	require.Equal(t, 1, w.Rewrite(func(k babel.RouteKey) bool { return k.Prefix == peerPrefix }))
+	nh, _ := m.get(peerPrefix, netip.Prefix{})
+	require.Equal(t, loader.Nexthop{Tunnel: 7, Class: 3}, nh)
+	nh, _ = m.get(def, network)
+	require.Equal(t, loader.Nexthop{Tunnel: 7}, nh)
+	require.True(t, w.Installed(babel.KeyOf(peerPrefix, netip.Prefix{})))
 }

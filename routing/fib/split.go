@@ -54,6 +54,11 @@ func (s *Split) SetLocal(dst netip.Prefix) error {
 	return s.dp.Map.SetRoute(dst, netip.Prefix{}, loader.Nexthop{Local: true})
 }
 
+// DeleteLocal removes what SetLocal set for dst: a prefix the node no
+// longer has (a traffic class or IPv4 subnet gone from the network
+// parameters). A missing route is not an error.
+func (s *Split) DeleteLocal(dst netip.Prefix) error { return s.dp.Delete(dst, netip.Prefix{}) }
+
 // AddLAN sends the routes through ifname to the kernel.
 func (s *Split) AddLAN(ifname string) {
 	s.mu.Lock()
