@@ -43,6 +43,9 @@ type Config struct {
 	// the tunnel manager tries them in order per peer and falls back;
 	// empty: Encap alone.
 	TunnelTypes []string
+	// WireGuardPort is the first of the WireGuard ports (the port of our
+	// `ip,port,wireguard` items); tunnel id listens on WireGuardPort + id.
+	WireGuardPort uint16
 
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
@@ -69,8 +72,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("--encap: want fou or gre")
 	}
 	for _, t := range c.TunnelTypes {
-		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE {
-			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre)", t)
+		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE && t != nodeproto.ProtoWireGuard {
+			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre, wireguard)", t)
 		}
 	}
 	for _, ip := range c.IPs {
@@ -89,6 +92,9 @@ func (c *Config) check() error {
 	}
 	if c.FOUPort == 0 {
 		c.FOUPort = loader.DefaultFOUPort
+	}
+	if c.WireGuardPort == 0 {
+		c.WireGuardPort = DefaultWireGuardPort
 	}
 	if c.Attach == "" {
 		c.Attach = loader.AttachAuto

@@ -43,6 +43,7 @@ type Node struct {
 	fibw    *fib.Writer
 	conn    *control.Conn
 	links   *links
+	backend *tunnelBackend
 	proto   *nodeproto.Node
 	tunnels *manager.Manager
 	daemons *processes
@@ -216,6 +217,9 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if n.backend, err = n.newTunnelBackend(); err != nil {
+		return err
+	}
 	n.tunnels = manager.New(n.managerConfig())
 	n.router.EndHandover()
 	n.fibw.PruneAfter(3 * n.params.Hello())
@@ -339,6 +343,7 @@ func (n *Node) shutdown() {
 	if n.conn != nil {
 		n.conn.Close()
 	}
+	n.backend.close() // before the fib stops: it removes the routes into them
 	if n.fibw != nil {
 		n.fibw.Stop()
 	}
