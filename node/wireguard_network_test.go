@@ -18,11 +18,19 @@ import (
 // TestWireGuardNetwork: every node runs --tunnel-types wireguard. Every
 // pair reaches each other; every tunnel is WireGuard and says it encrypts;
 // a known payload sent between two nodes is not seen in clear on the
-// sender's underlay.
+// sender's underlay. A node killed and started again makes new WireGuard
+// tunnels: its devices died with it, and it does not take over what the
+// data plane kept of them.
 func TestWireGuardNetwork(t *testing.T) {
 	c := wireguardCluster(t, nil, "wireguard")
 	requireEncryptedTunnels(t, c)
 	requireNoCleartext(t, c, "n1", "n2")
+
+	require.NoError(t, c.KillNode("n1"))
+	require.NoError(t, c.StartNode("n1"))
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability after a restart:\n%v", m)
+	requireEncryptedTunnels(t, c)
 }
 
 // TestEncryptedNetwork: the registry says `encrypt`; the nodes prefer FOU

@@ -1,6 +1,10 @@
 package manager
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+)
 
 // DevicePorts is implemented by a Backend whose tunnels of some types are
 // devices with a UDP port of their own (WireGuard: one device, so one port,
@@ -38,4 +42,15 @@ func (m *Manager) devicePort(encap string, reply uint16) (uint16, error) {
 		return 0, fmt.Errorf("the %s reply gives no port", encap)
 	}
 	return reply, nil
+}
+
+// newCredential: the peer of tunnel e (either way) asks for a tunnel of
+// e's type with another credential than the one e has of it: it restarted
+// and its WireGuard devices and key died with it (a node's credential is
+// the same for all its tunnels while it runs). The request came over the
+// node protocol's authenticated session and its credential verified: the
+// peer itself says its key changed, so the tunnel is made again, with the
+// new key, instead of waiting until the old one goes silent.
+func newCredential(e *entry, req nodeproto.TunnelRequest) bool {
+	return e.Endpoint.Encap == req.Encap && len(req.Binding) > 0 && e.Endpoint.PeerCredential != string(req.Binding)
 }

@@ -1,7 +1,9 @@
 package manager
 
 import (
+	"crypto/x509"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,6 +18,14 @@ type deviceBackend struct{ credBackend }
 func (b deviceBackend) HasOwnPort(encap string) bool { return encap == nodeproto.ProtoWireGuard }
 
 func (b deviceBackend) Port(id uint32) (uint16, error) { return 51820 + uint16(id), nil }
+
+// CheckCredential: a peer's credential is good when it starts with "good".
+func (b deviceBackend) CheckCredential(encap string, _ netip.Prefix, _ *x509.Certificate, c []byte) error {
+	if encap == nodeproto.ProtoWireGuard && strings.HasPrefix(string(c), "good") || encap != nodeproto.ProtoWireGuard && len(c) == 0 {
+		return nil
+	}
+	return errBadCredential
+}
 
 // TestDevicePortInReply: the server's reply to a WireGuard request gives
 // its tunnel's own port, to a FOU request its FOU port.
@@ -68,4 +78,30 @@ func TestDevicePortFromReply(t *testing.T) {
 	_, ok = h2.tunnelTo(p2)
 	assert.False(t, ok)
 	assert.Contains(t, h2.proto.calls(&h2.proto.kills), p2)
+}
+
+// TestNewCredentialReplacesTunnel: a peer that asks again with the same
+// credential gets the same tunnel (a retransmission); with another one (it
+// restarted with a new key) it gets a new tunnel, the old one removed.
+func TestNewCredentialReplacesTunnel(t *testing.T) {
+	h := newHarness(t, 0, 10)
+	h.cfg.Backend = deviceBackend{credBackend{h.backend}}
+	h.start()
+	p2, bits2 := peer(t, 2)
+	via := netip.MustParseAddrPort("198.51.100.2:4326")
+	from := nodeproto.Peer{Prefix: p2, Bits: bits2, Via: via}
+	req := nodeproto.TunnelRequest{Encap: nodeproto.ProtoWireGuard, Endpoint: via, Binding: []byte("good-1")}
+	require.True(t, h.m.Accept(from, req).Accepted)
+	first, _ := h.tunnelTo(p2)
+	require.True(t, h.m.Accept(from, req).Accepted)
+	again, _ := h.tunnelTo(p2)
+	assert.Equal(t, first.Created, again.Created, "the same tunnel")
+	assert.Empty(t, h.backend.removed)
+
+	req.Binding = []byte("good-2")
+	require.True(t, h.m.Accept(from, req).Accepted)
+	next, ok := h.tunnelTo(p2)
+	require.True(t, ok)
+	assert.Equal(t, "good-2", next.Endpoint.PeerCredential)
+	assert.Equal(t, []uint32{first.ID}, h.backend.removed, "the old tunnel went")
 }

@@ -55,6 +55,9 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 		if e := m.tunnelTo(peer.Bits); e != nil && m.fallingBack(e, req.Encap) {
 			m.close(e, "the peer falls back to "+req.Encap)
 		}
+		if e := m.tunnelTo(peer.Bits); e != nil && newCredential(e, req) {
+			m.close(e, "the peer has a new "+req.Encap+" key")
+		}
 		if e := m.tunnelTo(peer.Bits); e != nil {
 			if !e.Outgoing && e.Endpoint.Remote.Addr() == peer.Via.Addr() && e.Endpoint.Encap == req.Encap {
 				reply = accept(e.Tunnel)
