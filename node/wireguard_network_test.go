@@ -20,7 +20,7 @@ import (
 // a known payload sent between two nodes is not seen in clear on the
 // sender's underlay. A node killed and started again makes new WireGuard
 // tunnels: its devices died with it, and it does not take over what the
-// data plane kept of them.
+// data plane kept of them; so does a node stopped cleanly and started.
 func TestWireGuardNetwork(t *testing.T) {
 	c := wireguardCluster(t, nil, "wireguard")
 	requireEncryptedTunnels(t, c)
@@ -30,6 +30,13 @@ func TestWireGuardNetwork(t *testing.T) {
 	require.NoError(t, c.StartNode("n1"))
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability after a restart:\n%v", m)
+	requireEncryptedTunnels(t, c)
+
+	// A clean stop removes the node's WireGuard tunnels from the data plane
+	// (routes first) before its devices go.
+	require.NoError(t, c.RestartNode("n2"))
+	m, err = c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability after a clean restart:\n%v", m)
 	requireEncryptedTunnels(t, c)
 }
 
