@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // TestWireGuardNetwork: every node runs --tunnel-types wireguard. Every
@@ -31,6 +33,7 @@ func TestWireGuardNetwork(t *testing.T) {
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability after a restart:\n%v", m)
 	requireEncryptedTunnels(t, c)
+	requireOnlyLiveDevices(t, c, "n1")
 
 	// A clean stop removes the node's WireGuard tunnels from the data plane
 	// (routes first) before its devices go.
@@ -38,6 +41,7 @@ func TestWireGuardNetwork(t *testing.T) {
 	m, err = c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability after a clean restart:\n%v", m)
 	requireEncryptedTunnels(t, c)
+	requireOnlyLiveDevices(t, c, "n2")
 }
 
 // TestEncryptedNetwork: the registry says `encrypt`; the nodes prefer FOU
@@ -80,6 +84,37 @@ func requireEncryptedTunnels(t *testing.T, c *cluster.Cluster) {
 			require.True(t, tu.Encrypted, "%s: tunnel %d to %s", name, tu.ID, tu.Peer)
 		}
 	}
+}
+
+// requireOnlyLiveDevices: the node's data plane has exactly the tunnels its
+// status shows, all device tunnels: none a previous run left.
+func requireOnlyLiveDevices(t *testing.T, c *cluster.Cluster, name string) {
+	dp, err := loader.Open(c.Node(name).Instance())
+	require.NoError(t, err)
+	defer dp.Close()
+	var inDataplane, inStatus []uint32
+	require.Eventually(t, func() bool {
+		list, err := dp.Tunnels()
+		if err != nil {
+			return false
+		}
+		inDataplane, inStatus = nil, nil
+		for _, tu := range list {
+			if tu.Type != loader.DEVICE {
+				return false
+			}
+			inDataplane = append(inDataplane, tu.ID)
+		}
+		s, err := c.NodeStatus(name)
+		if err != nil {
+			return false
+		}
+		for _, tu := range s.Tunnels {
+			inStatus = append(inStatus, tu.ID)
+		}
+		slices.Sort(inDataplane)
+		return slices.Equal(inDataplane, inStatus)
+	}, 30*time.Second, time.Second, "%s: data plane %v, status %v", name, inDataplane, inStatus)
 }
 
 // requireNoCleartext sends a known payload from node from to node to's
