@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
@@ -92,29 +93,26 @@ func requireOnlyLiveDevices(t *testing.T, c *cluster.Cluster, name string) {
 	dp, err := loader.Open(c.Node(name).Instance())
 	require.NoError(t, err)
 	defer dp.Close()
-	var inDataplane, inStatus []uint32
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		list, err := dp.Tunnels()
-		if err != nil {
-			return false
-		}
-		inDataplane, inStatus = nil, nil
-		for _, tu := range list {
-			if tu.Type != loader.DEVICE {
-				return false
-			}
-			inDataplane = append(inDataplane, tu.ID)
+		if !assert.NoError(ct, err) {
+			return
 		}
 		s, err := c.NodeStatus(name)
-		if err != nil {
-			return false
+		if !assert.NoError(ct, err) {
+			return
+		}
+		var inDataplane, inStatus []uint32
+		for _, tu := range list {
+			assert.Equal(ct, loader.DEVICE, tu.Type, "%s: tunnel %d", name, tu.ID)
+			inDataplane = append(inDataplane, tu.ID)
 		}
 		for _, tu := range s.Tunnels {
 			inStatus = append(inStatus, tu.ID)
 		}
 		slices.Sort(inDataplane)
-		return slices.Equal(inDataplane, inStatus)
-	}, 30*time.Second, time.Second, "%s: data plane %v, status %v", name, inDataplane, inStatus)
+		assert.Equal(ct, inStatus, inDataplane, "%s: the data plane's tunnels and the status's", name)
+	}, 30*time.Second, time.Second)
 }
 
 // requireNoCleartext sends a known payload from node from to node to's
