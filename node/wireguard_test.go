@@ -13,8 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
 )
 
@@ -90,4 +92,15 @@ func TestTunnelBackendTypes(t *testing.T) {
 		}
 		require.Equal(t, slices.Contains(tc.types, "wireguard"), b.wg != nil, "a WireGuard key when offered")
 	}
+}
+
+// A node that offers WireGuard advertises its first WireGuard port beside
+// its FOU port, on each address.
+func TestAdvertisedWireGuard(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.1.2")
+	n := &Node{cfg: &Config{IPs: []netip.Addr{ip}, Encap: loader.FOU, FOUPort: 5555, WireGuardPort: 51820,
+		TunnelTypes: []string{"fou", "wireguard"}}}
+	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,51820,wireguard", nodeproto.FormatAddresses(n.advertised()))
+	n.cfg.TunnelTypes = []string{"fou"}
+	require.Equal(t, "198.18.1.2,5555,fou", nodeproto.FormatAddresses(n.advertised()))
 }
