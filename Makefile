@@ -24,7 +24,7 @@ build: deps
 # as root.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 # A whole re6st network on the embedded default internet (docs/demo.md):
 # registry and 9 nodes across two ISPs, a NAT and a LAN, until every node
@@ -36,8 +36,11 @@ demo: build
 # namespace chains, in 5 interleaved rounds (docs/bench.md): prints the
 # Markdown tables and writes bench-results/results.{md,json,png}.
 # BENCH_QUICK=1: 2 rounds of short tests (5-7 min here), a smoke test.
+# Then the BGP gateway's full-table load (docs/gateway.md).
 bench: build
 	$(BIN)/re6st-bench --out bench-results
+	$(GO) test -run '^$$' -bench FullTable -benchtime 1x ./routing/bgp/
+	$(GO) test -run '^$$' -bench NativeSync -benchtime 1x ./routing/fib/
 
 clean:
 	rm -rf $(BIN)

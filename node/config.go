@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
@@ -38,6 +39,7 @@ type Config struct {
 	Up          []string // commands run once the node is up
 	Daemons     []string // commands run and killed at exit
 	Metrics     string   // Prometheus listen address; empty: none
+	Country     string   // --country: advertised with our addresses; empty: the registry's GeoIP answer
 
 	// TunnelTypes is the preference list of tunnel types (--tunnel-types):
 	// the tunnel manager tries them in order per peer and falls back;
@@ -47,9 +49,34 @@ type Config struct {
 	// `ip,port,wireguard` items); tunnel id listens on WireGuardPort + id.
 	WireGuardPort uint16
 
+	// BGP is a border gateway's BGP (--bgp-*, docs/gateway.md).
+	BGP BGPConfig
+
 	// TickInterval is the tunnel manager's period (re6st: 5 s).
 	TickInterval time.Duration
 	Logger       zerolog.Logger
+}
+
+// Check checks a configuration as Run would, and the certificate against
+// the CA, without starting anything (re6stnet --test).
+func Check(cfg Config) error {
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	_, err := loadIdentity(&cfg, time.Now())
+	return err
+}
+
+func isCountryCode(s string) bool {
+	if len(s) != 2 {
+		return false
+	}
+	for _, r := range strings.ToUpper(s) {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // Defaults of the directories, as re6st's.
@@ -75,6 +102,13 @@ func (c *Config) check() error {
 		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE && t != nodeproto.ProtoWireGuard {
 			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre, wireguard)", t)
 		}
+	}
+	if c.Country != "" && !isCountryCode(c.Country) {
+		return fmt.Errorf("--country %q: want a two-letter ISO 3166 code, e.g. FR", c.Country)
+	}
+	c.Country = strings.ToUpper(c.Country)
+	if err := c.BGP.check(c.Gateway); err != nil {
+		return err
 	}
 	for _, ip := range c.IPs {
 		if !ip.Is4() {

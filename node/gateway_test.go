@@ -76,7 +76,7 @@ func counter(t *testing.T, ns *netns.NS, name string) int {
 // tunnel when Babel on the LAN is cut; the gateway's route goes when the
 // gateway stops and comes back with it.
 func TestGateway(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, gatewaySpec())
 	up := in.Upstream()
 	// The gateway keeps at most two tunnels, so that some nodes reach it

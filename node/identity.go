@@ -1,9 +1,8 @@
 package node
 
 import (
-	"context"
 	"crypto/rsa"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -53,18 +52,20 @@ func loadIdentity(cfg *Config, now time.Time) (*identity, error) {
 		return nil, err
 	}
 	id := &identity{Identity: client.Identity{CA: caCert, Cert: cert, Key: key}}
-	if err := id.check(now); err != nil {
+	if err := id.check(now); errors.Is(err, errExpired) {
+		return id, err // complete: the node can still renew it
+	} else if err != nil {
 		return nil, err
 	}
 	return id, nil
 }
 
+// errExpired: the certificate is otherwise valid, but expired.
+var errExpired = errors.New("certificate expired")
+
 func (id *identity) check(now time.Time) error {
 	if err := id.Cert.CheckSignatureFrom(id.CA); err != nil {
 		return fmt.Errorf("certificate not issued by the CA: %w", err)
-	}
-	if now.After(id.Cert.NotAfter) {
-		return fmt.Errorf("certificate expired on %s", id.Cert.NotAfter.Format(time.DateOnly))
 	}
 	pub, ok := id.Cert.PublicKey.(*rsa.PublicKey)
 	if !ok || !pub.Equal(&id.Key.PublicKey) {
@@ -84,40 +85,9 @@ func (id *identity) check(now time.Time) error {
 		return err
 	}
 	id.addr = nodeproto.NodeAddr(id.prefix)
-	return nil
-}
-
-// renewDue: re6st renews a certificate in the last half of its life.
-func renewDue(cert *x509.Certificate, now time.Time) bool {
-	return now.After(cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2))
-}
-
-// renew replaces the certificate file when the registry issues a new one.
-func (n *Node) renew(ctx context.Context) error {
-	if !renewDue(n.id.Cert, time.Now()) {
-		return nil
+	if now.After(id.Cert.NotAfter) {
+		return fmt.Errorf("%w on %s", errExpired, id.Cert.NotAfter.Format(time.DateTime))
 	}
-	pem, err := n.session.RenewCertificate(ctx)
-	if err != nil {
-		return fmt.Errorf("renew certificate: %w", err)
-	}
-	cert, err := ca.ParseCertificate(pem)
-	if err != nil {
-		return fmt.Errorf("renewed certificate: %w", err)
-	}
-	next := *n.id
-	next.Cert = cert
-	if err := next.check(time.Now()); err != nil {
-		return fmt.Errorf("renewed certificate: %w", err)
-	}
-	if next.prefix != n.id.prefix {
-		return fmt.Errorf("renewed certificate is for %s, not %s", next.prefix, n.id.prefix)
-	}
-	if err := writeFileAtomic(n.cfg.Cert, pem, 0o644); err != nil {
-		return err
-	}
-	n.id = &next
-	n.log.Info().Time("expires", cert.NotAfter).Msg("certificate renewed")
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 )
 
 // TestIPv4Payload runs a network whose registry has an IPv4 payload
@@ -20,7 +19,7 @@ import (
 // overlay device, announces the subnet in Babel (v4-via-v6), and every
 // node pings every other over IPv4.
 func TestIPv4Payload(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{
 			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},

@@ -25,6 +25,8 @@ var (
 	descReasons    = prometheus.NewDesc("re6st_datapath_packets_total", "Data-plane packets by verdict or reason.", []string{"reason"}, nil)
 	descRegistry   = prometheus.NewDesc("re6st_registry_reachable", "1 if the last registry call succeeded.", nil, nil)
 	descCertExpiry = prometheus.NewDesc("re6st_certificate_expiry_timestamp_seconds", "When the node certificate expires.", nil, nil)
+	descCertRenew  = prometheus.NewDesc("re6st_certificate_renewal_timestamp_seconds", "When the node certificate is due for renewal.", nil, nil)
+	descRenewFail  = prometheus.NewDesc("re6st_certificate_renewal_failing", "1 if the last renewal attempt failed (it is retried).", nil, nil)
 	descDropped    = prometheus.NewDesc("re6st_control_dropped_total", "Control packets dropped by the daemon.", []string{"reason"}, nil)
 	descFIBErrors  = prometheus.NewDesc("re6st_fib_errors_total", "Route writes the data plane or the kernel refused.", nil, nil)
 	descFIBRetry   = prometheus.NewDesc("re6st_fib_retrying_routes", "Routes waiting for a retry of a refused write.", nil, nil)
@@ -69,6 +71,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descRegistry, reachable)
 	gauge(descCertExpiry, float64(s.Certificate.Expires.Unix()))
+	gauge(descCertRenew, float64(s.Certificate.RenewAt.Unix()))
+	failing := 0.0
+	if s.Certificate.LastError != "" {
+		failing = 1
+	}
+	gauge(descRenewFail, failing)
 	if reasons, err := c.n.dp.Reasons(); err == nil {
 		for name, v := range reasons {
 			counter(descReasons, v, name)
@@ -94,6 +102,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClassBytes, cl.Traffic.Bytes, cl.Name)
 		counter(descClassDrops, cl.Traffic.Drops, cl.Name)
 		gauge(descClassRoutes, float64(len(cl.Routes)), cl.Name)
+	}
+	if s.BGP != nil {
+		collectBGP(s.BGP, ch)
 	}
 }
 

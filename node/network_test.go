@@ -93,7 +93,7 @@ func (nw *network) allPairsReachable(within time.Duration) (time.Duration, error
 // survive, in order, on the default simulated internet: two ISPs, a NAT
 // site, a LAN whose two nodes find each other with -i.
 func TestNetwork(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Default())
 	nw := &network{Cluster: cluster.ForTest(t, cluster.Options{Internet: in}), in: in, t: t, dead: map[string]bool{}}
 	require.NoError(t, nw.StartNodes())
@@ -422,8 +422,10 @@ func testRevoked(t *testing.T, nw *network) {
 	prefix := nw.Node(victim).Subnet
 	require.NoError(t, nw.Revoke(victim))
 	start := time.Now()
+	// The revoked node cannot fetch the parameters any more: it stops
+	// (docs/node.md, "Revocation").
 	require.Eventually(t, func() bool {
-		if len(nw.status(victim).Tunnels) > 0 {
+		if nw.NodeRunning(victim) {
 			return false
 		}
 		for _, n := range nw.alive() {
@@ -438,7 +440,9 @@ func testRevoked(t *testing.T, nw *network) {
 		}
 		return true
 	}, 90*time.Second, time.Second, "tunnels with the revoked node remain")
-	t.Logf("%s revoked: its tunnels gone after %s", victim, time.Since(start).Round(time.Second))
+	t.Logf("%s revoked: stopped, its tunnels gone after %s", victim, time.Since(start).Round(time.Second))
+	nw.dead[victim] = true
+	assert.True(t, nw.NodeLogContains(victim, "our certificate is revoked: stopping"))
 	time.Sleep(2 * hello)
 	for _, n := range nw.alive() {
 		for _, tu := range nw.status(n).Tunnels {

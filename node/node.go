@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"os"
@@ -35,6 +36,8 @@ type Node struct {
 	params   *netParams
 	registry registryState
 	classes  []nodeClass // the network's traffic classes, as of the start
+	country  countryState
+	cert     renewal // the certificate in force (renewed while running)
 
 	dp      *loader.Datapath
 	router  *babel.Router
@@ -47,6 +50,7 @@ type Node struct {
 	proto   *nodeproto.Node
 	tunnels *manager.Manager
 	daemons *processes
+	gw      *borderGateway // nil unless BGP runs
 
 	stopRun context.CancelFunc // ends the goroutines of run
 	run     *errgroup.Group
@@ -151,11 +155,16 @@ func (n *Node) privateFiles() error {
 // prepare loads the identity, the peer cache and the network parameters.
 func (n *Node) prepare(ctx context.Context) error {
 	var err error
-	if n.id, err = loadIdentity(n.cfg, time.Now()); err != nil {
+	n.id, err = loadIdentity(n.cfg, time.Now())
+	expired := errors.Is(err, errExpired)
+	if err != nil && !expired {
 		return err
 	}
 	n.log = n.log.With().Stringer("prefix", n.id.prefix).Logger()
 	if err := n.privateFiles(); err != nil {
+		return err
+	}
+	if err := n.checkRevocationRecord(); err != nil {
 		return err
 	}
 	if n.cache, err = peercache.Open(filepath.Join(n.cfg.StateDir, "cache.db"), n.log); err != nil {
@@ -179,8 +188,14 @@ func (n *Node) prepare(ctx context.Context) error {
 	if n.classes, err = deriveClasses(n.id.network, n.id.prefix, p.TrafficClasses); err != nil {
 		return err
 	}
-	if err := n.renew(ctx); err != nil {
-		n.log.Warn().Err(err).Msg("certificate renewal postponed")
+	n.cert.cert = n.id.Cert
+	if expired {
+		return n.renewExpired(ctx)
+	}
+	if !time.Now().Before(renewAt(n.id.Cert)) {
+		if _, err := n.renew(ctx); err != nil {
+			n.log.Warn().Err(err).Msg("certificate renewal postponed")
+		}
 	}
 	return nil
 }
@@ -206,7 +221,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.fibw = fib.Follow(n.router, n.routes, n.log)
 	if n.proto, err = nodeproto.New(nodeproto.Config{
-		Identity: nodeproto.Identity(n.id.Identity), Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
+		Identity: nodeproto.Identity{CA: n.id.CA, Cert: n.cert.current(), Key: n.id.Key}, Software: client.UserAgent, Network: n.id.network, Protocol: netparams.Protocol,
 		Revoked: n.params.Revoked, Send: n.conn.SendNodeProtocol, Handler: (*protoHandler)(n),
 		Logger: n.log.With().Str("part", "nodeproto").Logger(),
 	}); err != nil {
@@ -217,6 +232,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.learnCountry(ctx) // before the first tunnel, for the same_country rule
 	if n.backend, err = n.newTunnelBackend(); err != nil {
 		return err
 	}
@@ -237,6 +253,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.setupDefaultRoute(); err != nil {
 		return err
 	}
+	if err := n.startBGP(ctx); err != nil {
+		return err
+	}
 	if err := n.serveControl(ctx); err != nil {
 		return err
 	}
@@ -246,6 +265,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.run.Go(func() error { return n.followParams(ctx) })
+	n.run.Go(func() error { return n.followRenewal(ctx) })
 	return nil
 }
 
@@ -280,6 +300,9 @@ func (n *Node) openDatapath() (*loader.Datapath, error) {
 // source-specific kernel route, so the host's own default is untouched),
 // unless Babel routes it through a LAN neighbour.
 func (n *Node) setupDefaultRoute() error {
+	if n.cfg.Gateway && n.cfg.BGP.enabled() {
+		return nil // exported while a BGP session gives routes (bgp.go)
+	}
 	if n.cfg.Gateway {
 		return n.router.Export(netip.PrefixFrom(netip.IPv6Unspecified(), 0), n.id.network, 0)
 	}
@@ -304,6 +327,7 @@ func (n *Node) retract() {
 		return out
 	}
 	before := sent()
+	n.gw.retract()
 	n.router.Withdraw(n.id.prefix, netip.Prefix{})
 	if n.ipv4.subnet.IsValid() {
 		n.router.Withdraw(n.ipv4.subnet, netip.Prefix{})
@@ -340,6 +364,7 @@ func (n *Node) retract() {
 // that transit traffic goes on.
 func (n *Node) shutdown() {
 	n.daemons.stop()
+	n.gw.stop()
 	if n.conn != nil {
 		n.conn.Close()
 	}

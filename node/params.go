@@ -26,7 +26,7 @@ const paramsConfigName = "network-parameters"
 // implement manager.Params), with the command line's overrides.
 type netParams struct {
 	cfg         *Config
-	serial      uint64 // our certificate's
+	serial      atomic.Uint64 // our certificate's (renewal changes it)
 	p           atomic.Pointer[netparams.Params]
 	selfRevoked atomic.Bool
 	newer       chan struct{} // a peer gossiped a newer version
@@ -34,7 +34,8 @@ type netParams struct {
 
 func newNetParams(cfg *Config, p *netparams.Params, id *identity) *netParams {
 	np := &netParams{cfg: cfg, newer: make(chan struct{}, 1)}
-	np.serial, _ = ca.SerialUint64(id.Cert)
+	serial, _ := ca.SerialUint64(id.Cert)
+	np.serial.Store(serial)
 	np.p.Store(p)
 	return np
 }
@@ -143,12 +144,16 @@ func (n *Node) fetchParams(ctx context.Context) (*netparams.Params, error) {
 // reaches every node within that time, and a second after a peer gossiped
 // a newer version, as re6st does. It also reports our addresses.
 func (n *Node) followParams(ctx context.Context) error {
-	n.checkSelf()
+	if n.checkSelf() {
+		return n.revoked("our serial is in the network's CRL")
+	}
+	refusals := 0
 	tick := time.NewTicker(n.cfg.TickInterval)
 	defer tick.Stop()
 	checked := time.Now()
 	var refetch <-chan time.Time
 	for {
+		n.learnCountry(ctx)
 		n.reportAddress(ctx)
 		select {
 		case <-ctx.Done():
@@ -169,10 +174,19 @@ func (n *Node) followParams(ctx context.Context) error {
 		p, err := n.fetchParams(ctx)
 		if err != nil {
 			n.log.Debug().Err(err).Msg("registry unreachable")
+			if refusals++; !registryRefuses(err) {
+				refusals = 0
+			} else if refusals >= refusalsToRevoke {
+				return n.revoked("the registry no longer knows our certificate: " + err.Error())
+			}
 			continue
 		}
+		refusals = 0
 		if p.Version > n.params.get().Version {
 			n.adoptParams(p)
+			if n.params.SelfRevoked() {
+				return n.revoked("our serial is in the network's CRL")
+			}
 		}
 	}
 }
@@ -191,8 +205,9 @@ func (np *netParams) newerVersion(signed []byte) {
 }
 
 // adoptParams switches to newer parameters: the CRL and the counts apply
-// at once (the tunnel manager tears down revoked peers' tunnels); Babel
-// keys change with a restart, as re6st's. The version is passed on.
+// at once (the tunnel manager tears down revoked peers' tunnels), the
+// Babel hello interval and keys in place (applyLive), without the restart
+// re6st needs. The version is passed on.
 func (n *Node) adoptParams(p *netparams.Params) {
 	old := n.params.get()
 	n.params.p.Store(p)
@@ -200,6 +215,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	if err := checkEncryption(p, n.cfg.offeredTypes()); err != nil {
 		n.log.Error().Err(err).Msg("the tunnels carry the network's traffic in clear: stop this node")
 	}
+	n.applyLive(old, p)
 	n.checkSelf()
 	if !slices.Equal(old.TrafficClasses, p.TrafficClasses) {
 		n.log.Warn().Msg("the network's traffic classes changed: they apply when the node restarts")
@@ -211,11 +227,12 @@ func (n *Node) adoptParams(p *netparams.Params) {
 }
 
 // checkSelf notes that our own certificate is revoked: the tunnel manager
-// then tears every tunnel down.
-func (n *Node) checkSelf() {
-	if n.params.Revoked(n.params.serial) && !n.params.selfRevoked.Swap(true) {
-		n.log.Error().Uint64("serial", n.params.serial).Msg("our certificate is revoked: tearing every tunnel down (renew it with re6st-conf)")
+// then tears every tunnel down, and followParams stops the node.
+func (n *Node) checkSelf() bool {
+	if n.params.Revoked(n.params.serial.Load()) {
+		n.params.selfRevoked.Store(true)
 	}
+	return n.params.SelfRevoked()
 }
 
 // registryState is what the last registry calls said.

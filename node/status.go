@@ -42,6 +42,7 @@ type Status struct {
 	FIB         fib.Stats             `json:"fib"`
 	// Classes are the network's traffic classes (none: left out).
 	Classes []ClassStatus `json:"traffic_classes,omitempty"`
+	BGP     *BGPStatus    `json:"bgp,omitempty"`
 }
 
 // Duration prints as Go durations do, in JSON too.
@@ -58,9 +59,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 type CertStatus struct {
-	Serial  string    `json:"serial"`
-	Expires time.Time `json:"expires"`
-	Days    int       `json:"days_left"`
+	Serial      string    `json:"serial"`
+	Expires     time.Time `json:"expires"`
+	Days        int       `json:"days_left"`
+	RenewAt     time.Time `json:"renew_at"`              // when renewal is due (node/renewal.go)
+	LastAttempt time.Time `json:"last_attempt,omitzero"` // last renewal attempt
+	LastRenewed time.Time `json:"last_renewed,omitzero"` // last successful renewal
+	LastError   string    `json:"last_error,omitempty"`  // of the last attempt
 }
 
 type RegistryStatus struct {
@@ -119,12 +124,12 @@ func (n *Node) Status() Status {
 	s := Status{
 		Prefix: n.id.prefix, Address: n.id.addr, Network: n.id.network, IPv4: n.ipv4.addr, IPv4Subnet: n.ipv4.subnet,
 		Uptime: Duration(time.Since(n.started)), Gateway: n.cfg.Gateway,
-		Certificate: CertStatus{Serial: n.id.Cert.SerialNumber.String(), Expires: n.id.Cert.NotAfter,
-			Days: int(time.Until(n.id.Cert.NotAfter).Hours() / 24)},
+		Certificate: n.cert.status(),
 		Params:      ParamsStatus{Version: p.Version, Hello: p.Hello, TunnelRefresh: p.TunnelRefresh, Revoked: len(p.CRL)},
 		ClientCount: clientCount, MaxClients: maxClients,
 		Control: ControlStatus{NodeProtocol: n.proto.Stats(), Drops: n.conn.Drops()},
 		FIB:     n.fibw.Stats(),
+		BGP:     n.gw.status(),
 	}
 	r := &n.registry
 	r.mu.Lock()

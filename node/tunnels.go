@@ -30,8 +30,9 @@ func (n *Node) managerConfig() manager.Config {
 		FOUPort: n.cfg.FOUPort, PeerPort: loader.DefaultFOUPort, Neighbours: n.cfg.Neighbours,
 		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), Save: n.saveTunnels,
 		Backend: n.backend, Babel: n.links, Protocol: n.proto, Cache: n.cache,
-		Registry: (*bootstrapRegistry)(n), Params: n.params,
-		Logger: n.log.With().Str("part", "tunnels").Logger(),
+		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
+		RegistryBits: func() string { return n.params.get().RegistryPrefix },
+		Logger:       n.log.With().Str("part", "tunnels").Logger(),
 	}
 }
 
@@ -353,7 +354,7 @@ func (n *Node) advertised() []nodeproto.Address {
 			out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.WireGuardPort, Proto: nodeproto.ProtoWireGuard})
 		}
 	}
-	return out
+	return n.withCountry(out)
 }
 
 // protoHandler answers the node protocol's requests.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -24,7 +23,7 @@ const dropGRE = "add table ip fw; add chain ip fw forward { type filter hook for
 // still reach each other: a tunnel across the core gets no Babel hello
 // through, and its node falls back to FOU; tunnels within an ISP stay GRE.
 func TestTunnelTypesFallBack(t *testing.T) {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{
 			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},

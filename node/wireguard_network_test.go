@@ -14,7 +14,6 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -58,7 +57,7 @@ func TestEncryptedNetwork(t *testing.T) {
 // with --tunnel-types types, and waits until every pair reaches each
 // other.
 func wireguardCluster(t *testing.T, registryArgs []string, types string) *cluster.Cluster {
-	netns.RequireRoot(t)
+	clusterTest(t)
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{
 			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/bench"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 )
 
 func main() {
@@ -19,7 +20,12 @@ func main() {
 	rounds := flag.Int("rounds", 0, "rounds of interleaved measurements (0: 5, or 2 with --quick)")
 	variants := flag.String("variants", "", "comma-separated variants to measure (default: all; the reference is always measured), e.g. fou-tc,fou-tc-ipv4")
 	classes := flag.Bool("classes", false, "measure the traffic classes only")
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String())
+		return
+	}
 	measure := bench.Run
 	if *classes {
 		measure = bench.RunClasses

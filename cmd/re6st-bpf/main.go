@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/logging"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -69,6 +70,7 @@ whose private /sys hides /sys/fs/bpf, it refuses to run.`,
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	pf.StringVar(&g.logFmt, "log-format", logging.Auto, logging.FlagUsage)
+	version.AddFlag(root)
 	root.AddCommand(upCmd(g), downCmd(g), tunnelCmd(g), routeCmd(g), statusCmd(g), classCmd(g))
 	return root
 }

@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/client"
@@ -28,18 +31,19 @@ type options struct {
 	registry, fingerprint string
 	dir                   string
 	caOnly, anonymous     bool
+	isNeeded              bool
 	email, token          string
 	location              string
 	req                   []string
 }
 
 func main() {
-	args, err := atfile.Expand(os.Args[1:], map[string]int{"req": 2})
+	cmd := command(os.Stdin)
+	args, err := atfile.Expand(os.Args[1:], atfile.Spec{Flags: []*pflag.FlagSet{cmd.Flags()}, Arity: map[string]int{"req": 2}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-conf:", err)
 		os.Exit(2)
 	}
-	cmd := command(os.Stdin)
 	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-conf:", err)
@@ -74,11 +78,13 @@ are kept. Options may come from files: "@FILE", one "name value" per line.`,
 	f.StringVar(&o.fingerprint, "fingerprint", "", "expected CA fingerprint ALG:HEX, e.g. sha256:ab12...")
 	f.StringVarP(&o.dir, "dir", "d", ".", "directory for the files written")
 	f.BoolVar(&o.caOnly, "ca-only", false, "only fetch (or refresh) ca.crt")
+	f.BoolVar(&o.isNeeded, "is-needed", false, "only check the CA, then exit with an error if this host already routes the network through re6st (a node runs here, or we are behind a re6st router)")
 	f.StringVar(&o.email, "email", "", "e-mail address to receive the token")
 	f.StringVar(&o.token, "token", "", "token already received")
 	f.BoolVar(&o.anonymous, "anonymous", false, "register without a token")
 	f.StringVar(&o.location, "location", "", "location CC,CONT (country and continent codes, e.g. FR,EU) for the registry's communities")
 	f.StringArrayVarP(&o.req, "req", "r", nil, `extra subject field "KEY VALUE" (C, ST, L, O, OU, emailAddress; CN and serialNumber are reserved)`)
+	version.AddFlag(cmd)
 	cmd.MarkFlagRequired("registry")
 	return cmd
 }
@@ -114,6 +120,9 @@ func enrol(ctx context.Context, o options, stdin *bufio.Reader, stdout, stderr i
 	if err != nil {
 		return fmt.Errorf("the registry's CA: %w", err)
 	}
+	if o.isNeeded {
+		return checkNeeded(network)
+	}
 	if err := privateDir(o.dir, stderr); err != nil {
 		return err
 	}
@@ -130,8 +139,8 @@ func enrol(ctx context.Context, o options, stdin *bufio.Reader, stdout, stderr i
 		return err
 	}
 	if existing, err := os.ReadFile(path("cert.crt")); err == nil {
-		if cert, err := ca.ParseCertificate(existing); err == nil && len(fields) == 0 {
-			fields = ca.SubjectFieldsOf(cert)
+		if cert, err := ca.ParseCertificate(existing); err == nil {
+			fields = mergeFields(ca.SubjectFieldsOf(cert), fields)
 		}
 	}
 	csr, err := ca.NewRequest(key, fields)
@@ -199,6 +208,24 @@ func subjectFields(pairs []string) ([]ca.SubjectField, error) {
 		fields = append(fields, ca.SubjectField{Key: key, Value: value})
 	}
 	return fields, nil
+}
+
+// mergeFields keeps the existing certificate's subject fields, replaced by
+// those of -r with the same key, as re6st does; an empty -r value removes a
+// field.
+func mergeFields(existing, given []ca.SubjectField) []ca.SubjectField {
+	var out []ca.SubjectField
+	for _, f := range existing {
+		if !slices.ContainsFunc(given, func(g ca.SubjectField) bool { return g.Key == f.Key }) {
+			out = append(out, f)
+		}
+	}
+	for _, g := range given {
+		if g.Value != "" {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // explain turns a registry refusal into the message a user needs.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
@@ -31,7 +32,12 @@ func main() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns a re6st-bpf network in network namespaces (see docs/demo.md).\nDEMO_KEEP=1 leaves it running.\n\n", os.Args[0])
 		flag.PrintDefaults()
 	}
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String())
+		return
+	}
 	if *down {
 		if err := teardown(*dir); err != nil {
 			fmt.Fprintln(os.Stderr, "re6st-demo:", err)
@@ -93,7 +99,7 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 	}()
 	describe(in)
 
-	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf,
+	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf, RegistryArgs: payloadArgs,
 		NodeArgs: func(n *cluster.Node) []string {
 			if usesGRE(n.Host) {
 				return []string{"--encap", "gre"}
@@ -117,6 +123,8 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 		return m.Reachable(), len(m.Nodes), err
 	}
 	dataPlanes(c)
+	answered := payload(c, 30*time.Second)
+	logf("demo: %d/%d nodes answer on their IPv4 and keepalive addresses", answered, len(c.Nodes()))
 	shown := statusNode(in, c)
 	status, serr := c.Status(shown)
 	var pretty bytes.Buffer

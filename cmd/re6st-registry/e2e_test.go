@@ -31,7 +31,8 @@ var (
 	buildErr  error
 )
 
-// binaries builds re6st-registry and re6st-conf once per test binary.
+// binaries builds re6st-registry, re6st-conf and re6stnet once per test
+// binary.
 func binaries(t *testing.T) (registryBin, confBin string) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -39,7 +40,7 @@ func binaries(t *testing.T) (registryBin, confBin string) {
 		if buildErr != nil {
 			return
 		}
-		for _, pkg := range []string{".", "../re6st-conf"} {
+		for _, pkg := range []string{".", "../re6st-conf", "../re6stnet"} {
 			out, err := exec.Command("go", "build", "-o", binDir+"/", pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v: %s", pkg, err, out)

@@ -16,8 +16,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/logging"
+	"github.com/re6st-bpf/re6st-bpf/internal/version"
 	"github.com/re6st-bpf/re6st-bpf/registry/alloc"
 	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
@@ -58,17 +60,24 @@ type options struct {
 	tlsCert, tlsKey         string
 	relayAddress            string
 	cleanupInterval         time.Duration
+	certDuration            time.Duration
 	limits                  server.Limits
 	conns                   connLimits
+	flags                   *pflag.FlagSet // to warn about the ignored options given
+}
+
+// ignoredOptions are re6st's registry options that have no meaning here.
+var ignoredOptions = []atfile.Ignored{
+	{Name: "run", Shorthand: "r", Values: 1, Why: "the local node's relay is reached at --relay, not through babeld's socket"},
 }
 
 func main() {
-	args, err := atfile.Expand(os.Args[1:], map[string]int{"ipv4": 2})
+	root := rootCommand()
+	args, err := atfile.Expand(os.Args[1:], atfile.Spec{Flags: []*pflag.FlagSet{root.Flags()}, Arity: map[string]int{"ipv4": 2}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-registry:", err)
 		os.Exit(2)
 	}
-	root := rootCommand()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "re6st-registry:", err)
@@ -95,7 +104,10 @@ from --authorized-origin addresses).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.flags = cmd.Flags()
+			return run(cmd.Context(), o)
+		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.port, "port", 80, "HTTP port")
@@ -119,7 +131,7 @@ from --authorized-origin addresses).`,
 	f.StringArrayVar(&o.authorizedOrigins, "authorized-origin", nil, "address allowed to make private calls, in addition to 127.0.0.1 and ::1 (repeatable)")
 	f.StringArrayVar(&o.trustedProxies, "trusted-proxy", nil, "address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable; none by default)")
 	f.StringVar(&o.community, "community", "", `community file: lines "<bits> <location>..." (location: *, CC or @CONTINENT)`)
-	f.StringVar(&o.geoipPath, "geoip", "", `GeoIP CSV file of "network,country,continent" lines (communities, getCountry)`)
+	f.StringVar(&o.geoipPath, "geoip", os.Getenv("GEOIP2_MMDB"), `GeoIP database for communities, getCountry and --same-country: a GeoIP2/GeoLite2 Country .mmdb (re6st's GEOIP2_MMDB, the default), or a CSV file of "network,country,continent" lines`)
 	f.IntVar(&o.gracePeriod, "grace-period", 8640000, "seconds before an expired certificate's prefix, or a token, is freed")
 	f.IntVar(&o.hello, "hello", 15, "Babel hello interval, seconds")
 	f.BoolVar(&o.encrypt, "encrypt", false, "tell nodes to encrypt tunnel payload")
@@ -133,7 +145,10 @@ from --authorized-origin addresses).`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key (PEM) for --tls-port")
 	f.StringVar(&o.relayAddress, "relay", "[::1]:326", "UDP address of the local node that relays versions/topology/address queries (empty: none)")
 	f.DurationVar(&o.cleanupInterval, "cleanup-interval", time.Hour, "how often expired tokens and certificates are cleaned up")
+	f.DurationVar(&o.certDuration, "cert-duration", server.DefaultCertDuration, "lifetime of the certificates issued (re6st: a year); nodes renew them when 30 days, or half their life, are left")
 	addLimitFlags(f, &o.limits, &o.conns)
+	atfile.AddIgnored(f, ignoredOptions)
+	version.AddFlag(cmd)
 	cmd.MarkFlagRequired("ca")
 	cmd.MarkFlagRequired("key")
 	cmd.AddCommand(adminCommands()...)
@@ -200,6 +215,7 @@ func buildConfig(o options, logger zerolog.Logger) (server.Config, error) {
 		PrefixLength:          o.prefixLength,
 		AnonymousPrefixLength: o.anonymousPrefixLength,
 		GracePeriod:           time.Duration(o.gracePeriod) * time.Second,
+		CertDuration:          o.certDuration,
 		Logger:                logger,
 		Limits:                o.limits,
 		Settings: netparams.Settings{
@@ -266,6 +282,9 @@ func run(ctx context.Context, o options) error {
 	logger, err := newLogger(o)
 	if err != nil {
 		return err
+	}
+	if o.flags != nil {
+		atfile.WarnIgnored(o.flags, ignoredOptions, logger)
 	}
 	if o.tlsPort != 0 && (o.tlsCert == "" || o.tlsKey == "") {
 		return errors.New("--tls-port needs --tls-cert and --tls-key")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/node"
+	"github.com/re6st-bpf/re6st-bpf/registry/atfile"
 	"github.com/spf13/cobra"
 	vnetns "github.com/vishvananda/netns"
 )
@@ -25,6 +26,27 @@ type nodeFlags struct {
 	attach  string
 	ips     []string
 	ignored []string
+	test    string
+	bgp     bgpFlags
+}
+
+// ignoredOptions are re6st's node options that have no meaning here
+// (docs/node.md says why): an operator's re6stnet.conf keeps working.
+var ignoredOptions = []atfile.Ignored{
+	{Name: "pp", Values: 2, Why: "no OpenVPN servers: tunnels are FOU or GRE on --fou-port"},
+	{Name: "dh", Values: 1, Why: "no OpenVPN: no Diffie-Hellman parameters"},
+	{Name: "openvpn-arg", Shorthand: "O", Values: 1, Why: "no OpenVPN"},
+	{Name: "ovpnlog", Why: "no OpenVPN"},
+	{Name: "babel-arg", Shorthand: "B", Values: 1, Why: "Babel runs in process, not babeld"},
+	{Name: "table", Values: 1, Why: "obsolete in re6st too; the default route is source-specific"},
+	{Name: "default", Shorthand: "D", Why: "the overlay's default route is always source-specific (the data plane routes by source)"},
+	{Name: "client", Values: 1, Why: "no light mode: use --client-count 1 --max-clients 0 --neighbour CN"},
+	{Name: "remote-gateway", Values: 1, Why: "tunnels follow the host's IPv4 routing"},
+	{Name: "disable-proto", Values: 1, Why: "no OpenVPN protocols: --encap chooses FOU or GRE"},
+	{Name: "ipv6", Values: 1, Why: "the underlay is IPv4"},
+	{Name: "log", Shorthand: "l", Values: 1, Why: "logs go to standard error (journald); see --log-format"},
+	{Name: "multicast", Shorthand: "m", Why: "no PIM-DM"},
+	{Name: "console", Values: 1, Why: "no Python console: use re6stnet status"},
 }
 
 func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
@@ -54,6 +76,10 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringArrayVar(&f.cfg.Daemons, "daemon", nil, "shell command run once the node is up and killed at exit (repeatable)")
 	fl.StringVar(&f.cfg.Metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9326")
 	fl.StringArrayVarP(&f.ignored, "main-interface", "I", nil, "ignored: the node address is always on the overlay device")
+	fl.StringVar(&f.cfg.Country, "country", "", "country code (ISO 3166 alpha-2) advertised with our addresses, for the network's same_country rule (default: the registry's GeoIP answer)")
+	fl.StringVar(&f.test, "test", "", "check the configuration and exit (re6st's Python expression is not evaluated)")
+	atfile.AddIgnored(fl, ignoredOptions)
+	addBGPFlags(fl, &f.bgp)
 }
 
 func (f *nodeFlags) config() (node.Config, error) {
@@ -73,6 +99,9 @@ func (f *nodeFlags) config() (node.Config, error) {
 	default:
 		return f.cfg, fmt.Errorf("--attach %q: want auto, tcx or legacy", f.attach)
 	}
+	if f.cfg.BGP, err = f.bgp.config(); err != nil {
+		return f.cfg, err
+	}
 	for _, s := range f.ips {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -83,7 +112,7 @@ func (f *nodeFlags) config() (node.Config, error) {
 	return f.cfg, nil
 }
 
-func runNode(_ *cobra.Command, f *nodeFlags) error {
+func runNode(cmd *cobra.Command, f *nodeFlags) error {
 	if f.netns != "" && os.Getenv(netnsEnv) != f.netns {
 		return reexecInNetns(f.netns)
 	}
@@ -95,6 +124,16 @@ func runNode(_ *cobra.Command, f *nodeFlags) error {
 	cfg.Netns = f.netns
 	if len(f.ignored) > 0 {
 		cfg.Logger.Warn().Msg("-I/--main-interface is ignored: the node address is on the overlay device")
+	}
+	atfile.WarnIgnored(cmd.Flags(), ignoredOptions, cfg.Logger)
+	cfg.Logger.Debug().Str("registry", cfg.Registry).Str("cert", cfg.Cert).Str("country", cfg.Country).
+		Strs("underlays", cfg.Underlays).Msg("configuration read")
+	if cmd.Flags().Changed("test") {
+		if err := node.Check(cfg); err != nil {
+			return err
+		}
+		cfg.Logger.Warn().Str("expression", f.test).Msg("--test: the configuration is valid; the expression is not evaluated")
+		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -15,7 +15,7 @@ import (
 )
 
 func statusCommand() *cobra.Command {
-	var runDir string
+	var runDir, stateDir string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -24,6 +24,10 @@ func statusCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, err := fetchStatus(runDir)
 			if err != nil {
+				if r, rerr := node.ReadRevocation(stateDir); rerr == nil {
+					return fmt.Errorf("%w: the node stopped on %s: certificate serial %s revoked (%s)",
+						err, r.Time.Format(time.DateTime), r.Serial, r.Reason)
+				}
 				return err
 			}
 			if asJSON {
@@ -39,6 +43,7 @@ func statusCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&runDir, "run", "r", node.DefaultRunDir, "runtime directory of the node (its control socket)")
+	cmd.Flags().StringVarP(&stateDir, "state", "s", node.DefaultStateDir, "state directory of the node (where a revocation is recorded)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -70,7 +75,15 @@ func printStatus(w io.Writer, s *node.Status) {
 		reach = "UNREACHABLE: " + s.Registry.LastError
 	}
 	fmt.Fprintf(w, "registry %s: %s\n", s.Registry.URL, reach)
-	fmt.Fprintf(w, "certificate serial %s expires %s (%d days)\n", s.Certificate.Serial, s.Certificate.Expires.Format(time.DateOnly), s.Certificate.Days)
+	fmt.Fprintf(w, "certificate serial %s expires %s (%d days), renewed from %s\n", s.Certificate.Serial,
+		s.Certificate.Expires.Format(time.DateTime), s.Certificate.Days, s.Certificate.RenewAt.Format(time.DateTime))
+	if c := s.Certificate; !c.LastAttempt.IsZero() {
+		result := "ok"
+		if c.LastError != "" {
+			result = "FAILED: " + c.LastError
+		}
+		fmt.Fprintf(w, "  last renewal attempt %s: %s\n", c.LastAttempt.Format(time.DateTime), result)
+	}
 	fmt.Fprintf(w, "network parameters version %d, hello %ds, tunnels: %d out / %d in allowed\n\n",
 		s.Params.Version, s.Params.Hello, s.ClientCount, s.MaxClients)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

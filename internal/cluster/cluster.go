@@ -375,9 +375,10 @@ func (c *Cluster) StartNode(name string) error {
 	if n.proc != nil && !n.proc.exited() {
 		return fmt.Errorf("cluster: %s is running", name)
 	}
+	// The file re6st-conf wrote (registry, ca, cert, key), as an
+	// operator runs re6stnet.
 	argv := []string{
-		"--registry", c.URL, "--ca", filepath.Join(n.Dir, "ca.crt"),
-		"--cert", filepath.Join(n.Dir, "cert.crt"), "--key", filepath.Join(n.Dir, "cert.key"),
+		"@" + filepath.Join(n.Dir, "re6stnet.conf"),
 		"-s", n.StateDir(), "-r", n.RunDir(),
 		"--netns", n.Host.NS.Name, "--instance", n.Instance(), "--log-level", c.opts.LogLevel,
 	}

@@ -82,6 +82,7 @@ func TestWithoutDaemon(t *testing.T) {
 	require.Contains(t, args, "--netns "+c.Node("n7").Host.NS.Name)
 	require.Contains(t, args, "--instance "+c.Node("n7").Instance())
 	require.Contains(t, args, "-i eth0")
+	require.Contains(t, args, "@"+filepath.Join(c.Node("n7").Dir, "re6stnet.conf"), "started from the file re6st-conf wrote")
 	require.NotContains(t, tail(c.Node("n1").Log(), 1), "-i ")
 	status, err := c.Status("n2")
 	require.NoError(t, err)

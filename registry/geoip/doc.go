@@ -1,5 +1,7 @@
 // Package geoip locates IP addresses for the registry's communities and
-// getCountry. It reads a CSV file of "network,country,continent" lines
-// (e.g. "2001:db8::/32,FR,EU"), a format easy to export from any GeoIP
-// database; the most specific network wins.
+// getCountry. It reads what re6st's registry reads, a GeoIP2 or GeoLite2
+// Country database (.mmdb, through github.com/oschwald/maxminddb-golang),
+// or a CSV file of "network,country,continent" lines (e.g.
+// "2001:db8::/32,FR,EU"; the most specific network wins), a format easy
+// to write by hand or export from any GeoIP database.
 package geoip

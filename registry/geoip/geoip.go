@@ -1,6 +1,7 @@
 package geoip
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/oschwald/maxminddb-golang/v2"
 )
 
 // Location is a country and continent code pair, upper case.
@@ -17,7 +20,8 @@ type Location struct {
 
 // Database maps networks to locations.
 type Database struct {
-	entries []entry // most specific first
+	entries []entry           // CSV: most specific first
+	mmdb    *maxminddb.Reader // or a GeoIP2 database
 }
 
 type entry struct {
@@ -25,18 +29,35 @@ type entry struct {
 	location Location
 }
 
-// Load reads a CSV database file.
+// mmdbMarker starts the metadata section at the end of every MaxMind DB.
+var mmdbMarker = []byte("\xab\xcd\xefMaxMind.com")
+
+// Load reads a database file: a MaxMind DB (GeoIP2/GeoLite2 Country or
+// City, as re6st's GEOIP2_MMDB) or CSV, told apart by their content.
 func Load(path string) (*Database, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	db, err := Parse(f)
+	var db *Database
+	if bytes.Contains(data, mmdbMarker) {
+		db, err = FromMMDB(data)
+	} else {
+		db, err = Parse(bytes.NewReader(data))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("GeoIP database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// FromMMDB reads a MaxMind DB held in memory.
+func FromMMDB(data []byte) (*Database, error) {
+	reader, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Database{mmdb: reader}, nil
 }
 
 // Parse reads "network,country,continent" records; lines starting with #
@@ -65,9 +86,27 @@ func Parse(r io.Reader) (*Database, error) {
 	return db, nil
 }
 
+// countryRecord is the part of a GeoIP2 Country record re6st reads.
+type countryRecord struct {
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"country"`
+	Continent struct {
+		Code string `maxminddb:"code"`
+	} `maxminddb:"continent"`
+}
+
 // Lookup returns the location of ip.
 func (db *Database) Lookup(ip netip.Addr) (Location, bool) {
 	ip = ip.Unmap()
+	if db.mmdb != nil {
+		var record countryRecord
+		result := db.mmdb.Lookup(ip)
+		if !result.Found() || result.Decode(&record) != nil || record.Country.ISOCode == "" {
+			return Location{}, false
+		}
+		return Location{strings.ToUpper(record.Country.ISOCode), strings.ToUpper(record.Continent.Code)}, true
+	}
 	for _, e := range db.entries {
 		if e.network.Contains(ip) {
 			return e.location, true

@@ -24,6 +24,8 @@ type Kernel struct {
 	Table int
 	// Priority is the route metric in the kernel (default 1024, as babeld).
 	Priority int
+	// Protocol is the routes' rtm_protocol (default ProtoBabel).
+	Protocol uint8
 }
 
 // Replace implements Backend.
@@ -75,6 +77,13 @@ func (k *Kernel) Delete(dst, src netip.Prefix) error {
 	return nil
 }
 
+func (k *Kernel) protocol() uint8 {
+	if k.Protocol == 0 {
+		return ProtoBabel
+	}
+	return k.Protocol
+}
+
 func (k *Kernel) priority() int {
 	if k.Priority == 0 {
 		return 1024
@@ -92,7 +101,7 @@ func (k *Kernel) message(dst, src netip.Prefix) (*nl.RtMsg, error) {
 		msg.Family = unix.AF_INET
 	}
 	msg.Table = unix.RT_TABLE_UNSPEC
-	msg.Protocol = ProtoBabel
+	msg.Protocol = k.protocol()
 	msg.Type = unix.RTN_UNICAST
 	msg.Scope = unix.RT_SCOPE_UNIVERSE
 	msg.Dst_len = uint8(dst.Bits())

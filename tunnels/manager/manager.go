@@ -49,10 +49,17 @@ type Config struct {
 	Protocol Protocol
 	Cache    PeerCache
 	Registry Registry
-	Params   Params
-	Clock    Clock      // default RealClock
-	Rand     *rand.Rand // default seeded at random
-	Logger   zerolog.Logger
+	// RegistryBits is the registry node's prefix (re6st's bit string,
+	// "" while unknown): a node without a route to it asks the registry for
+	// a bootstrap peer (partition recovery). Nil: only when Babel knows
+	// nobody.
+	RegistryBits func() string
+	// Countries applies the network's same_country rule; nil: none.
+	Countries Countries
+	Params    Params
+	Clock     Clock      // default RealClock
+	Rand      *rand.Rand // default seeded at random
+	Logger    zerolog.Logger
 }
 
 // Manager owns the tunnel table. Create it with New, run it with Run.
@@ -253,6 +260,10 @@ func (m *Manager) tick(now time.Time) {
 		return
 	}
 	if len(v.known) > 0 {
+		if m.registryUnrouted(v) {
+			m.rejoin(v)
+			need--
+		}
 		m.extendMesh(v, need)
 		return
 	}

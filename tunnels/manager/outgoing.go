@@ -76,6 +76,16 @@ func (m *Manager) bootstrap(v view, need int) {
 		m.setupAll(entries)
 		return
 	}
+	m.askRegistry(skip, func() []peercache.Entry {
+		entries, _ := m.cfg.Cache.Random(need, false, skip)
+		return entries
+	})
+}
+
+// askRegistry asks the registry for a bootstrap peer, on a goroutine (the
+// table stays available), and tunnels to it; without one, to the peers
+// fallback gives.
+func (m *Manager) askRegistry(skip func(bits string) bool, fallback func() []peercache.Entry) {
 	if m.bootstrapping {
 		return
 	}
@@ -94,8 +104,8 @@ func (m *Manager) bootstrap(v view, need int) {
 				m.putCache(bits, addrs)
 				entries = append(entries, peercache.Entry{Bits: bits, Addresses: addrs})
 			}
-			if len(entries) == 0 {
-				entries, _ = m.cfg.Cache.Random(need, false, skip)
+			if len(entries) == 0 && fallback != nil {
+				entries = fallback()
 			}
 			m.setupAll(entries)
 		})
@@ -129,7 +139,7 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 	}
 	m.cfg.Cache.MarkTried(bits)
 	var ordered []nodeproto.Address
-	m.do(func() { ordered = m.order(bits, list, m.clock.Now()) })
+	m.do(func() { ordered = m.order(bits, m.allowedAddresses(list), m.clock.Now()) })
 	for _, a := range ordered {
 		err := m.setupWith(bits, prefix, a, list)
 		if err == nil {
