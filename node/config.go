@@ -45,6 +45,9 @@ type Config struct {
 	// the tunnel manager tries them in order per peer and falls back;
 	// empty: Encap alone.
 	TunnelTypes []string
+	// WireGuardPort is the first of the WireGuard ports (the port of our
+	// `ip,port,wireguard` items); tunnel id listens on WireGuardPort + id.
+	WireGuardPort uint16
 
 	// BGP is a border gateway's BGP (--bgp-*, docs/gateway.md).
 	BGP BGPConfig
@@ -96,8 +99,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("--encap: want fou or gre")
 	}
 	for _, t := range c.TunnelTypes {
-		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE {
-			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre)", t)
+		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE && t != nodeproto.ProtoWireGuard {
+			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre, wireguard)", t)
 		}
 	}
 	if c.Country != "" && !isCountryCode(c.Country) {
@@ -123,6 +126,9 @@ func (c *Config) check() error {
 	}
 	if c.FOUPort == 0 {
 		c.FOUPort = loader.DefaultFOUPort
+	}
+	if c.WireGuardPort == 0 {
+		c.WireGuardPort = DefaultWireGuardPort
 	}
 	if c.Attach == "" {
 		c.Attach = loader.AttachAuto

@@ -6,13 +6,13 @@ import (
 	"strings"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
-// encryptingTypes are the tunnel types that encrypt what they carry.
-// WireGuard is the data plane's (tunnels/wireguard); the node does not
-// offer it yet, so a node of this build cannot join a network that
-// encrypts.
-var encryptingTypes = []string{"wireguard"}
+// encryptingTypes are the tunnel types that encrypt what they carry:
+// WireGuard (tunnels/wireguard, one device per tunnel: wireguard.go). In a
+// network that encrypts, the node's backend carries these only.
+var encryptingTypes = []string{nodeproto.ProtoWireGuard}
 
 // offeredTypes are the tunnel types the node offers.
 func (c *Config) offeredTypes() []string {

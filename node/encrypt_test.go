@@ -24,8 +24,13 @@ func TestTunnelTypesOption(t *testing.T) {
 	cfg := Config{Registry: "http://registry", CA: "ca.crt", Cert: "cert.crt", Key: "cert.key", Encap: loader.FOU,
 		TunnelTypes: []string{"gre", "openvpn-tcp"}}
 	require.ErrorContains(t, cfg.check(), `--tunnel-types: "openvpn-tcp"`)
+	cfg.TunnelTypes = []string{"fou", "wireguard"}
+	require.NoError(t, cfg.check())
+	require.Equal(t, uint16(DefaultWireGuardPort), cfg.WireGuardPort)
+	require.True(t, cfg.offersWireGuard())
 	cfg.TunnelTypes = []string{"gre", "fou"}
 	require.NoError(t, cfg.check())
+	require.False(t, cfg.offersWireGuard())
 	require.Equal(t, []string{"gre", "fou"}, cfg.offeredTypes())
 	cfg.TunnelTypes = nil
 	require.Equal(t, []string{"fou"}, cfg.offeredTypes())

@@ -45,6 +45,7 @@ type Node struct {
 	fibw    *fib.Writer
 	conn    *control.Conn
 	links   *links
+	backend *tunnelBackend
 	proto   *nodeproto.Node
 	tunnels *manager.Manager
 	daemons *processes
@@ -231,6 +232,9 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	n.learnCountry(ctx) // before the first tunnel, for the same_country rule
+	if n.backend, err = n.newTunnelBackend(); err != nil {
+		return err
+	}
 	n.tunnels = manager.New(n.managerConfig())
 	n.router.EndHandover()
 	n.fibw.PruneAfter(3 * n.params.Hello())
@@ -364,6 +368,7 @@ func (n *Node) shutdown() {
 	if n.conn != nil {
 		n.conn.Close()
 	}
+	n.backend.close() // before the fib stops: it removes the routes into them
 	if n.fibw != nil {
 		n.fibw.Stop()
 	}

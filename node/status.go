@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -87,7 +88,9 @@ type TunnelStatus struct {
 	Peer      netip.Prefix       `json:"peer"`
 	Outgoing  bool               `json:"outgoing"`
 	Draining  bool               `json:"draining,omitempty"`
-	Encap     loader.TunnelType  `json:"encap"`
+	Encap     loader.TunnelType  `json:"encap"` // the data plane's kind: fou, gre, or device (WireGuard)
+	Type      string             `json:"type"`  // the tunnel type: fou, gre, wireguard
+	Encrypted bool               `json:"encrypted"`
 	Local     netip.Addr         `json:"local"`
 	Remote    netip.AddrPort     `json:"remote"`
 	NAT       bool               `json:"nat,omitempty"`
@@ -150,8 +153,11 @@ func (n *Node) Status() Status {
 	for _, t := range n.tunnels.Tunnels() {
 		ep := t.Endpoint
 		encap, _ := loader.ParseTunnelType(ep.Encap)
+		if ep.Encap == nodeproto.ProtoWireGuard {
+			encap = loader.DEVICE
+		}
 		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.Draining,
-			Encap: encap, Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
+			Encap: encap, Type: ep.Encap, Encrypted: slices.Contains(encryptingTypes, ep.Encap), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
 			Age: Duration(time.Since(t.Created)), Routes: routesVia[t.Interface()]}
 		for _, nb := range dump.Neighbours {
 			if nb.Interface == t.Interface() {

@@ -29,7 +29,7 @@ func (n *Node) managerConfig() manager.Config {
 		Self: n.id.bits, Network: n.id.network, Encap: n.cfg.Encap.String(), Types: n.cfg.TunnelTypes,
 		FOUPort: n.cfg.FOUPort, PeerPort: loader.DefaultFOUPort, Neighbours: n.cfg.Neighbours,
 		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), Save: n.saveTunnels,
-		Backend: (*bpfBackend)(n), Babel: n.links, Protocol: n.proto, Cache: n.cache,
+		Backend: n.backend, Babel: n.links, Protocol: n.proto, Cache: n.cache,
 		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
 		RegistryBits: func() string { return n.params.get().RegistryPrefix },
 		Logger:       n.log.With().Str("part", "tunnels").Logger(),
@@ -156,6 +156,9 @@ const (
 
 // Attach implements manager.Babel.
 func (l *links) Attach(t manager.Tunnel) error {
+	if t.Endpoint.Encap == nodeproto.ProtoWireGuard {
+		return l.attachDevice(t, wgDeviceName(t.ID))
+	}
 	to := control.Tunnel{Remote: t.Endpoint.Remote, GRE: t.Endpoint.Encap == nodeproto.ProtoGRE, Key: t.Endpoint.Key}
 	local := l.n.linkLocal()
 	p2p := babel.NewPointToPoint(local, func(dst netip.Addr, pkt []byte) error {
@@ -347,6 +350,9 @@ func (n *Node) advertised() []nodeproto.Address {
 			out = append(out, nodeproto.Address{IP: ip, Proto: nodeproto.ProtoGRE})
 		}
 		out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.FOUPort, Proto: nodeproto.ProtoFOU})
+		if n.cfg.offersWireGuard() {
+			out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.WireGuardPort, Proto: nodeproto.ProtoWireGuard})
+		}
 	}
 	return n.withCountry(out)
 }

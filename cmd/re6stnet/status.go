@@ -87,7 +87,7 @@ func printStatus(w io.Writer, s *node.Status) {
 	fmt.Fprintf(w, "network parameters version %d, hello %ds, tunnels: %d out / %d in allowed\n\n",
 		s.Params.Version, s.Params.Hello, s.ClientCount, s.MaxClients)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TUNNEL\tPEER\tDIR\tENCAP\tREMOTE\tRTT\tCOST\tROUTES\tRX\tTX")
+	fmt.Fprintln(tw, "TUNNEL\tPEER\tDIR\tTYPE\tENCRYPTED\tREMOTE\tRTT\tCOST\tROUTES\tRX\tTX")
 	for _, t := range s.Tunnels {
 		dir := "in"
 		if t.Outgoing {
@@ -96,7 +96,11 @@ func printStatus(w io.Writer, s *node.Status) {
 		if t.NAT {
 			dir += "/nat"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.1fms\t%d\t%d\t%s\t%s\n", t.ID, t.Peer, dir, t.Encap, t.Remote,
+		encrypted := "no"
+		if t.Encrypted {
+			encrypted = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%d\t%d\t%s\t%s\n", t.ID, t.Peer, dir, t.Type, encrypted, t.Remote,
 			float64(t.RTTMicros)/1000, t.Cost, t.Routes, bytes(t.Traffic.RxBytes), bytes(t.Traffic.TxBytes))
 	}
 	tw.Flush()

@@ -27,3 +27,17 @@ func TestPrintStatusClasses(t *testing.T) {
 		Traffic: loader.ClassStats{Packets: 12, Bytes: 3 << 10, Drops: 1}, Routes: make([]node.RouteStatus, 2)}}})
 	require.Regexp(t, regexp.MustCompile(`(?m)^1 keepalive\s+fd00:1::/32\s+fd00:1:7::1\s+46\s+7\s+latency\s+2\s+12\s+3\.0KiB\s+1$`), out.String())
 }
+
+// The text status gives each tunnel's type and whether it encrypts.
+func TestPrintStatusTunnelTypes(t *testing.T) {
+	var out strings.Builder
+	printStatus(&out, &node.Status{Tunnels: []node.TunnelStatus{
+		{ID: 1, Peer: netip.MustParsePrefix("2001:db8:42:1::/64"), Outgoing: true, Encap: loader.DEVICE, Type: "wireguard", Encrypted: true,
+			Remote: netip.MustParseAddrPort("198.18.1.2:5555")},
+		{ID: 2, Peer: netip.MustParsePrefix("2001:db8:42:2::/64"), Encap: loader.FOU, Type: "fou",
+			Remote: netip.MustParseAddrPort("198.18.2.2:5555")},
+	}})
+	require.Regexp(t, regexp.MustCompile(`(?m)^TUNNEL\s+PEER\s+DIR\s+TYPE\s+ENCRYPTED\s+REMOTE`), out.String())
+	require.Regexp(t, regexp.MustCompile(`(?m)^1\s+2001:db8:42:1::/64\s+out\s+wireguard\s+yes\s+198\.18\.1\.2:5555\s`), out.String())
+	require.Regexp(t, regexp.MustCompile(`(?m)^2\s+2001:db8:42:2::/64\s+in\s+fou\s+no\s+198\.18\.2\.2:5555\s`), out.String())
+}

@@ -44,13 +44,13 @@ const MaxAddressesPerNode = 8
 
 // addressFamilies are the protocols a node may report, with the address
 // family each needs (0: either) and whether it has a port: re6st's OpenVPN
-// ones and re6st-bpf's FOU and GRE (no port).
+// ones and re6st-bpf's FOU, GRE (no port) and WireGuard.
 var addressFamilies = map[string]struct {
 	family  int
 	hasPort bool
 }{
 	"udp": {4, true}, "tcp": {4, true}, "udp6": {6, true}, "tcp6": {6, true},
-	"fou": {0, true}, "gre": {0, false},
+	"fou": {0, true}, "gre": {0, false}, "wireguard": {0, true},
 }
 
 // unroutable are the unicast networks no peer can reach a node at.
@@ -78,7 +78,7 @@ func (s *Server) parseAddressItem(item string) (addressItem, error) {
 	}
 	proto, known := addressFamilies[fields[2]]
 	if !known {
-		return addressItem{}, errBadRequest("address %q: unknown protocol %q (udp, tcp, udp6, tcp6, fou, gre)", item, fields[2])
+		return addressItem{}, errBadRequest("address %q: unknown protocol %q (udp, tcp, udp6, tcp6, fou, gre, wireguard)", item, fields[2])
 	}
 	if (proto.family == 4 && !ip.Is4()) || (proto.family == 6 && !ip.Is6()) {
 		return addressItem{}, errBadRequest("address %q: %s needs an IPv%d address", item, fields[2], proto.family)

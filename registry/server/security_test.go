@@ -428,15 +428,15 @@ func TestTrustedProxyHops(t *testing.T) {
 
 // Issue 16.6: reportAddress stored anything, and getBootstrapPeer handed
 // it out. Each item is now checked: a routable unicast address outside the
-// network, a known protocol of the address's family, a port (none for
-// GRE), an optional country code; at most 8 items.
+// network, a known protocol of the address's family (WireGuard included),
+// a port (none for GRE), an optional country code; at most 8 items.
 func TestReportAddressValidated(t *testing.T) {
 	r := startRegistry(t, nil)
 	a := r.enrol(t, "", 0)
 	b := r.enrol(t, "", 1)
 	for _, bad := range []string{
 		"not-an-ip,xyz,fou", "1.2.3.4,99999,gre", "1.2.3.4,99999,fou", "1.2.3.4,0,fou", "1.2.3.4,-1,fou", "1.2.3.4,5,gre",
-		"1.2.3.4,1194,xyz", "127.0.0.1,1194,fou", "224.0.0.1,1,fou", "255.255.255.255,1,fou", "0.1.2.3,1,fou",
+		"1.2.3.4,0,wireguard", "1.2.3.4,1194,xyz", "127.0.0.1,1194,fou", "224.0.0.1,1,fou", "255.255.255.255,1,fou", "0.1.2.3,1,fou",
 		"fe80::1,1,fou", "::,1,fou", "2001:db8:42::1,1,fou", "2001:db8::1,1194,udp", "192.0.2.1,1194,udp6",
 		"1.2.3.4,1,fou,france", "1.2.3.4,1,fou,", "1.2.3.4,1", "1.2.3.4,1,fou;", "fe80::1%eth0,1,fou",
 		strings.Repeat("1.2.3.4,1,fou;", 8) + "1.2.3.5,1,fou",
@@ -448,8 +448,8 @@ func TestReportAddressValidated(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "nothing was stored")
 
-	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;::ffff:192.0.2.7,1194,fou;2001:DB8::7,1194,udp6"))
-	requirePeer(t, a, b, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6")
+	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;::ffff:192.0.2.7,1194,fou;2001:DB8::7,1194,udp6;192.0.2.7,51820,wireguard"))
+	requirePeer(t, a, b, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6;192.0.2.7,51820,wireguard")
 }
 
 // The address the registry sees a node at comes first, and the other

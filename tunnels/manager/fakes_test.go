@@ -217,6 +217,7 @@ type fakeProto struct {
 	forgotten []netip.Prefix
 	requests  []nodeproto.TunnelRequest // every tunnel request sent
 	binding   []byte                    // the credential peers answer with
+	endpoint  netip.AddrPort            // the endpoint peers answer with
 }
 
 func (p *fakeProto) AskAddresses(_ context.Context, peer netip.Prefix) ([]nodeproto.Address, error) {
@@ -241,7 +242,7 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	if p.observed.IsValid() {
 		observed = p.observed
 	}
-	return nodeproto.TunnelReply{Accepted: true, Key: req.Key, Observed: observed, Binding: p.binding}, nil
+	return nodeproto.TunnelReply{Accepted: true, Endpoint: p.endpoint, Key: req.Key, Observed: observed, Binding: p.binding}, nil
 }
 
 func (p *fakeProto) KillTunnel(_ context.Context, peer netip.Prefix) error {

@@ -192,9 +192,14 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 		m.cfg.Protocol.KillTunnel(ctx, prefix)
 		return err
 	}
+	devicePort, err := m.devicePort(a.Proto, reply.Endpoint.Port())
+	if err != nil {
+		m.cfg.Protocol.KillTunnel(ctx, prefix)
+		return err
+	}
 	nat := reply.Observed.IsValid() && reply.Observed != req.Endpoint
 	t := Tunnel{Peer: prefix, Bits: bits, Outgoing: true, Endpoint: Endpoint{
-		Encap: a.Proto, Local: local, Remote: via, NAT: nat && !keyed}}
+		Encap: a.Proto, Local: local, Remote: via, NAT: nat && !keyed, DevicePort: devicePort}}
 	if keyed {
 		t.Endpoint.Key = reply.Key
 	}

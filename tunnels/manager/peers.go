@@ -22,8 +22,13 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 		return nodeproto.TunnelReply{Reason: fmt.Sprintf(format, a...), Observed: peer.Via}
 	}
 	var ours []byte // our credential for the tunnel type, if it takes one
-	accept := func(ep Endpoint) nodeproto.TunnelReply {
-		return nodeproto.TunnelReply{Accepted: true, Endpoint: netip.AddrPortFrom(ep.Local, m.cfg.FOUPort), Key: ep.Key, Observed: peer.Via, Binding: ours}
+	accept := func(t Tunnel) nodeproto.TunnelReply {
+		port, err := m.replyPort(t)
+		if err != nil {
+			return refuse("%v", err)
+		}
+		ep := t.Endpoint
+		return nodeproto.TunnelReply{Accepted: true, Endpoint: netip.AddrPortFrom(ep.Local, port), Key: ep.Key, Observed: peer.Via, Binding: ours}
 	}
 	if !peer.Via.IsValid() {
 		return refuse("tunnel requests must come from the endpoint")
@@ -50,9 +55,12 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 		if e := m.tunnelTo(peer.Bits); e != nil && m.fallingBack(e, req.Encap) {
 			m.close(e, "the peer falls back to "+req.Encap)
 		}
+		if e := m.tunnelTo(peer.Bits); e != nil && newCredential(e, req) {
+			m.close(e, "the peer has a new "+req.Encap+" key")
+		}
 		if e := m.tunnelTo(peer.Bits); e != nil {
 			if !e.Outgoing && e.Endpoint.Remote.Addr() == peer.Via.Addr() && e.Endpoint.Encap == req.Encap {
-				reply = accept(e.Endpoint)
+				reply = accept(e.Tunnel)
 			} else {
 				reply = refuse("a tunnel with %s exists", peer.Prefix)
 			}
@@ -80,7 +88,7 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 			return
 		}
 		m.spawn(func() { m.cfg.Protocol.Gossip(peer.Prefix) })
-		reply = accept(t.Endpoint)
+		reply = accept(t)
 	})
 	if !ran {
 		return refuse("%v", errStopped)

@@ -24,6 +24,11 @@ type Endpoint struct {
 	// PeerCredential is the peer's key material for types that need it
 	// (see Credentials), as it sent it.
 	PeerCredential string `json:"peer_credential,omitempty"`
+	// DevicePort is, on the requester's side of a tunnel whose type has a
+	// UDP port of its own (see DevicePorts), the peer's port for it, from
+	// its set-up reply; 0 on the server's side, where the requester's
+	// device makes the first handshake.
+	DevicePort uint16 `json:"device_port,omitempty"`
 }
 
 // Tunnel is one tunnel of the table.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/chain"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
@@ -151,36 +150,13 @@ func waitPing(t *testing.T, ns *netns.NS, dst netip.Addr) {
 	}
 }
 
-// capture opens a packet socket on ifname in ns (what tcpdump does); the
-// returned function reads every frame it has queued since, and closes it.
+// capture opens a packet socket on ifname in ns; the returned function
+// reads every frame it has queued since, and closes it.
 func capture(t *testing.T, ns *netns.NS, ifname string) func() []byte {
-	ifindex, err := ns.Ifindex(ifname)
+	c, err := ns.Capture(ifname)
 	require.NoError(t, err)
-	proto := int(htons(unix.ETH_P_ALL))
-	var fd int
-	require.NoError(t, ns.Do(func() (err error) {
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifindex})
-	}))
-	require.NoError(t, unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20))
-	return func() []byte {
-		defer unix.Close(fd)
-		var all []byte
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
-			if err != nil {
-				return all
-			}
-			all = append(all, buf[:n]...)
-		}
-	}
+	return c.Collect
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // sendUDP sends count datagrams of payload from src to dst's discard port,
 // and a ping after them.

@@ -1,0 +1,296 @@
+package node
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/routing/babel"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/manager"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
+)
+
+// DefaultWireGuardPort is the first of a node's WireGuard ports
+// (--wireguard-port): the port of its `ip,port,wireguard` items; tunnel id
+// listens on that port + id.
+const DefaultWireGuardPort = 51820
+
+// wireguardOverhead is what WireGuard adds over IPv4 (outer IPv4 and UDP,
+// its header and tag: 20 + 8 + 32); the overlay's MTU already leaves room
+// for FOU's 28.
+const wireguardOverhead = 60
+
+// offersWireGuard: the node's tunnel types include WireGuard.
+func (c *Config) offersWireGuard() bool {
+	return slices.Contains(c.TunnelTypes, nodeproto.ProtoWireGuard)
+}
+
+// tunnelBackend is the node's manager.Backend: FOU and GRE in the BPF data
+// plane (bpfBackend), WireGuard devices (wgBackend, nil unless offered).
+// When the network parameters say `encrypt`, it carries WireGuard only.
+type tunnelBackend struct {
+	n   *Node
+	bpf *bpfBackend
+	wg  *wgBackend
+}
+
+func (n *Node) newTunnelBackend() (*tunnelBackend, error) {
+	b := &tunnelBackend{n: n, bpf: (*bpfBackend)(n)}
+	if !n.cfg.offersWireGuard() {
+		return b, nil
+	}
+	id, err := wireguard.NewIdentity(n.id.Key, n.id.prefix)
+	if err != nil {
+		return nil, fmt.Errorf("wireguard key: %w", err)
+	}
+	b.wg = &wgBackend{n: n, identity: id, devices: map[uint32]*wgTunnel{}}
+	return b, nil
+}
+
+// Carries implements manager.Backend.
+func (b *tunnelBackend) Carries(encap string) bool {
+	if b.n.params.get().Encrypt && !slices.Contains(encryptingTypes, encap) {
+		return false
+	}
+	if encap == nodeproto.ProtoWireGuard {
+		return b.wg != nil
+	}
+	return b.bpf.Carries(encap)
+}
+
+// Keyed implements manager.Backend.
+func (b *tunnelBackend) Keyed(encap string) bool { return b.bpf.Keyed(encap) }
+
+// LocalFor implements manager.Backend.
+func (b *tunnelBackend) LocalFor(remote netip.Addr) (netip.Addr, error) {
+	return b.bpf.LocalFor(remote)
+}
+
+// Add implements manager.Backend.
+func (b *tunnelBackend) Add(id uint32, ep manager.Endpoint) error {
+	if ep.Encap == nodeproto.ProtoWireGuard {
+		if b.wg == nil {
+			return errors.New("wireguard is not among this node's tunnel types")
+		}
+		return b.wg.add(id, ep)
+	}
+	return b.bpf.Add(id, ep)
+}
+
+// Remove implements manager.Backend.
+func (b *tunnelBackend) Remove(id uint32) error {
+	if b.wg != nil && b.wg.has(id) {
+		return b.wg.remove(id)
+	}
+	return b.bpf.Remove(id)
+}
+
+// List implements manager.Backend: the data plane's tunnels. A WireGuard
+// device dies with the process that made it; the data-plane tunnel a
+// previous run left for it (if it did not stop cleanly) is listed with the
+// encap "device", which no saved tunnel has, so the manager removes it
+// instead of taking it over.
+func (b *tunnelBackend) List() (map[uint32]manager.Endpoint, error) { return b.bpf.List() }
+
+// Credential implements manager.Credentials: our WireGuard key binding.
+func (b *tunnelBackend) Credential(encap string) ([]byte, error) {
+	if encap != nodeproto.ProtoWireGuard {
+		return nil, nil
+	}
+	if b.wg == nil {
+		return nil, errors.New("wireguard is not among this node's tunnel types")
+	}
+	return b.wg.identity.Binding(), nil
+}
+
+// CheckCredential implements manager.Credentials: a WireGuard peer's key
+// binding must be signed by the key of its certificate (which the node
+// protocol checked against the network's CA) and name its prefix; other
+// types take none.
+func (b *tunnelBackend) CheckCredential(encap string, peer netip.Prefix, cert *x509.Certificate, credential []byte) error {
+	if encap != nodeproto.ProtoWireGuard {
+		if len(credential) > 0 {
+			return fmt.Errorf("a credential for a %s tunnel", encap)
+		}
+		return nil
+	}
+	_, err := wireguard.PeerKey(credential, cert, peer)
+	return err
+}
+
+// HasOwnPort implements manager.DevicePorts: each WireGuard tunnel is a
+// device with its own port.
+func (b *tunnelBackend) HasOwnPort(encap string) bool { return encap == nodeproto.ProtoWireGuard }
+
+// Port implements manager.DevicePorts.
+func (b *tunnelBackend) Port(id uint32) (uint16, error) {
+	if b.wg == nil {
+		return 0, fmt.Errorf("tunnel %d: no wireguard device", id)
+	}
+	return b.wg.port(id)
+}
+
+// close removes the WireGuard tunnels: their devices end with the process.
+func (b *tunnelBackend) close() {
+	if b != nil && b.wg != nil {
+		b.wg.closeAll()
+	}
+}
+
+// wgBackend makes one WireGuard device per tunnel (wireguard-go over TUN,
+// in the node's process), with exactly one peer: the tunnel's, whose key
+// its binding gave. The device is a DEVICE tunnel of the data plane, with
+// device_ingress attached, and Babel runs on it natively.
+type wgBackend struct {
+	n        *Node
+	identity *wireguard.Identity
+
+	mu      sync.Mutex
+	devices map[uint32]*wgTunnel
+}
+
+type wgTunnel struct {
+	dev *wireguard.Device
+	att *loader.DeviceAttachment
+}
+
+// wgDeviceName is tunnel id's device.
+func wgDeviceName(id uint32) string { return fmt.Sprintf("re6stwg%d", id) }
+
+func (w *wgBackend) has(id uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.devices[id]
+	return ok
+}
+
+func (w *wgBackend) port(id uint32) (uint16, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.devices[id]
+	if !ok {
+		return 0, fmt.Errorf("tunnel %d: no wireguard device", id)
+	}
+	return t.dev.Port(), nil
+}
+
+// add makes tunnel id's device, listening on the node's WireGuard port +
+// id, with the peer's key; on the requester's side the peer's endpoint is
+// its address and the port its reply gave, on the server's side the
+// requester makes the first handshake and WireGuard learns its endpoint.
+func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
+	b, err := wireguard.UnmarshalBinding([]byte(ep.PeerCredential))
+	if err != nil {
+		return err
+	}
+	name := wgDeviceName(id)
+	mtu := w.n.dp.State.MTU + loader.FOU.Overhead(false) - wireguardOverhead
+	port := int(w.n.cfg.WireGuardPort) + int(id)
+	if port > 0xffff {
+		return fmt.Errorf("tunnel %d: wireguard port %d out of range", id, port)
+	}
+	dev, err := wireguard.New(wireguard.Config{Name: name, ListenPort: uint16(port), PrivateKey: w.identity.PrivateKey(),
+		MTU: mtu, Logger: w.n.log})
+	if err != nil {
+		return err
+	}
+	t := &wgTunnel{dev: dev}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	var endpoint netip.AddrPort
+	if ep.DevicePort != 0 {
+		endpoint = netip.AddrPortFrom(ep.Remote.Addr(), ep.DevicePort)
+	}
+	if err := dev.SetPeer(b.PublicKey, endpoint); err != nil {
+		return err
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	// Babel's address on the device, usable at once (no DAD on a link with
+	// one peer).
+	ll := w.n.linkLocal()
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := netlink.AddrAdd(l, addr); err != nil {
+		return fmt.Errorf("%s: link-local address: %w", name, err)
+	}
+	if t.att, err = w.n.dp.AttachDevice(name); err != nil {
+		return err
+	}
+	if err := w.n.dp.AddTunnel(loader.Tunnel{ID: id, Type: loader.DEVICE, Ifindex: uint32(l.Attrs().Index), MTU: uint16(mtu)}); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.devices[id] = t
+	w.mu.Unlock()
+	return nil
+}
+
+// remove takes tunnel id out of the data plane (the routes into it first),
+// then ends its device.
+func (w *wgBackend) remove(id uint32) error {
+	w.mu.Lock()
+	t := w.devices[id]
+	delete(w.devices, id)
+	w.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("tunnel %d: no wireguard device", id)
+	}
+	w.n.fibw.Forget(id)
+	return errors.Join(w.n.dp.DeleteTunnel(id), t.close())
+}
+
+func (w *wgBackend) closeAll() {
+	w.mu.Lock()
+	ids := make([]uint32, 0, len(w.devices))
+	for id := range w.devices {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	for _, id := range ids {
+		if err := w.remove(id); err != nil {
+			w.n.log.Warn().Err(err).Uint32("tunnel", id).Msg("remove wireguard tunnel")
+		}
+	}
+}
+
+// close detaches the data plane's program and ends the device.
+func (t *wgTunnel) close() error {
+	var err error
+	if t.att != nil {
+		err = t.att.Close()
+	}
+	return errors.Join(err, t.dev.Close())
+}
+
+// attachDevice runs Babel on tunnel t's device, natively (multicast and
+// link-local unicast on the device, as on a LAN): the device carries it
+// encrypted like any other packet.
+func (l *links) attachDevice(t manager.Tunnel, ifname string) error {
+	tr, err := babel.ListenUDP(ifname)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.byID[t.ID] = link{} // no control endpoint: nothing reaches it over FOU
+	l.mu.Unlock()
+	if err := l.n.router.AddInterface(t.Interface(), l.n.babelInterface(babel.LinkTunnel), tr); err != nil {
+		l.forget(t.ID)
+		tr.Close()
+		return err
+	}
+	return nil
+}

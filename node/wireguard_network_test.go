@@ -1,0 +1,143 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
+	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
+)
+
+// TestWireGuardNetwork: every node runs --tunnel-types wireguard. Every
+// pair reaches each other; every tunnel is WireGuard and says it encrypts;
+// a known payload sent between two nodes is not seen in clear on the
+// sender's underlay. A node killed and started again makes new WireGuard
+// tunnels: its devices died with it, and it does not take over what the
+// data plane kept of them; so does a node stopped cleanly and started.
+func TestWireGuardNetwork(t *testing.T) {
+	c := wireguardCluster(t, nil, "wireguard")
+	requireEncryptedTunnels(t, c)
+	requireNoCleartext(t, c, "n1", "n2")
+
+	require.NoError(t, c.KillNode("n1"))
+	require.NoError(t, c.StartNode("n1"))
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability after a restart:\n%v", m)
+	requireEncryptedTunnels(t, c)
+	requireOnlyLiveDevices(t, c, "n1")
+
+	// A clean stop removes the node's WireGuard tunnels from the data plane
+	// (routes first) before its devices go.
+	require.NoError(t, c.RestartNode("n2"))
+	m, err = c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability after a clean restart:\n%v", m)
+	requireEncryptedTunnels(t, c)
+	requireOnlyLiveDevices(t, c, "n2")
+}
+
+// TestEncryptedNetwork: the registry says `encrypt`; the nodes prefer FOU
+// but also offer WireGuard (--tunnel-types fou,wireguard): they start, and
+// use WireGuard only.
+func TestEncryptedNetwork(t *testing.T) {
+	c := wireguardCluster(t, []string{"--encrypt"}, "fou,wireguard")
+	requireEncryptedTunnels(t, c)
+	requireNoCleartext(t, c, "n2", "n1")
+}
+
+// wireguardCluster runs a registry and two nodes on two ISPs, every node
+// with --tunnel-types types, and waits until every pair reaches each
+// other.
+func wireguardCluster(t *testing.T, registryArgs []string, types string) *cluster.Cluster {
+	clusterTest(t)
+	in := internet.ForTest(t, internet.Spec{
+		ISPs: []internet.ISP{
+			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
+			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
+		},
+		Hosts: []internet.HostSpec{{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"}, {Name: "n2", On: "isp2"}},
+	})
+	c := cluster.ForTest(t, cluster.Options{Internet: in, RegistryArgs: registryArgs,
+		NodeArgs: func(*cluster.Node) []string { return []string{"--tunnel-types", types} }})
+	require.NoError(t, c.StartNodes())
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability:\n%v", m)
+	return c
+}
+
+// requireEncryptedTunnels: every node has tunnels, and `status --json`
+// says of each that it is WireGuard and encrypted.
+func requireEncryptedTunnels(t *testing.T, c *cluster.Cluster) {
+	for _, name := range c.Nodes() {
+		s := nodeStatus(t, c, name)
+		require.NotEmpty(t, s.Tunnels, name)
+		for _, tu := range s.Tunnels {
+			require.Equal(t, "wireguard", tu.Type, "%s: tunnel %d to %s", name, tu.ID, tu.Peer)
+			require.True(t, tu.Encrypted, "%s: tunnel %d to %s", name, tu.ID, tu.Peer)
+		}
+	}
+}
+
+// requireOnlyLiveDevices: the node's data plane has exactly the tunnels its
+// status shows, all device tunnels: none a previous run left.
+func requireOnlyLiveDevices(t *testing.T, c *cluster.Cluster, name string) {
+	dp, err := loader.Open(c.Node(name).Instance())
+	require.NoError(t, err)
+	defer dp.Close()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		list, err := dp.Tunnels()
+		if !assert.NoError(ct, err) {
+			return
+		}
+		s, err := c.NodeStatus(name)
+		if !assert.NoError(ct, err) {
+			return
+		}
+		var inDataplane, inStatus []uint32
+		for _, tu := range list {
+			assert.Equal(ct, loader.DEVICE, tu.Type, "%s: tunnel %d", name, tu.ID)
+			inDataplane = append(inDataplane, tu.ID)
+		}
+		for _, tu := range s.Tunnels {
+			inStatus = append(inStatus, tu.ID)
+		}
+		slices.Sort(inDataplane)
+		assert.Equal(ct, inStatus, inDataplane, "%s: the data plane's tunnels and the status's", name)
+	}, 30*time.Second, time.Second)
+}
+
+// requireNoCleartext sends a known payload from node from to node to's
+// overlay address and captures from's underlay meanwhile: the packets went
+// out, and the payload is not in them.
+func requireNoCleartext(t *testing.T, c *cluster.Cluster, from, to string) {
+	const count = 20
+	marker := []byte("re6st-cleartext-marker-0b7e41")
+	src := c.Node(from).Host
+	capture, err := src.NS.Capture(src.Interface)
+	require.NoError(t, err)
+	var conn net.PacketConn
+	require.NoError(t, src.NS.Do(func() (err error) {
+		conn, err = net.ListenPacket("udp", netip.AddrPortFrom(c.Node(from).Addr, 0).String())
+		return err
+	}))
+	defer conn.Close()
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.Node(to).Addr, 9))
+	for range count {
+		_, err := conn.WriteTo(marker, dst)
+		require.NoError(t, err)
+	}
+	// A ping behind them on the same path: once it is answered, the
+	// datagrams have left.
+	require.Eventually(t, func() bool { return c.Ping(from, to) == nil }, 30*time.Second, 100*time.Millisecond)
+	seen := capture.Collect()
+	require.Greater(t, len(seen), count*len(marker), "the underlay carried the packets")
+	require.False(t, bytes.Contains(seen, marker), "cleartext on the underlay")
+}
