@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cilium/ebpf"
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/rs/zerolog/log"
 	"github.com/vishvananda/netlink"
 )
@@ -328,8 +330,10 @@ func remove(st *State) ([]string, error) {
 		removed = append(removed, "overlay device "+st.Overlay)
 		return nil
 	})
-	// A deleted namespace took its devices with it.
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A deleted namespace took its devices with it, and so did one whose
+	// name is left but is no namespace any more.
+	gone := errors.Is(err, os.ErrNotExist) || errors.Is(err, netns.ErrEnter) && errors.Is(err, syscall.EINVAL)
+	if err != nil && !gone {
 		errs = append(errs, err)
 	}
 	if entries, err := os.ReadDir(pinDir(st.Instance)); err == nil {

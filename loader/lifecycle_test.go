@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"testing"
 
@@ -147,6 +148,24 @@ func TestDownRemovesHalfPresentInstances(t *testing.T) {
 		removed, err = loader.Remove(opts.Instance)
 		require.NoError(t, err)
 		require.Empty(t, removed)
+		_, err = loader.Inspect(opts.Instance)
+		require.ErrorIs(t, err, loader.ErrNotUp)
+	})
+	// The namespace's name outlived it: /run/netns/NAME is no namespace
+	// (a bind mount detached while a process held it), setns says EINVAL.
+	t.Run("namespace name left without its namespace", func(t *testing.T) {
+		ns, opts := underlayNS(t, loader.AttachTCX)
+		d, err := loader.Up(opts)
+		require.NoError(t, err)
+		d.Close()
+		require.NoError(t, ns.Close())
+		path := filepath.Join("/run/netns", opts.Netns)
+		require.NoError(t, os.WriteFile(path, nil, 0o444))
+		t.Cleanup(func() { os.Remove(path) })
+
+		removed, err := loader.Remove(opts.Instance)
+		require.NoError(t, err)
+		require.Len(t, removed, 2, "pins and state: %v", removed)
 		_, err = loader.Inspect(opts.Instance)
 		require.ErrorIs(t, err, loader.ErrNotUp)
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -79,6 +80,11 @@ func (ns *NS) Do(fn func() error) error {
 	return Do(ns.handle, fn)
 }
 
+// ErrEnter marks a failure to enter the namespace (as opposed to an error
+// of fn). With EINVAL it means the handle is not a network namespace: its
+// name outlived it (a bind mount lazily detached).
+var ErrEnter = errors.New("netns: enter")
+
 // Do runs fn on an OS thread switched into the namespace h.
 func Do(h vnetns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
@@ -94,7 +100,7 @@ func Do(h vnetns.NsHandle, fn func() error) error {
 		}
 		defer orig.Close()
 		if err := vnetns.Set(h); err != nil {
-			errc <- fmt.Errorf("netns: enter: %w", err)
+			errc <- fmt.Errorf("%w: %w", ErrEnter, err)
 			return
 		}
 		err = fn()
