@@ -233,29 +233,7 @@ static __always_inline enum verdict underlay_classify4(void *end, __u32 pkt_len,
 
 	if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
 		return V_MALFORMED;
-	struct route *r = route4_lookup(ip->daddr);
-	if (!r) {
-		c->reason = REASON_NO_ROUTE;
-		return V_SLOW_PATH;
-	}
-	if (r->flags & ROUTE_F_LOCAL)
-		return V_LOCAL;
-	if (ip->ttl <= 1) {
-		c->reason = REASON_HOP_LIMIT;
-		return V_SLOW_PATH;
-	}
-	c->out_tunnel = r->tunnel;
-	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &c->out_tunnel);
-	if (!t) {
-		c->reason = REASON_NO_ROUTE;
-		return V_SLOW_PATH;
-	}
-	if (inner4_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size, ip) > t->mtu) {
-		c->reason = REASON_TOO_BIG;
-		return V_SLOW_PATH;
-	}
-	c->next = *t;
-	return V_TRANSIT;
+	return route_verdict(c, route4_lookup(ip->daddr), ip->ttl, inner4_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size, ip));
 }
 
 /* transit_sport from a GRE packet carrying IPv4: a hash of the inner

@@ -28,6 +28,37 @@ struct underlay_ctx {
 	__u8 class;            /* traffic class of the route, for V_TRANSIT */
 };
 
+/* The verdict for an inner packet whose route is r (NULL: none), with hops
+ * its hop limit or TTL and seg the length of its largest segment: local,
+ * slow path (no route, hop limit, MTU), or transit into the route's tunnel,
+ * whose entry and traffic class it records in c. Both inner families. */
+static __always_inline enum verdict route_verdict(struct underlay_ctx *c, const struct route *r, __u8 hops, __u32 seg)
+{
+	if (!r) {
+		c->reason = REASON_NO_ROUTE;
+		return V_SLOW_PATH;
+	}
+	if (r->flags & ROUTE_F_LOCAL)
+		return V_LOCAL;
+	if (hops <= 1) {
+		c->reason = REASON_HOP_LIMIT;
+		return V_SLOW_PATH;
+	}
+	c->out_tunnel = r->tunnel;
+	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &c->out_tunnel);
+	if (!t) {
+		c->reason = REASON_NO_ROUTE;
+		return V_SLOW_PATH;
+	}
+	if (seg > t->mtu) {
+		c->reason = REASON_TOO_BIG;
+		return V_SLOW_PATH;
+	}
+	c->next = *t;
+	c->class = r->class;
+	return V_TRANSIT;
+}
+
 /* Inner IPv4 (ipv4.h). */
 static __always_inline enum verdict underlay_classify4(void *end, __u32 pkt_len, __u32 gso_size,
 						       struct underlay_ctx *c);
@@ -130,30 +161,7 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 	if (is_control(ip6, end))
 		return V_CONTROL;
 
-	struct route *r = route_lookup(ip6);
-	if (!r) {
-		c->reason = REASON_NO_ROUTE;
-		return V_SLOW_PATH;
-	}
-	if (r->flags & ROUTE_F_LOCAL)
-		return V_LOCAL;
-	if (ip6->hop_limit <= 1) {
-		c->reason = REASON_HOP_LIMIT;
-		return V_SLOW_PATH;
-	}
-	c->out_tunnel = r->tunnel;
-	struct tunnel *t = bpf_map_lookup_elem(&tunnels, &c->out_tunnel);
-	if (!t) {
-		c->reason = REASON_NO_ROUTE;
-		return V_SLOW_PATH;
-	}
-	if (inner_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size) > t->mtu) {
-		c->reason = REASON_TOO_BIG;
-		return V_SLOW_PATH;
-	}
-	c->next = *t;
-	c->class = r->class;
-	return V_TRANSIT;
+	return route_verdict(c, route_lookup(ip6), ip6->hop_limit, inner_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size));
 }
 
 /* The FOU source port a transit packet leaves with: the one it came in
