@@ -41,14 +41,19 @@ func TestMMDB(t *testing.T) {
 			"continent": mmdbtype.Map{"code": mmdbtype.String(continent)},
 		}
 	}
-	for network, location := range map[string]mmdbtype.Map{
-		"192.0.2.0/24":   country("FR", "EU"),
-		"192.0.2.128/25": country("DE", "EU"),
-		"2001:db8::/32":  country("JP", "AS"),
+	// In order: the writer's Insert replaces what a network covers, so the
+	// more specific one goes in last.
+	for _, r := range []struct {
+		network  string
+		location mmdbtype.Map
+	}{
+		{"192.0.2.0/24", country("FR", "EU")},
+		{"192.0.2.128/25", country("DE", "EU")},
+		{"2001:db8::/32", country("JP", "AS")},
 	} {
-		_, n, err := net.ParseCIDR(network)
+		_, n, err := net.ParseCIDR(r.network)
 		require.NoError(t, err)
-		require.NoError(t, tree.Insert(n, location))
+		require.NoError(t, tree.Insert(n, r.location))
 	}
 	path := filepath.Join(t.TempDir(), "GeoLite2-Country.mmdb")
 	f, err := os.Create(path)
