@@ -239,7 +239,8 @@ func testMalformed(t *testing.T, nw *network) {
 		}
 		return out
 	}
-	assert.Equal(t, ids(before), ids(after), "tunnels unchanged")
+	// The mesh may grow meanwhile (a peer's new tunnel); none may go.
+	assert.Subset(t, ids(after), ids(before), "every tunnel kept")
 	require.NoError(t, nw.Ping(sender, target))
 }
 
