@@ -84,6 +84,13 @@ func TestResumeKeepsTransit(t *testing.T) {
 	})
 	defer cancel()
 
+	// B originates a prefix of its own and, stopping, retracts it, as a
+	// node does.
+	own := KeyOf(pfx("2001:db8:b::/48"), netip.Prefix{})
+	require.NoError(t, b.Export(own.Prefix, netip.Prefix{}, 0))
+	require.Eventually(t, func() bool { _, ok := a.Selected(own); return ok }, 20*hello, 10*time.Millisecond)
+	b.Withdraw(own.Prefix, netip.Prefix{})
+	require.Eventually(t, func() bool { _, ok := a.Selected(own); return !ok }, 20*hello, 10*time.Millisecond)
 	handed := b.Snapshot()
 	require.Len(t, handed.Interfaces, 2)
 	require.NotEmpty(t, handed.Sources)
@@ -113,6 +120,9 @@ func TestResumeKeepsTransit(t *testing.T) {
 		}
 		time.Sleep(hello / 10)
 	}
+	// What the new B originates again reaches A too.
+	require.NoError(t, b2.Export(own.Prefix, netip.Prefix{}, 0))
+	require.Eventually(t, func() bool { _, ok := a.Selected(own); return ok }, 20*hello, 10*time.Millisecond, "A learns the new B's own prefix")
 	mu.Lock()
 	defer mu.Unlock()
 	require.Empty(t, lost, "A never lost its route to C")
