@@ -66,7 +66,9 @@ func TestPartition(t *testing.T) {
 		for _, a := range half {
 			for _, b := range half {
 				if a != b {
-					require.Eventually(t, func() bool { return c.Ping(a, b) == nil }, 60*time.Second, time.Second,
+					// A half rebuilds its mesh from its peer caches, at
+					// the tunnel refreshes (60 s): two of them, at most.
+					require.Eventually(t, func() bool { return c.Ping(a, b) == nil }, 2*time.Minute, time.Second,
 						"%s → %s inside a half", a, b)
 				}
 			}
