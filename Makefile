@@ -21,9 +21,11 @@ build: deps
 
 # Unit, prog.Run, interop and network-namespace tests, under the race
 # detector. Tests that need root skip with a reason when not root; CI runs
-# as root.
+# as root. /run/netns is made a shared mount point first, before any test
+# binary creates a namespace (internal/netns/rundir.go says why).
 test: deps
 	$(GO) vet ./...
+	@if [ "$$(id -u)" = 0 ]; then ip netns add re6st-test-prepare && ip netns del re6st-test-prepare; fi
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # A whole re6st network on the embedded default internet (docs/demo.md):

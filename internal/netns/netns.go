@@ -36,6 +36,9 @@ func New(name string) (*NS, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("netns %s: creating network namespaces needs root", name)
 	}
+	if err := runDirOnce(); err != nil {
+		return nil, err
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := vnetns.Get()
