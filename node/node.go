@@ -29,6 +29,9 @@ type Node struct {
 	cfg     *Config
 	log     zerolog.Logger
 	started time.Time
+	// stoppedAt is when the previous run stopped cleanly (its Babel
+	// hand-over); zero after a crash or on a first start.
+	stoppedAt time.Time
 
 	id       *identity
 	session  *client.Session
@@ -212,7 +215,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
 		return err
 	}
-	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log, Handover: n.loadBabelState()}); err != nil {
+	handover := n.loadBabelState()
+	if handover != nil {
+		n.stoppedAt = handover.Taken
+	}
+	if n.router, err = babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID(), Logger: &n.log, Handover: handover}); err != nil {
 		return err
 	}
 	if n.conn, err = control.Open(n.cfg.FOUPort, n.id.addr, n.log); err != nil {

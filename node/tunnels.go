@@ -28,7 +28,7 @@ func (n *Node) managerConfig() manager.Config {
 	return manager.Config{
 		Self: n.id.bits, Network: n.id.network, Encap: n.cfg.Encap.String(), Types: n.cfg.TunnelTypes,
 		FOUPort: n.cfg.FOUPort, PeerPort: loader.DefaultFOUPort, Neighbours: n.cfg.Neighbours,
-		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), Save: n.saveTunnels,
+		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), SavedAt: n.stoppedAt, Save: n.saveTunnels,
 		Backend: n.backend, Babel: n.links, Protocol: n.proto, Cache: n.cache,
 		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
 		RegistryBits: func() string { return n.params.get().RegistryPrefix },

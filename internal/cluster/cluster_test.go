@@ -77,7 +77,7 @@ func TestWithoutDaemon(t *testing.T) {
 	require.Error(t, c.StopNode("n2"))
 	require.NoError(t, c.StartNodes())
 	require.Error(t, c.StartNode("n2"))
-	require.Eventually(t, func() bool { return strings.Contains(tail(c.Node("n7").Log(), 1), "args:") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(tail(c.Node("n7").Log(), 1), "args:") }, 30*time.Second, 20*time.Millisecond)
 	args := tail(c.Node("n7").Log(), 1)
 	require.Contains(t, args, "--netns "+c.Node("n7").Host.NS.Name)
 	require.Contains(t, args, "--instance "+c.Node("n7").Instance())
@@ -92,7 +92,7 @@ func TestWithoutDaemon(t *testing.T) {
 	groupGone := func(group int) func() bool {
 		return func() bool { return errors.Is(syscall.Kill(group, 0), syscall.ESRCH) }
 	}
-	require.Eventually(t, groupGone(group), 5*time.Second, 20*time.Millisecond, "the group is gone")
+	require.Eventually(t, groupGone(group), 30*time.Second, 20*time.Millisecond, "the group is gone")
 	require.Contains(t, tail(c.Node("n2").Log(), 1), "stopped")
 	require.NoError(t, c.StartNode("n2"))
 	require.NoError(t, c.RestartNode("n2"))
@@ -102,8 +102,8 @@ func TestWithoutDaemon(t *testing.T) {
 	pid := c.Node("n3").proc.cmd.Process.Pid
 	require.FileExists(t, filepath.Join(c.Node("n3").Dir, "re6stnet.pid"))
 	require.NoError(t, Down(c.opts.Dir))
-	require.Eventually(t, c.Node("n3").proc.exited, 5*time.Second, 20*time.Millisecond)
-	require.Eventually(t, groupGone(-pid), 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, c.Node("n3").proc.exited, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, groupGone(-pid), 30*time.Second, 20*time.Millisecond)
 	require.NoFileExists(t, filepath.Join(c.Node("n3").Dir, "re6stnet.pid"))
 	_, err = c.admin("nodes")
 	require.Error(t, err, "the registry is down too")
@@ -151,7 +151,7 @@ func TestGatewayOption(t *testing.T) {
 	require.NoError(t, c.StartNodes())
 	for name, gateway := range map[string]bool{"gw": true, "registry": false} {
 		log := c.Node(name).Log()
-		require.Eventually(t, func() bool { return strings.Contains(tail(log, 1), "args:") }, 5*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool { return strings.Contains(tail(log, 1), "args:") }, 30*time.Second, 20*time.Millisecond)
 		require.Equal(t, gateway, strings.Contains(tail(log, 1), "--gateway"), name)
 	}
 }

@@ -40,9 +40,13 @@ type Config struct {
 	Tick       time.Duration
 
 	// Saved is the table a previous run saved: its tunnels still in the
-	// backend are taken over. Save records the table after each change.
-	Saved []Tunnel
-	Save  func([]Tunnel) error
+	// backend are taken over, unless SavedAt (when that run stopped; zero
+	// if unknown, after a crash) is so long ago that every peer has
+	// dropped its side (stale, below). Save records the table after each
+	// change.
+	Saved   []Tunnel
+	SavedAt time.Time
+	Save    func([]Tunnel) error
 
 	Backend  Backend
 	Babel    Babel
@@ -124,8 +128,12 @@ func New(cfg Config) *Manager {
 
 func (m *Manager) restore() {
 	known := map[uint32]Tunnel{}
-	for _, t := range m.cfg.Saved {
-		known[t.ID] = t
+	if m.stale() {
+		m.log.Info().Time("stopped", m.cfg.SavedAt).Msg("down longer than peers keep a silent tunnel: tunnels not taken over")
+	} else {
+		for _, t := range m.cfg.Saved {
+			known[t.ID] = t
+		}
 	}
 	existing, err := m.cfg.Backend.List()
 	if err != nil {
@@ -147,6 +155,22 @@ func (m *Manager) restore() {
 		m.tunnels[id] = &entry{Tunnel: t}
 		m.log.Info().Uint32("tunnel", id).Stringer("peer", t.Peer).Msg("tunnel taken over")
 	}
+}
+
+// staleHellos bounds, in Hello intervals, how long a peer keeps a tunnel
+// to a node that stopped: its Babel forgets a neighbour's Hellos within
+// 16 intervals (the history's depth), and the manager reaps a tunnel 4
+// intervals after its link stopped being usable (reapSilent).
+const staleHellos = 16 + 4
+
+// stale: the saved tunnels are older than every peer's patience, so their
+// other sides are gone; taking them over would only delay new ones by
+// the reap timeout.
+func (m *Manager) stale() bool {
+	if m.cfg.SavedAt.IsZero() {
+		return false
+	}
+	return m.clock.Now().Sub(m.cfg.SavedAt) > staleHellos*m.cfg.Params.Hello()+m.cfg.Tick
 }
 
 // Run runs the manager until ctx ends, then waits for the set-ups and

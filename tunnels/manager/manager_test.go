@@ -1,6 +1,8 @@
 package manager
 
 import (
+	"time"
+
 	"errors"
 	"net/netip"
 	"testing"
@@ -325,6 +327,33 @@ func TestRestore(t *testing.T) {
 	list := <-saved
 	require.Len(t, list, 2)
 	assert.Equal(t, []uint32{1, 3}, []uint32{list[0].ID, list[1].ID})
+}
+
+// TestRestoreStale: tunnels saved by a run that stopped longer ago than
+// peers keep a silent tunnel are removed, not taken over; just under that,
+// they are taken over.
+func TestRestoreStale(t *testing.T) {
+	p2, bits2 := peer(t, 2)
+	ep := Endpoint{Encap: "fou", Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddrPort("198.51.100.2:4326")}
+	for _, tc := range []struct {
+		down  time.Duration
+		taken bool
+	}{{down: 0, taken: true}, {down: 24 * time.Second, taken: true}, {down: 26 * time.Second, taken: false}} {
+		h := newHarness(t, 0, 10) // Hello 1 s, Tick 5 s: stale past 20 + 5 s
+		h.backend.tunnels[3] = ep
+		h.saved = []Tunnel{{ID: 3, Peer: p2, Bits: bits2, Endpoint: ep}}
+		if tc.down > 0 {
+			h.cfg.SavedAt = h.clock.Now().Add(-tc.down)
+		}
+		h.start()
+		if tc.taken {
+			assert.Len(t, h.m.Tunnels(), 1, "down %s", tc.down)
+			assert.Empty(t, h.backend.removed, "down %s", tc.down)
+		} else {
+			assert.Empty(t, h.m.Tunnels(), "down %s", tc.down)
+			assert.Equal(t, []uint32{3}, h.backend.removed, "down %s", tc.down)
+		}
+	}
 }
 
 func TestIDOf(t *testing.T) {
