@@ -130,3 +130,10 @@ func (n *neighbour) costFor(class uint8) uint16 {
 	}
 	return n.classCosts[class-1]
 }
+
+// Classes returns the classes in force (SetClasses).
+func (r *Router) Classes() []Class {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.classes)
+}
