@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -106,4 +107,53 @@ func qdiscAvailable(probes []QdiscSupport, name string) bool {
 		}
 	}
 	return false
+}
+
+// Shaping is what the classes' queueing can use and uses: the qdiscs the
+// kernel has, and the shaper's root qdisc on each underlay ("htb",
+// "mqprio", or "" without the shaper).
+type Shaping struct {
+	Qdiscs []QdiscSupport    `json:"qdiscs"`
+	Roots  map[string]string `json:"roots"`
+}
+
+// Shaping probes the kernel's qdiscs and reads each underlay's shaper.
+func (d *Datapath) Shaping() (Shaping, error) {
+	s := Shaping{Roots: map[string]string{}}
+	var err error
+	if s.Qdiscs, err = ProbeQdiscs(); err != nil {
+		return s, err
+	}
+	for _, u := range d.State.Underlays() {
+		if s.Roots[u], err = d.ShaperRoot(u); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// String says it in one line per underlay, e.g. "shaper on eth0: htb
+// (qdiscs: mqprio no, taprio no, fq_codel no, fq no, htb yes)".
+func (s Shaping) String() string {
+	have := ""
+	for i, q := range s.Qdiscs {
+		if i > 0 {
+			have += ", "
+		}
+		have += q.Name + map[bool]string{true: " yes", false: " no"}[q.Available]
+	}
+	names := make([]string, 0, len(s.Roots))
+	for u := range s.Roots {
+		names = append(names, u)
+	}
+	slices.Sort(names)
+	out := ""
+	for _, u := range names {
+		root := s.Roots[u]
+		if root == "" {
+			root = "none (class shape " + u + ")"
+		}
+		out += fmt.Sprintf("shaper on %s: %s (qdiscs: %s)\n", u, root, have)
+	}
+	return out
 }

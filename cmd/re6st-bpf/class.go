@@ -134,7 +134,16 @@ their leaves by the egress program.`,
 				if g.json {
 					return g.printJSON(rep)
 				}
-				fmt.Printf("%s: HTB at %d bit/s, leaf qdisc %s", rep.Device, rep.Rate, rep.LeafQdisc)
+				if rep.Root == "mqprio" {
+					fmt.Printf("%s: mqprio, one set of TX queues per class\n", rep.Device)
+					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "TC\tQUEUES\tPRIORITIES\tCLASSES")
+					for _, tc := range rep.TCs {
+						fmt.Fprintf(w, "%d\t%s\t%v\t%v\n", tc.TC, tc.Queues, tc.Priorities, tc.Classes)
+					}
+					return w.Flush()
+				}
+				fmt.Printf("%s: HTB at %d bit/s (%s), leaf qdisc %s", rep.Device, rep.Rate, rep.RootWhy, rep.LeafQdisc)
 				if rep.Why != "" {
 					fmt.Printf(" (%s)", rep.Why)
 				}
@@ -209,5 +218,20 @@ func printQueues(qs []loader.QueueStats) {
 }
 
 func classListCmd(g *globals) *cobra.Command {
-	return readCmd(g, "list", "List traffic classes with their counters", (*loader.Datapath).ClassStatuses, printClasses)
+	cmd := readCmd(g, "list", "List traffic classes with their counters", (*loader.Datapath).ClassStatuses, printClasses)
+	// The text ends with the shaper of each underlay; --json stays the
+	// list of classes (status --json has the shaping).
+	cmd.PostRunE = func(*cobra.Command, []string) error {
+		if g.json {
+			return nil
+		}
+		return g.with(func(d *loader.Datapath) error {
+			s, err := d.Shaping()
+			if err == nil {
+				fmt.Print(s)
+			}
+			return err
+		})
+	}
+	return cmd
 }
