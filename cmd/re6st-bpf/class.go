@@ -23,7 +23,7 @@ class's queues, an skb priority and the DSCP of the outer IPv4 header; the
 inner packet is left as it is. Changes take effect at once. See
 docs/traffic-classes.md.`,
 	}
-	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g))
+	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g), classPinRXCmd(g))
 	return cmd
 }
 
@@ -234,4 +234,41 @@ func classListCmd(g *globals) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+func classPinRXCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pin-rx DEVICE",
+		Short: "Pin each class's incoming tunnel traffic to its RX queues (NIC ntuple filters)",
+		Long: `Programs DEVICE's ntuple filters (as ethtool -N) so that the tunnel packets
+of each class, recognised by the outer DSCP its sender's data plane wrote,
+land on the class's queues: for FOU one rule per queue matching the low bits
+of the source port (the sender's flow hash), for GRE one rule to the class's
+first queue. Prints each rule with its location (ethtool -N DEVICE delete
+LOCATION removes it). Fails, saying so, on a device without ntuple filters
+(veth, most virtual devices). Classes without queues or with DSCP 0 get no
+rule.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.with(func(d *loader.Datapath) error {
+				rules, skipped, err := d.PinRX(args[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(struct {
+						Rules   []loader.RXRule `json:"rules"`
+						Skipped []string        `json:"skipped"`
+					}{rules, skipped})
+				}
+				for _, r := range rules {
+					fmt.Printf("class %d: location %d: %s\n", r.Class, r.Location, r.Ethtool(args[0]))
+				}
+				for _, s := range skipped {
+					fmt.Println(s)
+				}
+				return nil
+			})
+		},
+	}
 }

@@ -63,6 +63,7 @@ func TestClassCommands(t *testing.T) {
 	require.Contains(t, ok("class", "list"), "0-1")
 
 	require.Contains(t, ok("class", "list"), "shaper on u0: none")
+	fails("u0 (driver veth): no ntuple filters", "class", "pin-rx", "u0")
 	// Class 1 has a rate: HTB, whatever the kernel has; list and status
 	// say so.
 	require.Contains(t, ok("class", "shape", "u0", "--rate", "100M"), "u0: HTB at 100000000 bit/s (mqprio: ")
