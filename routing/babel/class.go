@@ -35,12 +35,11 @@ type Class struct {
 var LatencyRTT = RTTConfig{Min: 0, Max: 500 * time.Millisecond, MaxPenalty: 5000, Decay: Re6stRTT.Decay}
 
 // FallbackPenalty is what a link that is not a restricted class's own adds
-// to the class's link cost. It exceeds the metric of any path of the
-// class's own under 8192 (up to 30 tunnel hops at the nominal cost 96 and
-// less than 10 ms each, or one hop at the full RTT penalty), so such a
-// path always wins over a path through a link that is not its own; paths
-// of more than 7 links that are not its own are unreachable for the class
-// (the metric reaches infinity).
+// to the class's link cost. A path of the class's own with a metric under
+// 8192 (some 80 tunnels at the nominal cost 96, or one at the full RTT
+// penalty) therefore always wins over a path through a link that is not
+// its own; a path through 8 links that are not its own is unreachable for
+// the class (the metric reaches infinity).
 const FallbackPenalty = 8192
 
 // SetClasses replaces the router's classes. The destinations in a class's
