@@ -112,8 +112,11 @@ func classShapeCmd(g *globals) *cobra.Command {
 	var rate string
 	cmd := &cobra.Command{
 		Use:   "shape DEVICE --rate R",
-		Short: "Install the HTB shaper of the classes on an underlay device",
-		Long: `Replaces DEVICE's root qdisc with an HTB tree of the classes: the link's rate
+		Short: "Install the shaper of the classes on an underlay device (mqprio or HTB)",
+		Long: `Replaces DEVICE's root qdisc with mqprio when the kernel has it, DEVICE has
+several TX queues and no class has a rate or flows: each class's priority is
+mapped to its TX queues, unclassed traffic to the first queues no class uses.
+Otherwise (said in the output, with why not mqprio) with an HTB tree of the classes: the link's rate
 R, each class its --rate (or an equal part of what is left) and its
 --priority rank (0-7, higher first), each of its --flows one leaf of equal
 rate so that the flows of a congested class share it equally; unclassed
@@ -165,7 +168,7 @@ their leaves by the egress program.`,
 func classUnshapeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "unshape DEVICE",
-		Short: "Remove the HTB shaper from an underlay device",
+		Short: "Remove the shaper (mqprio or HTB) from an underlay device",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.with(func(d *loader.Datapath) error { return d.Unshape(args[0]) })
