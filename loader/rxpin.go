@@ -76,6 +76,7 @@ func rxRules(classes []Class, fouPort uint16) (rules []RXRule, skipped []string)
 
 // ethtool ABI (linux/ethtool.h).
 const (
+	ethtoolSRXCLSRLDEL = 0x31
 	ethtoolSRXCLSRLINS = 0x32
 	flowTypeUDP4       = 0x02 // UDP_V4_FLOW
 	flowTypeIP4User    = 0x0d // IP_USER_FLOW
@@ -150,15 +151,7 @@ func (d *Datapath) PinRX(ifname string) (rules []RXRule, skipped []string, err e
 		return nil, nil, err
 	}
 	rules, skipped = rxRules(classes, d.State.FOUPort)
-	err = InNetns(d.State.Netns, func() error {
-		if err := ntupleState(ifname); err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
+	err = d.withEthtool(ifname, func(fd int) error {
 		for i := range rules {
 			nfc := rules[i].rxnfc()
 			if err := ethtoolIoctl(fd, ifname, unsafe.Pointer(&nfc[0])); err != nil {
@@ -169,6 +162,38 @@ func (d *Datapath) PinRX(ifname string) (rules []RXRule, skipped []string, err e
 		return nil
 	})
 	return rules, skipped, err
+}
+
+// UnpinRX removes the ntuple rules at locations from ifname (the
+// locations PinRX returned), as ethtool -N ifname delete LOCATION.
+func (d *Datapath) UnpinRX(ifname string, locations []uint32) error {
+	return d.withEthtool(ifname, func(fd int) error {
+		for _, loc := range locations {
+			var nfc [rxnfcSize]byte
+			binary.NativeEndian.PutUint32(nfc[0:], ethtoolSRXCLSRLDEL)
+			binary.NativeEndian.PutUint32(nfc[fsOffset+160:], loc)
+			if err := ethtoolIoctl(fd, ifname, unsafe.Pointer(&nfc[0])); err != nil {
+				return fmt.Errorf("%s: delete rule %d: %w", ifname, loc, err)
+			}
+		}
+		return nil
+	})
+}
+
+// withEthtool runs fn with an ioctl socket in the instance's namespace,
+// once ifname is known to have ntuple filters on.
+func (d *Datapath) withEthtool(ifname string, fn func(fd int) error) error {
+	return InNetns(d.State.Netns, func() error {
+		if err := ntupleState(ifname); err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return fn(fd)
+	})
 }
 
 // ethtoolIoctl runs SIOCETHTOOL on ifname with the command at data.

@@ -23,7 +23,7 @@ class's queues, an skb priority and the DSCP of the outer IPv4 header; the
 inner packet is left as it is. Changes take effect at once. See
 docs/traffic-classes.md.`,
 	}
-	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g), classPinRXCmd(g))
+	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g), classPinRXCmd(g), classUnpinRXCmd(g))
 	return cmd
 }
 
@@ -272,6 +272,25 @@ rule.`,
 				}
 				return nil
 			})
+		},
+	}
+}
+
+func classUnpinRXCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpin-rx DEVICE LOCATION...",
+		Short: "Remove ntuple rules that pin-rx made, by the locations it printed",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var locs []uint32
+			for _, a := range args[1:] {
+				l, err := strconv.ParseUint(a, 10, 32)
+				if err != nil {
+					return fmt.Errorf("location %q: want a number", a)
+				}
+				locs = append(locs, uint32(l))
+			}
+			return g.with(func(d *loader.Datapath) error { return d.UnpinRX(args[0], locs) })
 		},
 	}
 }

@@ -64,6 +64,8 @@ func TestClassCommands(t *testing.T) {
 
 	require.Contains(t, ok("class", "list"), "shaper on u0: none")
 	fails("u0 (driver veth): no ntuple filters", "class", "pin-rx", "u0")
+	fails("u0 (driver veth): no ntuple filters", "class", "unpin-rx", "u0", "7")
+	fails("want a number", "class", "unpin-rx", "u0", "x")
 	// Class 1 has a rate: HTB, whatever the kernel has; list and status
 	// say so.
 	require.Contains(t, ok("class", "shape", "u0", "--rate", "100M"), "u0: HTB at 100000000 bit/s (mqprio: ")
