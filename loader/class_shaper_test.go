@@ -50,6 +50,13 @@ func TestClassShaperTree(t *testing.T) {
 	p := buildShapedPair(t)
 	t.Logf("shaper: %+v", p.report)
 	require.Len(t, p.report.Classes, 2)
+	// The classes have rates: HTB, whatever the kernel has.
+	require.Equal(t, "htb", p.report.Root)
+	require.NotEmpty(t, p.report.RootWhy)
+	require.Len(t, p.report.Qdiscs, len(loader.ProbedQdiscs))
+	root, err := p.a.Datapath.ShaperRoot(p.a.Right)
+	require.NoError(t, err)
+	require.Equal(t, "htb", root)
 	require.Equal(t, loader.ShapedClass{ID: 1, Handle: "1:100", Rate: 1_000_000, HTBPrio: 0, Leaves: 1}, p.report.Classes[0])
 	require.Equal(t, loader.ShapedClass{ID: 2, Handle: "1:200", Rate: 15_000_000, HTBPrio: 7, Leaves: 8}, p.report.Classes[1])
 	out, err := p.a.NS.Run("tc", "class", "show", "dev", p.a.Right)
@@ -66,6 +73,9 @@ func TestClassShaperTree(t *testing.T) {
 	out, err = p.a.NS.Run("tc", "qdisc", "show", "dev", p.a.Right)
 	require.NoError(t, err)
 	require.NotContains(t, out, "htb")
+	root, err = p.a.Datapath.ShaperRoot(p.a.Right)
+	require.NoError(t, err)
+	require.Empty(t, root)
 	cs, err = p.a.Datapath.Classes()
 	require.NoError(t, err)
 	for _, c := range cs {

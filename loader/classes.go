@@ -228,9 +228,8 @@ func (d *Datapath) RemoveOverlayAddress(p netip.Prefix) error {
 }
 
 // RXPinning says whether an underlay can pin the classes' incoming tunnel
-// traffic to RX queues: that needs the NIC's ntuple filters
-// (ethtool -N). re6st-bpf does not program them yet; status says whether
-// they are there.
+// traffic to RX queues: that needs the NIC's ntuple filters (ethtool -N),
+// which `re6st-bpf class pin-rx` programs (PinRX).
 type RXPinning struct {
 	Interface string `json:"interface"`
 	Driver    string `json:"driver"`
@@ -265,7 +264,7 @@ func (d *Datapath) RXPinning() ([]RXPinning, error) {
 				r.Why = "the NIC has no ntuple filters: incoming traffic lands on the queue RSS (veth: the sender's TX queue) gives it"
 			default:
 				r.Ntuple = true
-				r.Why = "ntuple filters available (active: " + fmt.Sprint(state.Active) + "); re6st-bpf does not program them yet: ethtool -N " + u + " flow-type udp4 tos (DSCP<<2) action QUEUE"
+				r.Why = "ntuple filters available (active: " + fmt.Sprint(state.Active) + "): re6st-bpf class pin-rx " + u
 			}
 			out = append(out, r)
 		}

@@ -46,6 +46,13 @@ func htbPrio(priority uint32) uint32 {
 type ShapeReport struct {
 	Device string `json:"device"`
 	Rate   uint64 `json:"rate"`
+	// Root is the root qdisc Shape chose, mqprio or htb; RootWhy says why
+	// not mqprio; Qdiscs is what the kernel has (ProbeQdiscs).
+	Root    string         `json:"root"`
+	RootWhy string         `json:"root_why,omitempty"`
+	Qdiscs  []QdiscSupport `json:"qdiscs"`
+	// TCs are mqprio's traffic classes (Root mqprio).
+	TCs []MqprioTC `json:"tcs,omitempty"`
 	// LeafQdisc is the qdisc under each HTB leaf: fq_codel when the kernel
 	// has it, else HTB's default (pfifo); Why says why not fq_codel.
 	LeafQdisc string        `json:"leaf_qdisc"`
@@ -88,9 +95,35 @@ func classRates(classes []Class, linkRate uint64) (map[uint8]uint64, error) {
 	return out, nil
 }
 
-// Shape installs the HTB tree for the instance's classes on the underlay
-// device ifname (replacing its root qdisc) and switches the classes to it.
-// Run it again after changing classes.
+// chooseRoot picks the shaper's root qdisc: mqprio, which gives each class
+// its hardware TX queues, when the kernel has it, the device has several TX
+// queues, no class asks for software shaping (a rate or flows, which only
+// HTB enforces) and the classes' queues map onto mqprio's traffic classes
+// (mqprioPlan); else htb, with why not mqprio.
+func chooseRoot(probes []QdiscSupport, txQueues int, classes []Class) (opts mqprioOptions, tcs []MqprioTC, why string) {
+	if !qdiscAvailable(probes, "mqprio") {
+		return opts, nil, "mqprio: not in this kernel"
+	}
+	if txQueues < 2 {
+		return opts, nil, "mqprio: the device has one TX queue"
+	}
+	for _, c := range classes {
+		if c.Rate != 0 || c.Flows != 0 {
+			return opts, nil, fmt.Sprintf("mqprio: class %d has a rate or flows, which only the HTB shaper enforces", c.ID)
+		}
+	}
+	opts, tcs, err := mqprioPlan(classes, txQueues)
+	if err != nil {
+		return opts, nil, "mqprio: " + err.Error()
+	}
+	return opts, tcs, ""
+}
+
+// Shape installs the shaper of the instance's classes on the underlay
+// device ifname, replacing its root qdisc: mqprio when chooseRoot allows
+// it (the classes keep their priority, which picks their queues), else the
+// HTB tree, to which the classes are switched. Run it again after
+// changing classes.
 func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
 	if linkRate < minHTBRate {
 		return nil, fmt.Errorf("link rate %d bit/s: too low", linkRate)
@@ -103,12 +136,28 @@ func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &ShapeReport{Device: ifname, Rate: linkRate}
+	probes, err := ProbeQdiscs()
+	if err != nil {
+		return nil, err
+	}
+	rep := &ShapeReport{Device: ifname, Rate: linkRate, Qdiscs: probes}
 	err = InNetns(d.State.Netns, func() error {
 		l, err := netlink.LinkByName(ifname)
 		if err != nil {
 			return fmt.Errorf("shaper: %s: %w", ifname, err)
 		}
+		opts, tcs, why := chooseRoot(probes, l.Attrs().NumTxQueues, classes)
+		if why == "" {
+			rep.Root, rep.TCs = "mqprio", tcs
+			if err := deleteRootQdisc(l.Attrs().Index); err != nil {
+				return fmt.Errorf("shaper: remove the root qdisc of %s: %w", ifname, err)
+			}
+			if err := addMqprio(l.Attrs().Index, opts); err != nil {
+				return fmt.Errorf("shaper: mqprio on %s: %w", ifname, err)
+			}
+			return nil
+		}
+		rep.Root, rep.RootWhy = "htb", why
 		if err := buildShaper(l, classes, rates, linkRate, rep); err != nil {
 			// No half tree: the device goes back to its default qdisc.
 			deleteRootQdisc(l.Attrs().Index)
@@ -120,6 +169,9 @@ func (d *Datapath) Shape(ifname string, linkRate uint64) (*ShapeReport, error) {
 		return nil, err
 	}
 	for _, c := range classes {
+		if rep.Root == "mqprio" {
+			break // the classes keep their priority
+		}
 		c.Shaped = true
 		if err := d.putClass(c); err != nil {
 			return nil, err
@@ -199,11 +251,59 @@ func buildShaper(l netlink.Link, classes []Class, rates map[uint8]uint64, linkRa
 // deleteRootQdisc removes the root qdisc of device idx, if it has one of
 // its own (not the default one, which the kernel refuses to delete).
 func deleteRootQdisc(idx int) error {
-	q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: "htb"}
+	kind, err := rootQdisc(idx)
+	if err != nil || kind == "" {
+		return err
+	}
+	q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT}, QdiscType: kind}
 	if err := netlink.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
 		return err
 	}
 	return nil
+}
+
+// rootQdisc is the kind of device idx's root qdisc, "" for none of its own
+// (the kernel's default, handle 0:).
+func rootQdisc(idx int) (string, error) {
+	qs, err := netlink.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}})
+	if err != nil {
+		return "", err
+	}
+	for _, q := range qs {
+		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Handle != 0 {
+			return q.Type(), nil
+		}
+	}
+	return "", nil
+}
+
+// ShaperRoot says which shaper ifname has: "htb" or "mqprio" when its
+// root qdisc is the shaper's (handle 1:), "" otherwise.
+func (d *Datapath) ShaperRoot(ifname string) (string, error) {
+	var kind string
+	err := InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		kind, err = shaperRoot(l)
+		return err
+	})
+	return kind, err
+}
+
+func shaperRoot(l netlink.Link) (string, error) {
+	qs, err := netlink.QdiscList(l)
+	if err != nil {
+		return "", err
+	}
+	for _, q := range qs {
+		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Handle == shaperHandle(0) &&
+			(q.Type() == "htb" || q.Type() == "mqprio") {
+			return q.Type(), nil
+		}
+	}
+	return "", nil
 }
 
 // Unshape removes the shaper from ifname and switches the classes back to
@@ -214,9 +314,13 @@ func (d *Datapath) Unshape(ifname string) error {
 		if err != nil {
 			return fmt.Errorf("shaper: %s: %w", ifname, err)
 		}
-		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT})
-		if err := netlink.QdiscDel(root); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("shaper: remove htb from %s: %w", ifname, err)
+		kind, err := shaperRoot(l)
+		if err != nil || kind == "" {
+			return err
+		}
+		root := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: shaperHandle(0), Parent: netlink.HANDLE_ROOT}, QdiscType: kind}
+		if err := netlink.QdiscDel(root); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("shaper: remove %s from %s: %w", kind, ifname, err)
 		}
 		return nil
 	})

@@ -5,10 +5,13 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/registry/wire"
+	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 )
 
 func testClasses(t *testing.T) []netparams.TrafficClass {
@@ -54,4 +57,30 @@ func TestClassStatusJSONRoundTrip(t *testing.T) {
 	var back Status
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, s.Classes, back.Classes)
+}
+
+// --class-peer: the tunnels to the named peers (by CN or bits) are the
+// class's own; the class is then restricted in Babel, its metric follows
+// the network's; a class without --class-peer may use every tunnel.
+func TestClassRoutingPolicy(t *testing.T) {
+	network, prefix := netip.MustParsePrefix("2001:db8:42::/48"), netip.MustParsePrefix("2001:db8:42:7::/64")
+	cs, err := deriveClasses(network, prefix, testClasses(t))
+	require.NoError(t, err)
+	router, err := babel.NewRouter(babel.Config{RouterID: babel.RandomRouterID()})
+	require.NoError(t, err)
+	defer router.Close()
+	log := zerolog.Nop()
+	n := &Node{router: router, log: log, cfg: &Config{ClassPeers: map[string][]string{
+		"keepalive": {wire.CommonName("0000000000001001"), "0000000000000011"},
+		"missing":   {"0000000000000011"},
+	}}}
+	require.NoError(t, n.routeClasses(cs))
+	require.Equal(t, []string{"keepalive"}, n.ownClasses("0000000000001001"), "by CN")
+	require.Equal(t, []string{"keepalive", "missing"}, n.ownClasses("0000000000000011"), "by bits")
+	require.Empty(t, n.ownClasses("0000000000000100"))
+
+	require.Equal(t, []babel.Class{
+		{Name: "keepalive", Range: netip.MustParsePrefix("fd00:1::/32"), Latency: true, Restricted: true},
+		{Name: "bulk", Range: netip.MustParsePrefix("fd00:2::/32")},
+	}, router.Classes())
 }

@@ -32,6 +32,10 @@ type Config struct {
 	Attach     loader.AttachMode
 	LANs       []string // -i: interfaces where Babel runs natively
 	Neighbours []string // --neighbour: prefixes (CN "n/len") preferred for tunnels
+	// ClassPeers (--class-peer NAME=PEER,…) names, per traffic class, the
+	// peers (CN "n/len" or subnet bits) whose tunnels are the class's own:
+	// Babel routes the class over them first (docs/traffic-classes.md).
+	ClassPeers map[string][]string
 
 	ClientCount int // outgoing tunnels; < 0: the registry's
 	MaxClients  int // incoming tunnels; < 0: the registry's

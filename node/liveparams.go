@@ -19,12 +19,16 @@ func (n *Node) applyLive(old, p *netparams.Params) {
 		return
 	}
 	var applied int
+	peers := map[string]string{} // interface → peer's bits
+	for _, t := range n.tunnels.Tunnels() {
+		peers[t.Interface()] = t.Bits
+	}
 	for _, i := range n.router.Dump().Interfaces {
-		kind := babel.LinkTunnel
+		cfg := n.tunnelInterface(peers[i.Name])
 		if slices.Contains(n.cfg.LANs, i.Name) {
-			kind = babel.LinkWired
+			cfg = n.babelInterface(babel.LinkWired)
 		}
-		if err := n.router.Reconfigure(i.Name, n.babelInterface(kind)); err != nil {
+		if err := n.router.Reconfigure(i.Name, cfg); err != nil {
 			n.log.Warn().Err(err).Str("interface", i.Name).Msg("new Babel parameters not applied")
 			continue
 		}

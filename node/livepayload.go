@@ -90,6 +90,9 @@ func (n *Node) updateClasses(tcs []netparams.TrafficClass) error {
 		}
 	}
 	n.payload.setClasses(next)
+	if err := n.routeClasses(next); err != nil {
+		return err
+	}
 	rewritten := n.fibw.Rewrite(func(k babel.RouteKey) bool { return classOf(prev, k.Prefix) != classOf(next, k.Prefix) })
 	for _, c := range next {
 		if !slices.ContainsFunc(prev, c.samePrefix) {

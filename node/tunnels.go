@@ -167,7 +167,7 @@ func (l *links) Attach(t manager.Tunnel) error {
 	l.mu.Lock()
 	l.byID[t.ID] = link{to: to, p2p: p2p}
 	l.mu.Unlock()
-	if err := l.n.router.AddInterface(t.Interface(), l.n.babelInterface(babel.LinkTunnel), p2p); err != nil {
+	if err := l.n.router.AddInterface(t.Interface(), l.n.tunnelInterface(t.Bits), p2p); err != nil {
 		l.forget(t.ID)
 		return err
 	}

@@ -287,7 +287,7 @@ func (l *links) attachDevice(t manager.Tunnel, ifname string) error {
 	l.mu.Lock()
 	l.byID[t.ID] = link{} // no control endpoint: nothing reaches it over FOU
 	l.mu.Unlock()
-	if err := l.n.router.AddInterface(t.Interface(), l.n.babelInterface(babel.LinkTunnel), tr); err != nil {
+	if err := l.n.router.AddInterface(t.Interface(), l.n.tunnelInterface(t.Bits), tr); err != nil {
 		l.forget(t.ID)
 		tr.Close()
 		return err

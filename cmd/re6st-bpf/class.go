@@ -23,7 +23,7 @@ class's queues, an skb priority and the DSCP of the outer IPv4 header; the
 inner packet is left as it is. Changes take effect at once. See
 docs/traffic-classes.md.`,
 	}
-	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g))
+	cmd.AddCommand(classSetCmd(g), classDelCmd(g), classListCmd(g), classShapeCmd(g), classUnshapeCmd(g), classPinRXCmd(g), classUnpinRXCmd(g))
 	return cmd
 }
 
@@ -112,8 +112,11 @@ func classShapeCmd(g *globals) *cobra.Command {
 	var rate string
 	cmd := &cobra.Command{
 		Use:   "shape DEVICE --rate R",
-		Short: "Install the HTB shaper of the classes on an underlay device",
-		Long: `Replaces DEVICE's root qdisc with an HTB tree of the classes: the link's rate
+		Short: "Install the shaper of the classes on an underlay device (mqprio or HTB)",
+		Long: `Replaces DEVICE's root qdisc with mqprio when the kernel has it, DEVICE has
+several TX queues and no class has a rate or flows: each class's priority is
+mapped to its TX queues, unclassed traffic to the first queues no class uses.
+Otherwise (said in the output, with why not mqprio) with an HTB tree of the classes: the link's rate
 R, each class its --rate (or an equal part of what is left) and its
 --priority rank (0-7, higher first), each of its --flows one leaf of equal
 rate so that the flows of a congested class share it equally; unclassed
@@ -134,7 +137,16 @@ their leaves by the egress program.`,
 				if g.json {
 					return g.printJSON(rep)
 				}
-				fmt.Printf("%s: HTB at %d bit/s, leaf qdisc %s", rep.Device, rep.Rate, rep.LeafQdisc)
+				if rep.Root == "mqprio" {
+					fmt.Printf("%s: mqprio, one set of TX queues per class\n", rep.Device)
+					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "TC\tQUEUES\tPRIORITIES\tCLASSES")
+					for _, tc := range rep.TCs {
+						fmt.Fprintf(w, "%d\t%s\t%v\t%v\n", tc.TC, tc.Queues, tc.Priorities, tc.Classes)
+					}
+					return w.Flush()
+				}
+				fmt.Printf("%s: HTB at %d bit/s (%s), leaf qdisc %s", rep.Device, rep.Rate, rep.RootWhy, rep.LeafQdisc)
 				if rep.Why != "" {
 					fmt.Printf(" (%s)", rep.Why)
 				}
@@ -156,7 +168,7 @@ their leaves by the egress program.`,
 func classUnshapeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "unshape DEVICE",
-		Short: "Remove the HTB shaper from an underlay device",
+		Short: "Remove the shaper (mqprio or HTB) from an underlay device",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.with(func(d *loader.Datapath) error { return d.Unshape(args[0]) })
@@ -209,5 +221,76 @@ func printQueues(qs []loader.QueueStats) {
 }
 
 func classListCmd(g *globals) *cobra.Command {
-	return readCmd(g, "list", "List traffic classes with their counters", (*loader.Datapath).ClassStatuses, printClasses)
+	cmd := readCmd(g, "list", "List traffic classes with their counters", (*loader.Datapath).ClassStatuses, printClasses)
+	// The text ends with the shaper of each underlay; --json stays the
+	// list of classes (status --json has the shaping).
+	cmd.PostRunE = func(*cobra.Command, []string) error {
+		if g.json {
+			return nil
+		}
+		return g.with(func(d *loader.Datapath) error {
+			s, err := d.Shaping()
+			if err == nil {
+				fmt.Print(s)
+			}
+			return err
+		})
+	}
+	return cmd
+}
+
+func classPinRXCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pin-rx DEVICE",
+		Short: "Pin each class's incoming tunnel traffic to its RX queues (NIC ntuple filters)",
+		Long: `Programs DEVICE's ntuple filters (as ethtool -N) so that the tunnel packets
+of each class, recognised by the outer DSCP its sender's data plane wrote,
+land on the class's queues: for FOU one rule per queue matching the low bits
+of the source port (the sender's flow hash), for GRE one rule to the class's
+first queue. Prints each rule with its location (ethtool -N DEVICE delete
+LOCATION removes it). Fails, saying so, on a device without ntuple filters
+(veth, most virtual devices). Classes without queues or with DSCP 0 get no
+rule.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.with(func(d *loader.Datapath) error {
+				rules, skipped, err := d.PinRX(args[0])
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(struct {
+						Rules   []loader.RXRule `json:"rules"`
+						Skipped []string        `json:"skipped"`
+					}{rules, skipped})
+				}
+				for _, r := range rules {
+					fmt.Printf("class %d: location %d: %s\n", r.Class, r.Location, r.Ethtool(args[0]))
+				}
+				for _, s := range skipped {
+					fmt.Println(s)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func classUnpinRXCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpin-rx DEVICE LOCATION...",
+		Short: "Remove ntuple rules that pin-rx made, by the locations it printed",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var locs []uint32
+			for _, a := range args[1:] {
+				l, err := strconv.ParseUint(a, 10, 32)
+				if err != nil {
+					return fmt.Errorf("location %q: want a number", a)
+				}
+				locs = append(locs, uint32(l))
+			}
+			return g.with(func(d *loader.Datapath) error { return d.UnpinRX(args[0], locs) })
+		},
+	}
 }

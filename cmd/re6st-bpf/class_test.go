@@ -62,7 +62,26 @@ func TestClassCommands(t *testing.T) {
 	require.Equal(t, uint16(6), classes[1].QueueCount)
 	require.Contains(t, ok("class", "list"), "0-1")
 
-	ok("class", "shape", "u0", "--rate", "100M")
+	require.Contains(t, ok("class", "list"), "shaper on u0: none")
+	fails("u0 (driver veth): no ntuple filters", "class", "pin-rx", "u0")
+	fails("u0 (driver veth): no ntuple filters", "class", "unpin-rx", "u0", "7")
+	fails("want a number", "class", "unpin-rx", "u0", "x")
+	// Class 1 has a rate: HTB, whatever the kernel has; list and status
+	// say so.
+	require.Contains(t, ok("class", "shape", "u0", "--rate", "100M"), "u0: HTB at 100000000 bit/s (mqprio: ")
+	require.Contains(t, ok("class", "list"), "shaper on u0: htb (qdiscs: mqprio ")
+	var st struct {
+		Shaping struct {
+			Qdiscs []struct {
+				Name      string `json:"name"`
+				Available bool   `json:"available"`
+			} `json:"qdiscs"`
+			Roots map[string]string `json:"roots"`
+		} `json:"shaping"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ok("status", "--json")), &st))
+	require.Equal(t, "htb", st.Shaping.Roots["u0"])
+	require.Len(t, st.Shaping.Qdiscs, 5)
 	list()
 	require.True(t, classes[0].Shaped && classes[1].Shaped)
 	out, err := ns.Run("tc", "class", "show", "dev", "u0")

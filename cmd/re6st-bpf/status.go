@@ -22,6 +22,9 @@ type status struct {
 	Queues  []loader.QueueStats  `json:"queues"`
 	// RX says, per underlay, whether RX queues can be pinned per class.
 	RX []loader.RXPinning `json:"rx_pinning"`
+	// Shaping says which qdiscs the kernel has and which shaper each
+	// underlay has (mqprio or htb).
+	Shaping loader.Shaping `json:"shaping"`
 	// Shaper holds the HTB counters of each underlay that has the shaper.
 	Shaper map[string][]loader.ShaperClassStats `json:"shaper,omitempty"`
 }
@@ -82,6 +85,9 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 	if s.RX, err = d.RXPinning(); err != nil {
 		return nil, err
 	}
+	if s.Shaping, err = d.Shaping(); err != nil {
+		return nil, err
+	}
 	for _, u := range s.Underlays() {
 		st, err := d.ShaperStats(u)
 		if err != nil {
@@ -140,6 +146,7 @@ func printStatus(s *status) {
 		for _, r := range s.RX {
 			fmt.Printf("RX pinning on %s (%s, %d RX queues): %s\n", r.Interface, r.Driver, r.RXQueues, r.Why)
 		}
+		fmt.Print(s.Shaping)
 	}
 	for u, st := range s.Shaper {
 		fmt.Printf("\nshaper on %s\n", u)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/re6st-bpf/re6st-bpf/loader"
@@ -26,8 +27,10 @@ type nodeFlags struct {
 	attach  string
 	ips     []string
 	ignored []string
-	test    string
-	bgp     bgpFlags
+	// classPeers are the --class-peer NAME=PEER[,PEER…] options.
+	classPeers []string
+	test       string
+	bgp        bgpFlags
 }
 
 // ignoredOptions are re6st's node options that have no meaning here
@@ -69,6 +72,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringVar(&f.attach, "attach", string(loader.AttachAuto), "how tc programs attach: tcx, legacy (clsact qdisc + cls_bpf, kernels before 6.6) or auto")
 	fl.StringArrayVarP(&f.cfg.LANs, "interface", "i", nil, "LAN interface where Babel runs natively, so nodes on it find each other (repeatable)")
 	fl.StringArrayVar(&f.cfg.Neighbours, "neighbour", nil, "CN (n/len) of a peer to prefer for tunnels and to remove last (repeatable)")
+	fl.StringArrayVar(&f.classPeers, "class-peer", nil, "NAME=PEER[,PEER…]: the tunnels to these peers (CN n/len) are traffic class NAME's own; Babel routes the class over them, over other tunnels only when it has no path of its own (repeatable)")
 	fl.IntVar(&f.cfg.ClientCount, "client-count", -1, "outgoing tunnels to keep (default: the registry's)")
 	fl.IntVar(&f.cfg.MaxClients, "max-clients", -1, "incoming tunnels to accept (default: the registry's)")
 	fl.BoolVar(&f.cfg.Gateway, "gateway", false, "announce ::/0 from the network: forward the overlay's traffic to the internet")
@@ -101,6 +105,14 @@ func (f *nodeFlags) config() (node.Config, error) {
 	}
 	if f.cfg.BGP, err = f.bgp.config(); err != nil {
 		return f.cfg, err
+	}
+	f.cfg.ClassPeers = map[string][]string{}
+	for _, s := range f.classPeers {
+		name, peers, ok := strings.Cut(s, "=")
+		if !ok || name == "" || peers == "" {
+			return f.cfg, fmt.Errorf("--class-peer %q: want NAME=PEER[,PEER…]", s)
+		}
+		f.cfg.ClassPeers[name] = append(f.cfg.ClassPeers[name], strings.Split(peers, ",")...)
 	}
 	for _, s := range f.ips {
 		ip, err := netip.ParseAddr(s)

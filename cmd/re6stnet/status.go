@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -118,10 +119,14 @@ func printStatus(w io.Writer, s *node.Status) {
 	if len(s.Classes) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLASS\tRANGE\tADDRESS\tDSCP\tPRIORITY\tMETRIC\tROUTES\tPACKETS\tBYTES\tDROPS")
+		fmt.Fprintln(tw, "CLASS\tRANGE\tADDRESS\tDSCP\tPRIORITY\tMETRIC\tOWN TUNNELS\tROUTES\tPACKETS\tBYTES\tDROPS")
 		for _, c := range s.Classes {
-			fmt.Fprintf(tw, "%d %s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%d\n", c.ID, c.Name, c.Range, c.Address, c.DSCP, c.Priority,
-				c.Metric, len(c.Routes), c.Traffic.Packets, bytes(c.Traffic.Bytes), c.Traffic.Drops)
+			own := "all"
+			if len(c.Peers) > 0 {
+				own = "to " + strings.Join(c.Peers, ",")
+			}
+			fmt.Fprintf(tw, "%d %s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%d\n", c.ID, c.Name, c.Range, c.Address, c.DSCP, c.Priority,
+				c.Metric, own, len(c.Routes), c.Traffic.Packets, bytes(c.Traffic.Bytes), c.Traffic.Drops)
 		}
 		tw.Flush()
 	}

@@ -24,8 +24,10 @@ func TestPrintStatusClasses(t *testing.T) {
 	out.Reset()
 	printStatus(&out, &node.Status{Classes: []node.ClassStatus{{ID: 1, TrafficClass: ka,
 		Prefix: netip.MustParsePrefix("fd00:1:7::/48"), Address: netip.MustParseAddr("fd00:1:7::1"),
-		Traffic: loader.ClassStats{Packets: 12, Bytes: 3 << 10, Drops: 1}, Routes: make([]node.RouteStatus, 2)}}})
-	require.Regexp(t, regexp.MustCompile(`(?m)^1 keepalive\s+fd00:1::/32\s+fd00:1:7::1\s+46\s+7\s+latency\s+2\s+12\s+3\.0KiB\s+1$`), out.String())
+		Traffic: loader.ClassStats{Packets: 12, Bytes: 3 << 10, Drops: 1}, Routes: make([]node.RouteStatus, 2)},
+		{ID: 2, TrafficClass: ka, Peers: []string{"2/16", "3/16"}}}})
+	require.Regexp(t, regexp.MustCompile(`(?m)^1 keepalive\s+fd00:1::/32\s+fd00:1:7::1\s+46\s+7\s+latency\s+all\s+2\s+12\s+3\.0KiB\s+1$`), out.String())
+	require.Regexp(t, regexp.MustCompile(`(?m)^2 keepalive\s.*latency\s+to 2/16,3/16\s+0\s`), out.String())
 }
 
 // The text status gives each tunnel's type and whether it encrypts.

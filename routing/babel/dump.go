@@ -80,7 +80,7 @@ func (r *Router) Dump() Dump {
 			d.Neighbours = append(d.Neighbours, NeighbourInfo{
 				Interface: i.name, Address: n.addr, Reach: n.hello.reach, UReach: n.uhello.reach,
 				Rxcost: n.rxcost(now), Txcost: n.txcostNow(now),
-				RTTValid: n.validRTT(now), RTTMicros: n.rtt, RTTCost: n.rttPenalty(now),
+				RTTValid: n.validRTT(now), RTTMicros: n.rtt, RTTCost: n.rttPenalty(n.iface.cfg.RTT, now),
 				Multiplier: n.multiplier(), Cost: n.cost,
 			})
 		}
@@ -99,7 +99,7 @@ func (r *Router) Dump() Dump {
 			n := r.neighs[rt.nb]
 			d.Routes = append(d.Routes, RouteInfo{
 				Prefix: key.Prefix, Source: key.Source,
-				Metric: r.metric(rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
+				Metric: r.metric(dest, rt), Refmetric: rt.refmetric, Seqno: rt.seqno, RouterID: rt.routerID.String(),
 				Interface: n.iface.name, Neighbour: n.addr, NextHop: r.nexthopOf(rt),
 				Feasible: r.routeFeasible(dest, rt), Selected: dest.selNeigh == n,
 			})

@@ -69,6 +69,9 @@ type neighbour struct {
 	haveRTT     bool
 
 	cost uint16 // cached computeCost
+	// classCosts are the cost for each class's destinations
+	// (Router.SetClasses), cached like cost.
+	classCosts []uint16
 }
 
 // rttValidity is how long an RTT estimate stays in use (babeld: 180 s).
@@ -118,8 +121,9 @@ func (n *neighbour) txcostNow(now time.Duration) uint16 {
 	return Infinity
 }
 
-// baseCost is babeld's neighbour_cost: link cost plus RTT penalty.
-func (n *neighbour) baseCost(now time.Duration) uint16 {
+// linkCost is babeld's neighbour_cost without the RTT penalty: the
+// 2-out-of-3 or ETX cost of the link.
+func (n *neighbour) linkCost(now time.Duration) uint16 {
 	tx := n.txcostNow(now)
 	if tx >= Infinity {
 		return Infinity
@@ -128,18 +132,19 @@ func (n *neighbour) baseCost(now time.Duration) uint16 {
 	if rx >= Infinity {
 		return Infinity
 	}
-	cost := tx
 	if n.iface.cfg.Type == LinkWireless {
-		cost = combineETX(tx, rx)
+		return combineETX(tx, rx)
 	}
-	return uint16(min(int(cost)+int(n.rttPenalty(now)), Infinity))
+	return tx
 }
 
-func (n *neighbour) rttPenalty(now time.Duration) uint16 {
+// rttPenalty is the penalty c gives the neighbour's smoothed RTT, 0 without
+// a valid one.
+func (n *neighbour) rttPenalty(c RTTConfig, now time.Duration) uint16 {
 	if !n.validRTT(now) {
 		return 0
 	}
-	return n.iface.cfg.RTT.Penalty(n.rtt)
+	return c.Penalty(n.rtt)
 }
 
 // multiplier returns the cost multiplier in effect for n.
@@ -150,26 +155,34 @@ func (n *neighbour) multiplier() uint16 {
 	return n.iface.defaultMultiplier
 }
 
-// computeCost applies the multiplier to the base cost. A finite cost is at
-// least 1 so that a route's metric always exceeds what its neighbour
-// advertised (the feasibility condition relies on it).
-func (n *neighbour) computeCost(now time.Duration) uint16 {
-	c := n.baseCost(now)
-	if c >= Infinity {
+// scaled adds penalty to a finite link cost and applies the multiplier. A
+// finite cost is at least 1 so that a route's metric always exceeds what
+// its neighbour advertised (the feasibility condition relies on it).
+func (n *neighbour) scaled(link, penalty uint16) uint16 {
+	if link >= Infinity {
 		return Infinity
 	}
+	c := min(int(link)+int(penalty), Infinity)
 	m := n.multiplier()
-	if m == 0 {
+	if c >= Infinity || m == 0 {
 		return Infinity
 	}
-	scaled := (int(c)*int(m) + unitMultiplier/2) / unitMultiplier
+	scaled := (c*int(m) + unitMultiplier/2) / unitMultiplier
 	return uint16(min(max(scaled, 1), Infinity))
+}
+
+// computeCost is babeld's neighbour_cost (link cost plus the interface's
+// RTT penalty) with the multiplier applied.
+func (n *neighbour) computeCost(now time.Duration) uint16 {
+	return n.scaled(n.linkCost(now), n.rttPenalty(n.iface.cfg.RTT, now))
 }
 
 // updateCost recomputes n's cost and reconsiders its routes if it changed.
 func (r *Router) updateCost(n *neighbour) {
-	c := n.computeCost(r.clock.Now())
-	if c == n.cost {
+	now := r.clock.Now()
+	c := n.computeCost(now)
+	classChanged := r.updateClassCosts(n, now)
+	if c == n.cost && !classChanged {
 		return
 	}
 	old := n.cost
@@ -275,6 +288,9 @@ func (r *Router) flushNeighbour(n *neighbour) {
 	delete(n.iface.neighbours, n.addr)
 	delete(n.iface.ucast, n.addr)
 	n.cost = Infinity
+	for j := range n.classCosts {
+		n.classCosts[j] = Infinity
+	}
 	for _, d := range r.dests {
 		if d == nil || d.route(n) == nil {
 			continue

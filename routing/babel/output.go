@@ -291,7 +291,7 @@ func (r *Router) addRouteUpdate(w *packetWriter, d *destination, now time.Durati
 	}
 	key := r.intern.key(d.id)
 	u := Update{Prefix: key.Prefix, Source: key.Source, Interval: CentisOf(w.i.cfg.UpdateInterval),
-		RouterID: rt.routerID, Seqno: rt.seqno, Metric: r.metric(rt)}
+		RouterID: rt.routerID, Seqno: rt.seqno, Metric: r.metric(d, rt)}
 	r.noteAdvertised(d, u.RouterID, u.Seqno, u.Metric, now)
 	w.add(u)
 }

@@ -19,6 +19,9 @@ func (r *Router) Reconfigure(name string, cfg InterfaceConfig) error {
 		return fmt.Errorf("babel: no interface %s", name)
 	}
 	i.cfg = cfg
+	for _, n := range i.neighbours {
+		r.updateCost(n) // the RTT settings or the classes may have changed
+	}
 	switch {
 	case cfg.Auth == nil:
 		i.auth = nil

@@ -122,10 +122,10 @@ func (r *Router) forwardTarget(d *destination, requester *neighbour) *neighbour 
 	var best *route
 	for j := range d.routes {
 		rt := &d.routes[j]
-		if r.neighs[rt.nb] == requester || r.metric(rt) >= Infinity {
+		if r.neighs[rt.nb] == requester || r.metric(d, rt) >= Infinity {
 			continue
 		}
-		if best == nil || r.metric(rt) < r.metric(best) {
+		if best == nil || r.metric(d, rt) < r.metric(d, best) {
 			best = rt
 		}
 	}

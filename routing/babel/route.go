@@ -39,6 +39,7 @@ type destination struct {
 	selNeigh *neighbour    // the selected route is the one from selNeigh
 	last     selectedState // what selected looked like when last examined
 	sources  []source      // feasibility distances, one per router-id
+	class    uint8         // Router.classOf its key: whose link cost it uses
 }
 
 // route returns the route from n, if any. The pointer is valid until a
@@ -99,9 +100,10 @@ func (d *destination) source(id RouterID, now time.Duration) *source {
 // SOURCE_GC_TIME).
 const sourceGCTime = 200 * time.Second
 
-// metric is the route's metric through its neighbour.
-func (r *Router) metric(rt *route) uint16 {
-	cost := r.neighs[rt.nb].cost
+// metric is the route's metric through its neighbour, with the link cost
+// of d's class.
+func (r *Router) metric(d *destination, rt *route) uint16 {
+	cost := r.neighs[rt.nb].costFor(d.class)
 	if rt.refmetric >= Infinity || cost >= Infinity {
 		return Infinity
 	}
@@ -149,8 +151,8 @@ func (r *Router) noteAdvertised(d *destination, id RouterID, seqno, metric uint1
 
 // smoothedMetric is an exponential average of the route's metric with the
 // configured half-life, used for hysteresis.
-func (r *Router) smoothedMetric(rt *route, now time.Duration) float64 {
-	m := float64(r.metric(rt))
+func (r *Router) smoothedMetric(d *destination, rt *route, now time.Duration) float64 {
+	m := float64(r.metric(d, rt))
 	if r.halfLife < 0 || m >= Infinity || !rt.haveSmoothed {
 		rt.smoothed, rt.smoothedAt, rt.haveSmoothed = m, now, m < Infinity
 		return m
@@ -228,7 +230,7 @@ func (r *Router) handleUpdate(n *neighbour, u Update, src netip.Addr, now time.D
 	if !feasible {
 		// Starvation help: if the unfeasible route would be much better
 		// than what we have, ask for a newer seqno.
-		if sel := d.selected(); sel == nil || int(r.metric(rt))+512 <= int(r.metric(sel)) {
+		if sel := d.selected(); sel == nil || int(r.metric(d, rt))+512 <= int(r.metric(d, sel)) {
 			r.requestSeqno(d, u.RouterID, n)
 		}
 	}
@@ -264,7 +266,7 @@ func (r *Router) newDest(id uint32) *destination {
 	if n := int(id) + 1 - len(r.dests); n > 0 {
 		r.dests = append(r.dests, make([]*destination, n)...)
 	}
-	d := &destination{id: id}
+	d := &destination{id: id, class: r.classOf(r.intern.key(id))}
 	r.dests[id] = d
 	return d
 }
@@ -300,19 +302,19 @@ func (r *Router) reselect(d *destination) {
 	bestMetric := uint16(Infinity)
 	for j := range d.routes {
 		rt := &d.routes[j]
-		m := r.metric(rt)
+		m := r.metric(d, rt)
 		if m >= bestMetric || !r.routeFeasible(d, rt) {
 			continue
 		}
 		best, bestMetric = rt, m
 	}
 	cur := d.selected()
-	usable := cur != nil && r.metric(cur) < Infinity && r.routeFeasible(d, cur)
+	usable := cur != nil && r.metric(d, cur) < Infinity && r.routeFeasible(d, cur)
 	switch {
 	case !usable:
 		r.setSelected(d, best)
-	case best != nil && best != cur && bestMetric <= r.metric(cur) &&
-		r.smoothedMetric(best, now) < r.smoothedMetric(cur, now):
+	case best != nil && best != cur && bestMetric <= r.metric(d, cur) &&
+		r.smoothedMetric(d, best, now) < r.smoothedMetric(d, cur, now):
 		r.setSelected(d, best)
 	default:
 		r.setSelected(d, cur)
@@ -332,11 +334,11 @@ type selectedState struct {
 
 func (s selectedState) valid() bool { return s.neigh != nil }
 
-func (r *Router) stateOf(rt *route) selectedState {
+func (r *Router) stateOf(d *destination, rt *route) selectedState {
 	if rt == nil {
 		return selectedState{}
 	}
-	return selectedState{r.neighs[rt.nb], rt.routerID, rt.nexthop, rt.seqno, r.metric(rt)}
+	return selectedState{r.neighs[rt.nb], rt.routerID, rt.nexthop, rt.seqno, r.metric(d, rt)}
 }
 
 // metricChangeThreshold is the metric change that triggers an update
@@ -352,7 +354,7 @@ func (r *Router) setSelected(d *destination, rt *route) {
 	if rt != nil {
 		d.selNeigh = r.neighs[rt.nb]
 	}
-	cur := r.stateOf(rt)
+	cur := r.stateOf(d, rt)
 	d.last = cur
 	if old == cur {
 		return

@@ -73,6 +73,9 @@ type InterfaceConfig struct {
 	MTU int
 	// Auth enables MAC authentication when not nil.
 	Auth *Auth
+	// Classes names the restricted classes (Class.Restricted) whose own
+	// link this interface is.
+	Classes []string
 }
 
 // DefaultInterfaceConfig returns babeld's defaults for the link type:
@@ -205,6 +208,7 @@ type Router struct {
 	free     []uint32     // free slots in neighs
 	intern   *Interner
 	exported map[uint32]uint16          // by key id
+	classes  []Class                    // SetClasses
 	dests    []*destination             // by key id
 	requests map[uint32]*pendingRequest // by key id
 	resends  map[uint32]*pendingResend  // by key id
@@ -535,6 +539,6 @@ func (r *Router) selectedRoute(d *destination) SelectedRoute {
 		NextHop:   r.nexthopOf(rt),
 		RouterID:  rt.routerID,
 		Seqno:     rt.seqno,
-		Metric:    r.metric(rt),
+		Metric:    r.metric(d, rt),
 	}
 }
