@@ -20,7 +20,7 @@ const linkMTU = 1432
 
 // Common are the arguments of both ends.
 type Common struct {
-	Dev          string // the TAP device
+	Dev           string // the TAP device
 	CA, Cert, Key string // the network's CA, the node's certificate and key (PEM files)
 	// Encrypt: the network encrypts (`encrypt` in its parameters);
 	// otherwise the data channel has no cipher (--cipher none).
