@@ -9,10 +9,20 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
-// encryptingTypes are the tunnel types that encrypt what they carry:
-// WireGuard (tunnels/wireguard, one device per tunnel: wireguard.go). In a
-// network that encrypts, the node's backend carries these only.
-var encryptingTypes = []string{nodeproto.ProtoWireGuard}
+// encryptingTypes are the tunnel types that encrypt what they carry in a
+// network that encrypts: WireGuard (tunnels/wireguard, one device per
+// tunnel: wireguard.go), and OpenVPN, which then runs with a cipher
+// (openvpn.go). In such a network, the node's backend carries these only.
+var encryptingTypes = []string{nodeproto.ProtoWireGuard, nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoOpenVPNUDP}
+
+// encrypted: a tunnel of encap encrypts. OpenVPN has a cipher when the
+// network encrypts (at the time its client started).
+func encrypted(encap string, networkEncrypts bool) bool {
+	if _, ovpn := openvpnTypes[encap]; ovpn {
+		return networkEncrypts
+	}
+	return slices.Contains(encryptingTypes, encap)
+}
 
 // offeredTypes are the tunnel types the node offers.
 func (c *Config) offeredTypes() []string {

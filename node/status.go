@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"slices"
 	"sort"
 	"time"
 
@@ -153,11 +152,11 @@ func (n *Node) Status() Status {
 	for _, t := range n.tunnels.Tunnels() {
 		ep := t.Endpoint
 		encap, _ := loader.ParseTunnelType(ep.Encap)
-		if ep.Encap == nodeproto.ProtoWireGuard {
+		if _, ovpn := openvpnTypes[ep.Encap]; ovpn || ep.Encap == nodeproto.ProtoWireGuard {
 			encap = loader.DEVICE
 		}
 		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.Draining,
-			Encap: encap, Type: ep.Encap, Encrypted: slices.Contains(encryptingTypes, ep.Encap), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
+			Encap: encap, Type: ep.Encap, Encrypted: encrypted(ep.Encap, n.params.get().Encrypt), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
 			Age: Duration(time.Since(t.Created)), Routes: routesVia[t.Interface()]}
 		for _, nb := range dump.Neighbours {
 			if nb.Interface == t.Interface() {
