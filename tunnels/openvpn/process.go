@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,27 +42,45 @@ type Process struct {
 const outputKept = 40
 
 // Start runs cmd (openvpn with its arguments, made by the caller where it
-// must run: exec.Command, or a namespace's command).
+// must run: exec.Command, or a namespace's command). The child gets
+// SIGTERM if the node dies without stopping it (Pdeathsig): it is started
+// from a thread locked for the child's whole life, since the kernel sends
+// that signal when the thread that forked it ends.
 func Start(cmd *exec.Cmd, log zerolog.Logger) (*Process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		r.Close()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	p := &Process{cmd: cmd, log: log, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
 		w.Close()
+		started <- err
+		if err != nil {
+			r.Close()
+			close(p.done)
+			return
+		}
+		p.run(r)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("openvpn: %w", err)
 	}
-	w.Close()
-	p := &Process{cmd: cmd, log: log, done: make(chan struct{})}
-	go p.run(r)
 	return p, nil
 }
 
 // Command is openvpn with args, run in place.
 func Command(args []string) *exec.Cmd { return exec.Command(Binary, args...) }
 
+// run logs the child's output and waits for it.
 func (p *Process) run(r *os.File) {
 	defer close(p.done)
 	sc := bufio.NewScanner(r)
