@@ -194,28 +194,29 @@ func TestInteropRe6st(t *testing.T) {
 			waitPing(t, a, "re6stnet-"+proto, ourLL, srv, cl)
 			require.Contains(t, cl.Output(), re6stCipher)
 		})
-		t.Run("re6st-client-"+proto, func(t *testing.T) {
-			port := uint16(1294 + i)
+		// ourServer starts our server in b, on port.
+		ourServer := func(t *testing.T, port uint16) *Process {
 			c := common
 			c.Dev = "ovs" + proto
 			args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: proto, MaxClients: 4})
 			require.NoError(t, err)
 			srv := ours(t, b, c.Dev, ourLL, args)
 			waitOutput(t, srv, ready)
+			return srv
+		}
+		t.Run("re6st-client-"+proto, func(t *testing.T) {
+			port := uint16(1294 + i)
+			srv := ourServer(t, port)
 			cl := re6stClient(t, a, p, theirCN, "re6stc"+proto, ourCN, proto, netip.AddrPortFrom(addrB, port))
 			waitPing(t, a, "re6stc"+proto, ourLL, srv, cl)
 			require.Contains(t, srv.Output(), re6stCipher)
 		})
 		t.Run("ours-"+proto, func(t *testing.T) {
 			port := uint16(1394 + i)
+			srv := ourServer(t, port)
 			c := common
-			c.Dev = "ovs" + proto
-			args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: proto, MaxClients: 4})
-			require.NoError(t, err)
-			srv := ours(t, b, c.Dev, ourLL, args)
-			waitOutput(t, srv, ready)
 			c.Dev, c.Cert, c.Key = "ovc"+proto, p.nodes[theirCN][0], p.nodes[theirCN][1]
-			args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: proto, PeerName: ourCN})
+			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: proto, PeerName: ourCN})
 			require.NoError(t, err)
 			cl := ours(t, a, c.Dev, netip.MustParseAddr("fe80::1"), args)
 			waitPing(t, a, c.Dev, ourLL, srv, cl)
