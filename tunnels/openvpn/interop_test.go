@@ -223,4 +223,35 @@ func TestInteropRe6st(t *testing.T) {
 			require.Contains(t, cl.Output(), "Data Channel: cipher '[null-cipher]'", "two of our ends agree on no cipher")
 		})
 	}
+	// ourPair starts our server in b (cipher or not) and our client to it
+	// in a, which wants the server named peerName.
+	ourPair := func(t *testing.T, port uint16, encrypt bool, peerName string) (srv, cl *Process) {
+		c := common
+		c.Dev, c.Encrypt = "ovsx", encrypt
+		args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: TCP, MaxClients: 4})
+		require.NoError(t, err)
+		srv = ours(t, b, c.Dev, ourLL, args)
+		waitOutput(t, srv, ready)
+		c.Dev, c.Cert, c.Key = "ovcx", p.nodes[theirCN][0], p.nodes[theirCN][1]
+		args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: TCP, PeerName: peerName})
+		require.NoError(t, err)
+		return srv, ours(t, a, c.Dev, netip.MustParseAddr("fe80::1"), args)
+	}
+	t.Run("ours-encrypted", func(t *testing.T) {
+		srv, cl := ourPair(t, 1494, true, ourCN)
+		waitPing(t, a, "ovcx", ourLL, srv, cl)
+		require.Contains(t, cl.Output(), "Data Channel: cipher 'AES-256-GCM'", "a network that encrypts: a cipher")
+	})
+	t.Run("wrong-name", func(t *testing.T) {
+		// The client checks the server's certificate names the peer it
+		// wants: a server with another node's certificate is refused.
+		_, cl := ourPair(t, 1495, false, "3/16")
+		select {
+		case <-cl.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the client went on with the wrong server:\n%s", cl.Output())
+		}
+		require.Contains(t, cl.Output(), "VERIFY X509NAME ERROR")
+		require.NotContains(t, cl.Output(), ready)
+	})
 }
