@@ -50,3 +50,16 @@ func TestUnannouncedType(t *testing.T) {
 	h.m.do(func() { failed = h.m.failedRecently(bits2, nodeproto.ProtoFOU, h.clock.Now()) })
 	require.True(t, failed, "FOU's unanswered set-up is remembered")
 }
+
+// A set-up request for an unannounced type is refused: its tunnels are made
+// by connecting to the server, never requested.
+func TestUnannouncedTypeNotRequested(t *testing.T) {
+	h := newHarness(t, 0, 10)
+	h.cfg.Backend = ovpnBackend{h.backend}
+	h.start()
+	p2, _ := peer(t, 2)
+	reply := h.m.Accept(nodeproto.Peer{Prefix: p2, Via: netip.MustParseAddrPort("198.51.100.2:4326")},
+		nodeproto.TunnelRequest{Encap: nodeproto.ProtoOpenVPNTCP, Endpoint: netip.MustParseAddrPort("198.51.100.2:4326")})
+	require.False(t, reply.Accepted)
+	require.Empty(t, h.m.Tunnels())
+}
