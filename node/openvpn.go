@@ -157,6 +157,34 @@ func (o *ovpnBackend) closeAll() {
 	}
 }
 
+// serverStatuses are the servers as status shows them, their clients
+// counted among Babel's neighbours.
+func (o *ovpnBackend) serverStatuses(neighbours []babel.NeighbourInfo) []OpenVPNServerStatus {
+	var out []OpenVPNServerStatus
+	for _, encap := range []string{nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoOpenVPNUDP} {
+		dev := ovpnServerDevice(encap)
+		o.mu.Lock()
+		p := o.servers[dev]
+		o.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		s := OpenVPNServerStatus{Device: dev, Type: encap, Port: o.n.cfg.OpenVPNPort}
+		select {
+		case <-p.Done():
+		default:
+			s.Running = true
+		}
+		for _, nb := range neighbours {
+			if nb.Interface == dev {
+				s.Clients++
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // attachTAP runs Babel natively on an OpenVPN TAP device (a link with one
 // peer, or a server's with several), as on a LAN: the routes through it go
 // into the kernel.

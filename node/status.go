@@ -35,6 +35,9 @@ type Status struct {
 	ClientCount int                   `json:"client_count"`
 	MaxClients  int                   `json:"max_clients"`
 	Tunnels     []TunnelStatus        `json:"tunnels"`
+	// OpenVPNServers are the node's OpenVPN servers, whose clients are
+	// not in Tunnels (they have no entry in the tunnel table).
+	OpenVPNServers []OpenVPNServerStatus `json:"openvpn_servers,omitempty"`
 	Neighbours  []babel.NeighbourInfo `json:"neighbours"`
 	Routes      []RouteStatus         `json:"routes"`
 	Control     ControlStatus         `json:"control"`
@@ -100,6 +103,17 @@ type TunnelStatus struct {
 	Traffic   loader.TunnelStats `json:"traffic"`
 }
 
+// OpenVPNServerStatus is one OpenVPN server: its device, type and port,
+// whether openvpn runs, and its clients Babel hears (neighbours on the
+// device).
+type OpenVPNServerStatus struct {
+	Device  string `json:"device"`
+	Type    string `json:"type"`
+	Port    uint16 `json:"port"`
+	Running bool   `json:"running"`
+	Clients int    `json:"clients"`
+}
+
 // RouteStatus is a route Babel selected; Installed once the fib wrote it
 // into the data plane (or the kernel).
 type RouteStatus struct {
@@ -148,6 +162,7 @@ func (n *Node) Status() Status {
 			RouterID: rt.RouterID, Installed: n.fibw.Installed(key)})
 	}
 	sort.Slice(s.Routes, func(i, j int) bool { return s.Routes[i].Prefix < s.Routes[j].Prefix })
+	s.OpenVPNServers = n.backend.ovpn.serverStatuses(dump.Neighbours)
 	s.Classes = n.classStatuses(s.Routes)
 	for _, t := range n.tunnels.Tunnels() {
 		ep := t.Endpoint
