@@ -123,20 +123,22 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoOpenVPNTCP, &across), reachBound, time.Second,
 		"tunnels across the core are OpenVPN over TCP, within an ISP FOU")
 	require.Positive(t, across, "some tunnels cross the core")
-	// Every node runs its OpenVPN server; those of the tunnels' peers
-	// have their clients (no cipher: the network does not encrypt).
-	clients := 0
-	for _, name := range c.Nodes() {
-		s := nodeStatus(t, c, name)
-		require.Len(t, s.OpenVPNServers, 1, name)
-		require.True(t, s.OpenVPNServers[0].Running, name)
-		require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
-		clients += s.OpenVPNServers[0].Clients
-		for _, tu := range s.Tunnels {
-			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
+	// Every node runs its OpenVPN server, and the peers' servers hear their
+	// clients (no cipher: the network does not encrypt).
+	require.Eventually(t, func() bool {
+		clients := 0
+		for _, name := range c.Nodes() {
+			s := nodeStatus(t, c, name)
+			require.Len(t, s.OpenVPNServers, 1, name)
+			require.True(t, s.OpenVPNServers[0].Running, name)
+			require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
+			clients += s.OpenVPNServers[0].Clients
+			for _, tu := range s.Tunnels {
+				require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
+			}
 		}
-	}
-	require.Positive(t, clients, "OpenVPN servers hear their clients")
+		return clients > 0
+	}, reachBound, time.Second, "OpenVPN servers hear their clients")
 
 	removeFirewall(t, in)
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
