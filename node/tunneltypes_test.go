@@ -128,17 +128,21 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 	require.Eventually(t, func() bool {
 		clients := 0
 		for _, name := range c.Nodes() {
-			s := nodeStatus(t, c, name)
-			require.Len(t, s.OpenVPNServers, 1, name)
-			require.True(t, s.OpenVPNServers[0].Running, name)
-			require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
-			clients += s.OpenVPNServers[0].Clients
-			for _, tu := range s.Tunnels {
-				require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
+			for _, o := range nodeStatus(t, c, name).OpenVPNServers {
+				clients += o.Clients
 			}
 		}
 		return clients > 0
 	}, reachBound, time.Second, "OpenVPN servers hear their clients")
+	for _, name := range c.Nodes() {
+		s := nodeStatus(t, c, name)
+		require.Len(t, s.OpenVPNServers, 1, name)
+		require.True(t, s.OpenVPNServers[0].Running, name)
+		require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
+		for _, tu := range s.Tunnels {
+			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
+		}
+	}
 
 	removeFirewall(t, in)
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
