@@ -56,9 +56,10 @@ func (o *ovpnBackend) common(dev string) openvpn.Common {
 		Encrypt: o.n.params.get().Encrypt, Timeout: 4 * o.n.params.Hello()}
 }
 
-// tap makes an OpenVPN TAP device with the node's link-local address.
-func (o *ovpnBackend) tap(dev string) error {
-	_, err := openvpn.CreateTAP(dev, o.n.dp.State.MTU, net.IP(o.n.linkLocal().AsSlice()))
+// tap makes an OpenVPN TAP device over proto with the node's link-local
+// address.
+func (o *ovpnBackend) tap(dev, proto string) error {
+	_, err := openvpn.CreateTAP(dev, openvpn.TAPMTU(proto, o.n.dp.State.MTU), net.IP(o.n.linkLocal().AsSlice()))
 	return err
 }
 
@@ -75,7 +76,7 @@ func (o *ovpnBackend) startServers() error {
 		if err != nil {
 			return err
 		}
-		if err := o.start(dev, args, func(p *openvpn.Process) { o.servers[dev] = p }); err != nil {
+		if err := o.start(dev, proto, args, func(p *openvpn.Process) { o.servers[dev] = p }); err != nil {
 			return err
 		}
 		if err := o.n.links.attachTAP(dev); err != nil {
@@ -85,11 +86,11 @@ func (o *ovpnBackend) startServers() error {
 	return nil
 }
 
-// start makes dev and runs openvpn with args on it; keep records the
-// process.
-func (o *ovpnBackend) start(dev string, args []string, keep func(*openvpn.Process)) error {
+// start makes dev, over proto, and runs openvpn with args on it; keep
+// records the process.
+func (o *ovpnBackend) start(dev, proto string, args []string, keep func(*openvpn.Process)) error {
 	_ = openvpn.DeleteTAP(dev) // left by a killed run
-	if err := o.tap(dev); err != nil {
+	if err := o.tap(dev, proto); err != nil {
 		return err
 	}
 	p, err := openvpn.Start(openvpn.Command(args), o.n.log.With().Str("openvpn", dev).Logger())
@@ -111,7 +112,7 @@ func (o *ovpnBackend) add(id uint32, ep manager.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	return o.start(dev, args, func(p *openvpn.Process) { o.clients[id] = p })
+	return o.start(dev, openvpnTypes[ep.Encap], args, func(p *openvpn.Process) { o.clients[id] = p })
 }
 
 func (o *ovpnBackend) has(id uint32) bool {

@@ -32,4 +32,8 @@ func TestArgs(t *testing.T) {
 	require.Error(t, err, "the underlay is IPv4")
 	_, err = ServerArgs(ServerConfig{Common: c, Proto: "tcp6"})
 	require.Error(t, err)
+
+	require.Equal(t, 1472, TAPMTU(TCP, 1472))
+	require.Equal(t, 1400, TAPMTU(UDP, 1472), "re6st's link MTU over UDP")
+	require.Equal(t, 1280, TAPMTU(UDP, 1280))
 }

@@ -111,10 +111,13 @@ func re6stClient(t *testing.T, ns *netns.NS, p pki, cn, dev, peerCN, proto strin
 	return re6stSide(t, ns, p, cn, dev, extra...)
 }
 
+// overlayMTU is a node's overlay MTU under a 1500-byte underlay.
+const overlayMTU = 1472
+
 // ours starts our end in ns: its TAP device, then openvpn with args.
-func ours(t *testing.T, ns *netns.NS, dev string, ll netip.Addr, args []string) *Process {
+func ours(t *testing.T, ns *netns.NS, dev, proto string, ll netip.Addr, args []string) *Process {
 	require.NoError(t, ns.Do(func() error {
-		_, err := CreateTAP(dev, 1400, net.IP(ll.AsSlice()))
+		_, err := CreateTAP(dev, TAPMTU(proto, overlayMTU), net.IP(ll.AsSlice()))
 		return err
 	}))
 	proc, err := Start(ns.Command(context.Background(), append([]string{Binary}, args...)...), zerolog.Nop())
@@ -190,7 +193,7 @@ func TestInteropRe6st(t *testing.T) {
 			c.Dev = "ovc" + proto
 			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrA, port), Proto: proto, PeerName: theirCN})
 			require.NoError(t, err)
-			cl := ours(t, b, c.Dev, ourLL, args)
+			cl := ours(t, b, c.Dev, proto, ourLL, args)
 			waitPing(t, a, "re6stnet-"+proto, ourLL, srv, cl)
 			require.Contains(t, cl.Output(), re6stCipher)
 		})
@@ -200,7 +203,7 @@ func TestInteropRe6st(t *testing.T) {
 			c.Dev = "ovs" + proto
 			args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: proto, MaxClients: 4})
 			require.NoError(t, err)
-			srv := ours(t, b, c.Dev, ourLL, args)
+			srv := ours(t, b, c.Dev, proto, ourLL, args)
 			waitOutput(t, srv, ready)
 			return srv
 		}
@@ -218,9 +221,12 @@ func TestInteropRe6st(t *testing.T) {
 			c.Dev, c.Cert, c.Key = "ovc"+proto, p.nodes[theirCN][0], p.nodes[theirCN][1]
 			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: proto, PeerName: ourCN})
 			require.NoError(t, err)
-			cl := ours(t, a, c.Dev, netip.MustParseAddr("fe80::1"), args)
+			cl := ours(t, a, c.Dev, proto, netip.MustParseAddr("fe80::1"), args)
 			waitPing(t, a, c.Dev, ourLL, srv, cl)
 			require.Contains(t, cl.Output(), "Data Channel: cipher '[null-cipher]'", "two of our ends agree on no cipher")
+			// A packet the size of the TAP devices' MTU passes.
+			out, err := a.Run("ping", "-6", "-c", "2", "-W", "2", "-M", "do", "-s", strconv.Itoa(TAPMTU(proto, overlayMTU)-48), ourLL.String()+"%"+c.Dev)
+			require.NoError(t, err, "%s\nserver:\n%s\nclient:\n%s", out, srv.Output(), cl.Output())
 		})
 	}
 	// ourPair starts our server in b (cipher or not) and our client to it
@@ -230,12 +236,12 @@ func TestInteropRe6st(t *testing.T) {
 		c.Dev, c.Encrypt = "ovsx", encrypt
 		args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: TCP, MaxClients: 4})
 		require.NoError(t, err)
-		srv = ours(t, b, c.Dev, ourLL, args)
+		srv = ours(t, b, c.Dev, TCP, ourLL, args)
 		waitOutput(t, srv, ready)
 		c.Dev, c.Cert, c.Key = "ovcx", p.nodes[theirCN][0], p.nodes[theirCN][1]
 		args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: TCP, PeerName: peerName})
 		require.NoError(t, err)
-		return srv, ours(t, a, c.Dev, netip.MustParseAddr("fe80::1"), args)
+		return srv, ours(t, a, c.Dev, TCP, netip.MustParseAddr("fe80::1"), args)
 	}
 	t.Run("ours-encrypted", func(t *testing.T) {
 		srv, cl := ourPair(t, 1494, true, ourCN)
