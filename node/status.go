@@ -25,23 +25,23 @@ type Status struct {
 	Network netip.Prefix `json:"network"`
 	// IPv4 is the node's IPv4 address with the IPv4 network's length and
 	// IPv4Subnet its subnet, when the network has an IPv4 payload.
-	IPv4        netip.Prefix          `json:"ipv4,omitzero"`
-	IPv4Subnet  netip.Prefix          `json:"ipv4_subnet,omitzero"`
-	Uptime      Duration              `json:"uptime"`
-	Gateway     bool                  `json:"gateway"`
-	Certificate CertStatus            `json:"certificate"`
-	Registry    RegistryStatus        `json:"registry"`
-	Params      ParamsStatus          `json:"network_parameters"`
-	ClientCount int                   `json:"client_count"`
-	MaxClients  int                   `json:"max_clients"`
-	Tunnels     []TunnelStatus        `json:"tunnels"`
+	IPv4        netip.Prefix   `json:"ipv4,omitzero"`
+	IPv4Subnet  netip.Prefix   `json:"ipv4_subnet,omitzero"`
+	Uptime      Duration       `json:"uptime"`
+	Gateway     bool           `json:"gateway"`
+	Certificate CertStatus     `json:"certificate"`
+	Registry    RegistryStatus `json:"registry"`
+	Params      ParamsStatus   `json:"network_parameters"`
+	ClientCount int            `json:"client_count"`
+	MaxClients  int            `json:"max_clients"`
+	Tunnels     []TunnelStatus `json:"tunnels"`
 	// OpenVPNServers are the node's OpenVPN servers, whose clients are
 	// not in Tunnels (they have no entry in the tunnel table).
 	OpenVPNServers []OpenVPNServerStatus `json:"openvpn_servers,omitempty"`
-	Neighbours  []babel.NeighbourInfo `json:"neighbours"`
-	Routes      []RouteStatus         `json:"routes"`
-	Control     ControlStatus         `json:"control"`
-	FIB         fib.Stats             `json:"fib"`
+	Neighbours     []babel.NeighbourInfo `json:"neighbours"`
+	Routes         []RouteStatus         `json:"routes"`
+	Control        ControlStatus         `json:"control"`
+	FIB            fib.Stats             `json:"fib"`
 	// Classes are the network's traffic classes (none: left out).
 	Classes []ClassStatus `json:"traffic_classes,omitempty"`
 	BGP     *BGPStatus    `json:"bgp,omitempty"`
