@@ -90,8 +90,8 @@ type TunnelStatus struct {
 	Peer      netip.Prefix       `json:"peer"`
 	Outgoing  bool               `json:"outgoing"`
 	Draining  bool               `json:"draining,omitempty"`
-	Encap     loader.TunnelType  `json:"encap"` // the data plane's kind: fou, gre, or device (WireGuard)
-	Type      string             `json:"type"`  // the tunnel type: fou, gre, wireguard
+	Encap     loader.TunnelType  `json:"encap"` // the data plane's kind: fou, gre, or device (WireGuard, OpenVPN)
+	Type      string             `json:"type"`  // the tunnel type: fou, gre, wireguard, openvpn-tcp, openvpn-udp
 	Encrypted bool               `json:"encrypted"`
 	Local     netip.Addr         `json:"local"`
 	Remote    netip.AddrPort     `json:"remote"`
