@@ -163,27 +163,44 @@ func waitPing(t *testing.T, ns *netns.NS, dev string, ll netip.Addr, srv, cl *Pr
 	}
 }
 
+// The common names of re6st's node and ours.
+const theirCN, ourCN = "1/16", "2/16"
+
+// rig is two namespaces linked by a veth: a for re6st's end (10.9.0.1),
+// b for ours (10.9.0.2, its TAP devices' link-local address ourLL), with
+// their certificates.
+type rig struct {
+	pki          pki
+	a, b         *netns.NS
+	addrA, addrB netip.Addr
+	ourLL        netip.Addr
+	common       Common // our end's
+}
+
+func newRig(t *testing.T) rig {
+	netns.RequireRoot(t)
+	if _, err := exec.LookPath(Binary); err != nil {
+		t.Fatalf("%s not installed (.ci/install-deps installs it)", Binary)
+	}
+	r := rig{pki: newPKI(t, theirCN, ourCN), a: netns.ForTest(t, "ovpn-re6st"), b: netns.ForTest(t, "ovpn-ours"),
+		addrA: netip.MustParseAddr("10.9.0.1"), addrB: netip.MustParseAddr("10.9.0.2"), ourLL: netip.MustParseAddr("fe80::2")}
+	require.NoError(t, netns.Veth(r.a, "eth0", r.b, "eth0"))
+	require.NoError(t, r.a.AddrAdd("eth0", netip.PrefixFrom(r.addrA, 24)))
+	require.NoError(t, r.b.AddrAdd("eth0", netip.PrefixFrom(r.addrB, 24)))
+	require.NoError(t, r.a.LinkUp("eth0"))
+	require.NoError(t, r.b.LinkUp("eth0"))
+	r.common = Common{CA: r.pki.ca, Cert: r.pki.nodes[ourCN][0], Key: r.pki.nodes[ourCN][1], Timeout: 16 * time.Second}
+	return r
+}
+
 // TestInteropRe6st: an OpenVPN server and client started with re6st's
 // arguments connect to ours (ServerArgs, ClientArgs) over TCP and UDP,
 // both ways, without a cipher (the network does not encrypt); the TAP link
 // carries IPv6 both ways.
 func TestInteropRe6st(t *testing.T) {
-	netns.RequireRoot(t)
-	if _, err := exec.LookPath(Binary); err != nil {
-		t.Fatalf("%s not installed (.ci/install-deps installs it)", Binary)
-	}
-	const theirCN, ourCN = "1/16", "2/16"
-	p := newPKI(t, theirCN, ourCN)
-	a, b := netns.ForTest(t, "ovpn-re6st"), netns.ForTest(t, "ovpn-ours")
-	require.NoError(t, netns.Veth(a, "eth0", b, "eth0"))
-	addrA, addrB := netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2")
-	require.NoError(t, a.AddrAdd("eth0", netip.PrefixFrom(addrA, 24)))
-	require.NoError(t, b.AddrAdd("eth0", netip.PrefixFrom(addrB, 24)))
-	require.NoError(t, a.LinkUp("eth0"))
-	require.NoError(t, b.LinkUp("eth0"))
-	ourLL := netip.MustParseAddr("fe80::2")
-	common := Common{CA: p.ca, Cert: p.nodes[ourCN][0], Key: p.nodes[ourCN][1], Timeout: 16 * time.Second}
-
+	r := newRig(t)
+	p, a, b, addrB, ourLL, common := r.pki, r.a, r.b, r.addrB, r.ourLL, r.common
+	addrA := r.addrA
 	for i, proto := range []string{TCP, UDP} {
 		t.Run("re6st-server-"+proto, func(t *testing.T) {
 			port := uint16(1194 + i)
