@@ -85,7 +85,7 @@ func TestBabeldOverOpenVPN(t *testing.T) {
 	const hello = time.Second
 	theirs, ours6 := netip.MustParsePrefix("2001:db8:42:1::/64"), netip.MustParsePrefix("2001:db8:42:2::/64")
 	for _, tc := range []struct {
-		proto      string
+		proto       string
 		re6stServer bool
 	}{{TCP, true}, {UDP, false}} {
 		t.Run(tc.proto, func(t *testing.T) {
