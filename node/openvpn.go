@@ -115,6 +115,18 @@ func (o *ovpnBackend) add(id uint32, ep manager.Endpoint) error {
 	return o.start(dev, openvpnTypes[ep.Encap], args, func(p *openvpn.Process) { o.clients[id] = p })
 }
 
+// cipher is the data cipher of tunnel id's client, as openvpn said it
+// (openvpn.NoCipher for none); "" before it is connected, or for another
+// tunnel.
+func (o *ovpnBackend) cipher(id uint32) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p := o.clients[id]; p != nil {
+		return p.Cipher()
+	}
+	return ""
+}
+
 func (o *ovpnBackend) has(id uint32) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -171,7 +171,7 @@ func (n *Node) Status() Status {
 			encap = loader.DEVICE
 		}
 		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.Draining,
-			Encap: encap, Type: ep.Encap, Encrypted: encrypted(ep.Encap, n.params.get().Encrypt), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
+			Encap: encap, Type: ep.Encap, Encrypted: n.tunnelEncrypted(t.ID, ep.Encap, p.Encrypt), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
 			Age: Duration(time.Since(t.Created)), Routes: routesVia[t.Interface()]}
 		for _, nb := range dump.Neighbours {
 			if nb.Interface == t.Interface() {

@@ -36,7 +36,16 @@ type Process struct {
 	mu     sync.Mutex
 	err    error // how the child ended, once done
 	output []string
+	cipher string // the data channel's, as openvpn last said it
 }
+
+// cipherSaid is what openvpn says of the data channel's cipher once it is
+// negotiated (verb 3): "Data Channel: cipher 'AES-256-GCM', …", and
+// "[null-cipher]" for none.
+const cipherSaid = "Data Channel: cipher '"
+
+// NoCipher is Cipher's answer for a data channel without a cipher.
+const NoCipher = "[null-cipher]"
 
 // outputKept is how many of the child's last lines Output returns.
 const outputKept = 40
@@ -88,6 +97,9 @@ func (p *Process) run(r *os.File) {
 		line := sc.Text()
 		p.log.Debug().Msg(line)
 		p.mu.Lock()
+		if _, rest, ok := strings.Cut(line, cipherSaid); ok {
+			p.cipher, _, _ = strings.Cut(rest, "'")
+		}
 		p.output = append(p.output, line)
 		if len(p.output) > outputKept {
 			p.output = p.output[1:]
@@ -109,6 +121,15 @@ func (p *Process) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
+}
+
+// Cipher is the data channel's cipher (NoCipher for none), as openvpn last
+// said it; "" before a data channel is up (a client not yet connected, or
+// a server: one per client).
+func (p *Process) Cipher() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cipher
 }
 
 // Output is the child's last lines.
