@@ -106,6 +106,9 @@ func (o *ovpnBackend) start(dev, proto string, args []string, keep func(*openvpn
 // add starts tunnel id's client, to the peer's server at ep.Remote; the
 // server's certificate must name the peer's prefix.
 func (o *ovpnBackend) add(id uint32, ep manager.Endpoint) error {
+	if ep.PeerBits == "" {
+		return fmt.Errorf("tunnel %d: an OpenVPN client needs the peer's prefix", id)
+	}
 	dev := manager.Tunnel{ID: id}.Interface()
 	args, err := openvpn.ClientArgs(openvpn.ClientConfig{Common: o.common(dev), Remote: ep.Remote,
 		Proto: openvpnTypes[ep.Encap], PeerName: wire.CommonName(ep.PeerBits)})
