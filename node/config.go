@@ -52,6 +52,9 @@ type Config struct {
 	// WireGuardPort is the first of the WireGuard ports (the port of our
 	// `ip,port,wireguard` items); tunnel id listens on WireGuardPort + id.
 	WireGuardPort uint16
+	// OpenVPNPort is the port of the OpenVPN servers, TCP and UDP (the
+	// port of our `ip,port,tcp` and `ip,port,udp` items).
+	OpenVPNPort uint16
 
 	// BGP is a border gateway's BGP (--bgp-*, docs/gateway.md).
 	BGP BGPConfig
@@ -103,8 +106,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("--encap: want fou or gre")
 	}
 	for _, t := range c.TunnelTypes {
-		if t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE && t != nodeproto.ProtoWireGuard {
-			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre, wireguard)", t)
+		if _, ovpn := openvpnTypes[t]; !ovpn && t != nodeproto.ProtoFOU && t != nodeproto.ProtoGRE && t != nodeproto.ProtoWireGuard {
+			return fmt.Errorf("--tunnel-types: %q is not a tunnel type this node runs (fou, gre, wireguard, openvpn-tcp, openvpn-udp)", t)
 		}
 	}
 	if c.Country != "" && !isCountryCode(c.Country) {
@@ -133,6 +136,9 @@ func (c *Config) check() error {
 	}
 	if c.WireGuardPort == 0 {
 		c.WireGuardPort = DefaultWireGuardPort
+	}
+	if c.OpenVPNPort == 0 {
+		c.OpenVPNPort = DefaultOpenVPNPort
 	}
 	if c.Attach == "" {
 		c.Attach = loader.AttachAuto

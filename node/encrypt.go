@@ -7,12 +7,34 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/openvpn"
 )
 
-// encryptingTypes are the tunnel types that encrypt what they carry:
-// WireGuard (tunnels/wireguard, one device per tunnel: wireguard.go). In a
-// network that encrypts, the node's backend carries these only.
-var encryptingTypes = []string{nodeproto.ProtoWireGuard}
+// encryptingTypes are the tunnel types that encrypt what they carry in a
+// network that encrypts: WireGuard (tunnels/wireguard, one device per
+// tunnel: wireguard.go), and OpenVPN, which then runs with a cipher
+// (openvpn.go). In such a network, the node's backend carries these only.
+var encryptingTypes = []string{nodeproto.ProtoWireGuard, nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoOpenVPNUDP}
+
+// tunnelEncrypted: tunnel id, of encap, encrypts. An OpenVPN client says
+// which cipher it negotiated (with a re6st peer run with OpenVPN 2.6, one
+// even when the network does not encrypt: TestInteropRe6st); before, and
+// for the other types, encrypted answers.
+func (n *Node) tunnelEncrypted(id uint32, encap string, networkEncrypts bool) bool {
+	if c := n.backend.ovpn.cipher(id); c != "" {
+		return c != openvpn.NoCipher
+	}
+	return encrypted(encap, networkEncrypts)
+}
+
+// encrypted: a tunnel of encap encrypts. OpenVPN has a cipher when the
+// network encrypts (its client started without --cipher none).
+func encrypted(encap string, networkEncrypts bool) bool {
+	if _, ovpn := openvpnTypes[encap]; ovpn {
+		return networkEncrypts
+	}
+	return slices.Contains(encryptingTypes, encap)
+}
 
 // offeredTypes are the tunnel types the node offers.
 func (c *Config) offeredTypes() []string {

@@ -22,8 +22,14 @@ func TestCheckEncryption(t *testing.T) {
 
 func TestTunnelTypesOption(t *testing.T) {
 	cfg := Config{Registry: "http://registry", CA: "ca.crt", Cert: "cert.crt", Key: "cert.key", Encap: loader.FOU,
-		TunnelTypes: []string{"gre", "openvpn-tcp"}}
-	require.ErrorContains(t, cfg.check(), `--tunnel-types: "openvpn-tcp"`)
+		TunnelTypes: []string{"gre", "openvpn-tcp6"}}
+	require.ErrorContains(t, cfg.check(), `--tunnel-types: "openvpn-tcp6"`)
+	cfg.TunnelTypes = []string{"fou", "openvpn-tcp"}
+	require.NoError(t, cfg.check())
+	require.Equal(t, uint16(DefaultOpenVPNPort), cfg.OpenVPNPort)
+	require.True(t, cfg.offersOpenVPN("openvpn-tcp"))
+	require.False(t, cfg.offersOpenVPN("openvpn-udp"))
+	require.False(t, cfg.offersOpenVPN("fou"), "not an OpenVPN type")
 	cfg.TunnelTypes = []string{"fou", "wireguard"}
 	require.NoError(t, cfg.check())
 	require.Equal(t, uint16(DefaultWireGuardPort), cfg.WireGuardPort)
@@ -34,4 +40,18 @@ func TestTunnelTypesOption(t *testing.T) {
 	require.Equal(t, []string{"gre", "fou"}, cfg.offeredTypes())
 	cfg.TunnelTypes = nil
 	require.Equal(t, []string{"fou"}, cfg.offeredTypes())
+}
+
+// OpenVPN encrypts when the network does (it then runs with a cipher);
+// WireGuard always, FOU and GRE never.
+func TestEncrypted(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		require.Equal(t, encrypt, encrypted("openvpn-tcp", encrypt))
+		require.Equal(t, encrypt, encrypted("openvpn-udp", encrypt))
+		require.True(t, encrypted("wireguard", encrypt))
+		require.False(t, encrypted("fou", encrypt))
+		require.False(t, encrypted("gre", encrypt))
+	}
+	require.NoError(t, checkEncryption(&netparams.Params{Encrypt: true}, []string{"fou", "openvpn-tcp"}),
+		"a node offering OpenVPN joins a network that encrypts")
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"slices"
 	"sort"
 	"time"
 
@@ -26,20 +25,23 @@ type Status struct {
 	Network netip.Prefix `json:"network"`
 	// IPv4 is the node's IPv4 address with the IPv4 network's length and
 	// IPv4Subnet its subnet, when the network has an IPv4 payload.
-	IPv4        netip.Prefix          `json:"ipv4,omitzero"`
-	IPv4Subnet  netip.Prefix          `json:"ipv4_subnet,omitzero"`
-	Uptime      Duration              `json:"uptime"`
-	Gateway     bool                  `json:"gateway"`
-	Certificate CertStatus            `json:"certificate"`
-	Registry    RegistryStatus        `json:"registry"`
-	Params      ParamsStatus          `json:"network_parameters"`
-	ClientCount int                   `json:"client_count"`
-	MaxClients  int                   `json:"max_clients"`
-	Tunnels     []TunnelStatus        `json:"tunnels"`
-	Neighbours  []babel.NeighbourInfo `json:"neighbours"`
-	Routes      []RouteStatus         `json:"routes"`
-	Control     ControlStatus         `json:"control"`
-	FIB         fib.Stats             `json:"fib"`
+	IPv4        netip.Prefix   `json:"ipv4,omitzero"`
+	IPv4Subnet  netip.Prefix   `json:"ipv4_subnet,omitzero"`
+	Uptime      Duration       `json:"uptime"`
+	Gateway     bool           `json:"gateway"`
+	Certificate CertStatus     `json:"certificate"`
+	Registry    RegistryStatus `json:"registry"`
+	Params      ParamsStatus   `json:"network_parameters"`
+	ClientCount int            `json:"client_count"`
+	MaxClients  int            `json:"max_clients"`
+	Tunnels     []TunnelStatus `json:"tunnels"`
+	// OpenVPNServers are the node's OpenVPN servers, whose clients are
+	// not in Tunnels (they have no entry in the tunnel table).
+	OpenVPNServers []OpenVPNServerStatus `json:"openvpn_servers,omitempty"`
+	Neighbours     []babel.NeighbourInfo `json:"neighbours"`
+	Routes         []RouteStatus         `json:"routes"`
+	Control        ControlStatus         `json:"control"`
+	FIB            fib.Stats             `json:"fib"`
 	// Classes are the network's traffic classes (none: left out).
 	Classes []ClassStatus `json:"traffic_classes,omitempty"`
 	BGP     *BGPStatus    `json:"bgp,omitempty"`
@@ -88,8 +90,8 @@ type TunnelStatus struct {
 	Peer      netip.Prefix       `json:"peer"`
 	Outgoing  bool               `json:"outgoing"`
 	Draining  bool               `json:"draining,omitempty"`
-	Encap     loader.TunnelType  `json:"encap"` // the data plane's kind: fou, gre, or device (WireGuard)
-	Type      string             `json:"type"`  // the tunnel type: fou, gre, wireguard
+	Encap     loader.TunnelType  `json:"encap"` // the data plane's kind: fou, gre, or device (WireGuard, OpenVPN)
+	Type      string             `json:"type"`  // the tunnel type: fou, gre, wireguard, openvpn-tcp, openvpn-udp
 	Encrypted bool               `json:"encrypted"`
 	Local     netip.Addr         `json:"local"`
 	Remote    netip.AddrPort     `json:"remote"`
@@ -99,6 +101,17 @@ type TunnelStatus struct {
 	Cost      uint16             `json:"cost,omitempty"`
 	Routes    int                `json:"routes"`
 	Traffic   loader.TunnelStats `json:"traffic"`
+}
+
+// OpenVPNServerStatus is one OpenVPN server: its device, type and port,
+// whether openvpn runs, and its clients Babel hears (neighbours on the
+// device).
+type OpenVPNServerStatus struct {
+	Device  string `json:"device"`
+	Type    string `json:"type"`
+	Port    uint16 `json:"port"`
+	Running bool   `json:"running"`
+	Clients int    `json:"clients"`
 }
 
 // RouteStatus is a route Babel selected; Installed once the fib wrote it
@@ -149,15 +162,16 @@ func (n *Node) Status() Status {
 			RouterID: rt.RouterID, Installed: n.fibw.Installed(key)})
 	}
 	sort.Slice(s.Routes, func(i, j int) bool { return s.Routes[i].Prefix < s.Routes[j].Prefix })
+	s.OpenVPNServers = n.backend.ovpn.serverStatuses(dump.Neighbours)
 	s.Classes = n.classStatuses(s.Routes)
 	for _, t := range n.tunnels.Tunnels() {
 		ep := t.Endpoint
 		encap, _ := loader.ParseTunnelType(ep.Encap)
-		if ep.Encap == nodeproto.ProtoWireGuard {
+		if _, ovpn := openvpnTypes[ep.Encap]; ovpn || ep.Encap == nodeproto.ProtoWireGuard {
 			encap = loader.DEVICE
 		}
 		ts := TunnelStatus{ID: t.ID, Peer: t.Peer, Outgoing: t.Outgoing, Draining: t.Draining,
-			Encap: encap, Type: ep.Encap, Encrypted: slices.Contains(encryptingTypes, ep.Encap), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
+			Encap: encap, Type: ep.Encap, Encrypted: n.tunnelEncrypted(t.ID, ep.Encap, p.Encrypt), Local: ep.Local, Remote: ep.Remote, NAT: ep.NAT,
 			Age: Duration(time.Since(t.Created)), Routes: routesVia[t.Interface()]}
 		for _, nb := range dump.Neighbours {
 			if nb.Interface == t.Interface() {

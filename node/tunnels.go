@@ -159,6 +159,9 @@ func (l *links) Attach(t manager.Tunnel) error {
 	if t.Endpoint.Encap == nodeproto.ProtoWireGuard {
 		return l.attachDevice(t, wgDeviceName(t.ID))
 	}
+	if _, ok := openvpnTypes[t.Endpoint.Encap]; ok {
+		return l.attachTAP(t.Interface())
+	}
 	to := control.Tunnel{Remote: t.Endpoint.Remote, GRE: t.Endpoint.Encap == nodeproto.ProtoGRE, Key: t.Endpoint.Key}
 	local := l.n.linkLocal()
 	p2p := babel.NewPointToPoint(local, func(dst netip.Addr, pkt []byte) error {
@@ -352,6 +355,11 @@ func (n *Node) advertised() []nodeproto.Address {
 		out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.FOUPort, Proto: nodeproto.ProtoFOU})
 		if n.cfg.offersWireGuard() {
 			out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.WireGuardPort, Proto: nodeproto.ProtoWireGuard})
+		}
+		for _, t := range []string{nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoOpenVPNUDP} {
+			if n.cfg.offersOpenVPN(t) {
+				out = append(out, nodeproto.Address{IP: ip, Port: n.cfg.OpenVPNPort, Proto: t})
+			}
 		}
 	}
 	return n.withCountry(out)

@@ -10,20 +10,29 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
-	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
-// dropGRE is a firewall in the core router: GRE between the ISPs is
-// dropped, UDP passes.
-const dropGRE = "add table ip fw; add chain ip fw forward { type filter hook forward priority 0; }; " +
-	"add rule ip fw forward ip protocol gre drop"
+// firewall is an nftables table in the core router, between the two ISPs,
+// that drops what rules say.
+func firewall(rules ...string) string {
+	s := "add table ip fw; add chain ip fw forward { type filter hook forward priority 0; }"
+	for _, r := range rules {
+		s += "; add rule ip fw forward " + r + " drop"
+	}
+	return s
+}
 
-// TestTunnelTypesFallBack: every node prefers GRE (--tunnel-types gre,fou)
-// and the core between the two ISPs drops GRE. The nodes on both sides
-// still reach each other: a tunnel across the core gets no Babel hello
-// through, and its node falls back to FOU; tunnels within an ISP stay GRE.
-func TestTunnelTypesFallBack(t *testing.T) {
-	clusterTest(t)
+// Firewall rules.
+const (
+	dropGRE = "ip protocol gre"
+	dropUDP = "meta l4proto udp"
+)
+
+// typesTest is a network on two ISPs, the registry and n1 on one, n2 and n3
+// on the other, whose nodes run with --tunnel-types types, behind a
+// firewall in the core that drops what rules say.
+func typesTest(t *testing.T, types string, rules ...string) (*internet.Internet, *cluster.Cluster) {
 	in := internet.ForTest(t, internet.Spec{
 		ISPs: []internet.ISP{
 			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
@@ -34,54 +43,114 @@ func TestTunnelTypesFallBack(t *testing.T) {
 			{Name: "n2", On: "isp2"}, {Name: "n3", On: "isp2"},
 		},
 	})
-	_, err := in.NS("core").Run("nft", dropGRE)
+	_, err := in.NS("core").Run("nft", firewall(rules...))
 	require.NoError(t, err)
 	c := cluster.ForTest(t, cluster.Options{Internet: in, TunnelRefresh: fastRefresh, NodeArgs: func(*cluster.Node) []string {
-		return []string{"--tunnel-types", "gre,fou"}
+		return []string{"--tunnel-types", types}
 	}})
 	require.NoError(t, c.StartNodes())
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
+	return in, c
+}
 
+// typed returns a condition: every tunnel in the nodes' status has the
+// type it should, within (an ISP) or across (the core); across counts the
+// tunnels across the core.
+func typed(t *testing.T, c *cluster.Cluster, within, acrossType string, across *int) func() bool {
 	ispOf := map[netip.Prefix]string{}
 	for _, name := range c.Nodes() {
 		ispOf[c.Node(name).Subnet] = c.Node(name).Host.ISP
 	}
-	// typed: every tunnel has the type it should (GRE, or FOU across the
-	// core while the firewall is there); counts the tunnels across it.
-	across := 0
-	typed := func(acrossType loader.TunnelType) func() bool {
-		return func() bool {
-			across = 0
-			for _, name := range c.Nodes() {
-				for _, tu := range nodeStatus(t, c, name).Tunnels {
-					want := loader.GRE
-					if ispOf[tu.Peer] != c.Node(name).Host.ISP {
-						want = acrossType
-						across++
-					}
-					if tu.Encap != want {
-						return false
-					}
+	return func() bool {
+		*across = 0
+		for _, name := range c.Nodes() {
+			for _, tu := range nodeStatus(t, c, name).Tunnels {
+				want := within
+				if ispOf[tu.Peer] != c.Node(name).Host.ISP {
+					want = acrossType
+					*across++
+				}
+				if tu.Type != want {
+					return false
 				}
 			}
-			return true
 		}
+		return true
 	}
+}
+
+// removeFirewall deletes the core's firewall.
+func removeFirewall(t *testing.T, in *internet.Internet) {
+	_, err := in.NS("core").Run("nft", "delete table ip fw")
+	require.NoError(t, err)
+}
+
+// TestTunnelTypesFallBack: every node prefers GRE (--tunnel-types gre,fou)
+// and the core between the two ISPs drops GRE. The nodes on both sides
+// still reach each other: a tunnel across the core gets no Babel hello
+// through, and its node falls back to FOU; tunnels within an ISP stay GRE.
+func TestTunnelTypesFallBack(t *testing.T) {
+	clusterTest(t)
+	in, c := typesTest(t, "gre,fou", dropGRE)
 	// Tunnels being replaced when reachability was reached go within a
 	// timeout: wait until every tunnel has its expected type.
-	require.Eventually(t, typed(loader.FOU), 2*reachBound, time.Second, "tunnels across the core are FOU, within an ISP GRE")
+	across := 0
+	require.Eventually(t, typed(t, c, nodeproto.ProtoGRE, nodeproto.ProtoFOU, &across), 2*reachBound, time.Second,
+		"tunnels across the core are FOU, within an ISP GRE")
 	require.Positive(t, across, "some tunnels cross the core")
 
 	// The firewall goes: at the refreshes after FOU's fallback is a refresh
 	// period old, each node replaces a FOU tunnel, and the new ones are GRE.
-	_, err = in.NS("core").Run("nft", "delete table ip fw")
-	require.NoError(t, err)
-	require.Eventually(t, typed(loader.GRE), 8*fastRefresh*time.Second, time.Second, "every tunnel back to GRE")
-	m, err = c.WaitReachable(context.Background(), reachBound)
+	removeFirewall(t, in)
+	require.Eventually(t, typed(t, c, nodeproto.ProtoGRE, nodeproto.ProtoGRE, &across), 8*fastRefresh*time.Second, time.Second,
+		"every tunnel back to GRE")
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability:\n%v", m)
+}
+
+// TestOpenVPNThroughFirewall: every node offers FOU and OpenVPN over TCP
+// (--tunnel-types fou,openvpn-tcp) and the core drops UDP and GRE, so
+// FOU and the node protocol's set-up cross it no more. The nodes on both
+// sides still reach each other: a FOU set-up across the core gets no
+// answer, and the node connects to the peer's OpenVPN server over TCP
+// (no set-up exchange). The firewall removed, the peers move back to FOU
+// at the refreshes after FOU's failure is a refresh period old.
+func TestOpenVPNThroughFirewall(t *testing.T) {
+	clusterTest(t)
+	in, c := typesTest(t, "fou,openvpn-tcp", dropUDP, dropGRE)
+	across := 0
+	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoOpenVPNTCP, &across), reachBound, time.Second,
+		"tunnels across the core are OpenVPN over TCP, within an ISP FOU")
+	require.Positive(t, across, "some tunnels cross the core")
+	// Every node runs its OpenVPN server, and the peers' servers hear their
+	// clients (no cipher: the network does not encrypt).
+	require.Eventually(t, func() bool {
+		clients := 0
+		for _, name := range c.Nodes() {
+			for _, o := range nodeStatus(t, c, name).OpenVPNServers {
+				clients += o.Clients
+			}
+		}
+		return clients > 0
+	}, reachBound, time.Second, "OpenVPN servers hear their clients")
+	for _, name := range c.Nodes() {
+		s := nodeStatus(t, c, name)
+		require.Len(t, s.OpenVPNServers, 1, name)
+		require.True(t, s.OpenVPNServers[0].Running, name)
+		require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
+		for _, tu := range s.Tunnels {
+			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
+		}
+	}
+
+	removeFirewall(t, in)
+	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
+		"every tunnel back to FOU")
+	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
 }
 
 // fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel
-// types test: short, so that tunnels move back soon after a firewall goes.
+// types tests: short, so that tunnels move back soon after a firewall goes.
 const fastRefresh = 15

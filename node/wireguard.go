@@ -16,6 +16,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/routing/babel"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/manager"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/openvpn"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
 )
 
@@ -35,16 +36,23 @@ func (c *Config) offersWireGuard() bool {
 }
 
 // tunnelBackend is the node's manager.Backend: FOU and GRE in the BPF data
-// plane (bpfBackend), WireGuard devices (wgBackend, nil unless offered).
-// When the network parameters say `encrypt`, it carries WireGuard only.
+// plane (bpfBackend), WireGuard devices (wgBackend, nil unless offered),
+// OpenVPN clients and servers (ovpnBackend). When the network parameters
+// say `encrypt`, it carries the encrypting types only.
 type tunnelBackend struct {
-	n   *Node
-	bpf *bpfBackend
-	wg  *wgBackend
+	n    *Node
+	bpf  *bpfBackend
+	wg   *wgBackend
+	ovpn *ovpnBackend
 }
 
 func (n *Node) newTunnelBackend() (*tunnelBackend, error) {
-	b := &tunnelBackend{n: n, bpf: (*bpfBackend)(n)}
+	b := &tunnelBackend{n: n, bpf: (*bpfBackend)(n),
+		ovpn: &ovpnBackend{n: n, servers: map[string]*openvpn.Process{}, clients: map[uint32]*openvpn.Process{}}}
+	if err := b.ovpn.startServers(); err != nil {
+		b.ovpn.closeAll()
+		return nil, err
+	}
 	if !n.cfg.offersWireGuard() {
 		return b, nil
 	}
@@ -63,6 +71,9 @@ func (b *tunnelBackend) Carries(encap string) bool {
 	}
 	if encap == nodeproto.ProtoWireGuard {
 		return b.wg != nil
+	}
+	if _, ok := openvpnTypes[encap]; ok {
+		return b.n.cfg.offersOpenVPN(encap)
 	}
 	return b.bpf.Carries(encap)
 }
@@ -83,6 +94,9 @@ func (b *tunnelBackend) Add(id uint32, ep manager.Endpoint) error {
 		}
 		return b.wg.add(id, ep)
 	}
+	if b.Unannounced(ep.Encap) {
+		return b.ovpn.add(id, ep)
+	}
 	return b.bpf.Add(id, ep)
 }
 
@@ -91,8 +105,16 @@ func (b *tunnelBackend) Remove(id uint32) error {
 	if b.wg != nil && b.wg.has(id) {
 		return b.wg.remove(id)
 	}
+	if b.ovpn.has(id) {
+		return b.ovpn.remove(id)
+	}
 	return b.bpf.Remove(id)
 }
+
+// Unannounced implements manager.Unannounced: a node's OpenVPN servers
+// accept any client the CA certified, with no set-up exchange (re6st's
+// way), and the client checks the server's certificate names the peer.
+func (b *tunnelBackend) Unannounced(encap string) bool { return b.n.cfg.offersOpenVPN(encap) }
 
 // List implements manager.Backend: the data plane's tunnels. A WireGuard
 // device dies with the process that made it; the data-plane tunnel a
@@ -139,11 +161,16 @@ func (b *tunnelBackend) Port(id uint32) (uint16, error) {
 	return b.wg.port(id)
 }
 
-// close removes the WireGuard tunnels: their devices end with the process.
+// close removes the WireGuard tunnels (their devices end with the
+// process) and stops the OpenVPN clients and servers.
 func (b *tunnelBackend) close() {
-	if b != nil && b.wg != nil {
+	if b == nil {
+		return
+	}
+	if b.wg != nil {
 		b.wg.closeAll()
 	}
+	b.ovpn.closeAll()
 }
 
 // wgBackend makes one WireGuard device per tunnel (wireguard-go over TUN,

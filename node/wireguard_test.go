@@ -79,7 +79,7 @@ func TestTunnelBackendTypes(t *testing.T) {
 		encrypt bool
 		carries map[string]bool
 	}{
-		{[]string{"fou"}, false, map[string]bool{"fou": true, "gre": true, "wireguard": false}},
+		{[]string{"fou"}, false, map[string]bool{"fou": true, "gre": true, "wireguard": false, "openvpn-tcp": false, "openvpn-udp": false}},
 		{[]string{"fou", "wireguard"}, false, map[string]bool{"fou": true, "gre": true, "wireguard": true}},
 		{[]string{"fou", "wireguard"}, true, map[string]bool{"fou": false, "gre": false, "wireguard": true}},
 		{[]string{"fou"}, true, map[string]bool{"fou": false, "gre": false, "wireguard": false}},
@@ -103,4 +103,7 @@ func TestAdvertisedWireGuard(t *testing.T) {
 	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,51820,wireguard", nodeproto.FormatAddresses(n.advertised()))
 	n.cfg.TunnelTypes = []string{"fou"}
 	require.Equal(t, "198.18.1.2,5555,fou", nodeproto.FormatAddresses(n.advertised()))
+	// OpenVPN: re6st's items, at --openvpn-port.
+	n.cfg.TunnelTypes, n.cfg.OpenVPNPort = []string{"fou", "openvpn-tcp", "openvpn-udp"}, 1194
+	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,1194,tcp;198.18.1.2,1194,udp", nodeproto.FormatAddresses(n.advertised()))
 }

@@ -105,6 +105,13 @@ func printStatus(w io.Writer, s *node.Status) {
 			float64(t.RTTMicros)/1000, t.Cost, t.Routes, bytes(t.Traffic.RxBytes), bytes(t.Traffic.TxBytes))
 	}
 	tw.Flush()
+	for _, o := range s.OpenVPNServers {
+		state := "running"
+		if !o.Running {
+			state = "NOT RUNNING"
+		}
+		fmt.Fprintf(w, "openvpn server %s (%s, port %d): %s, %d clients\n", o.Device, o.Type, o.Port, state, o.Clients)
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tVIA\tMETRIC\tROUTER-ID\tINSTALLED")

@@ -43,3 +43,14 @@ func TestPrintStatusTunnelTypes(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^1\s+2001:db8:42:1::/64\s+out\s+wireguard\s+yes\s+198\.18\.1\.2:5555\s`), out.String())
 	require.Regexp(t, regexp.MustCompile(`(?m)^2\s+2001:db8:42:2::/64\s+in\s+fou\s+no\s+198\.18\.2\.2:5555\s`), out.String())
 }
+
+// The text status gives the OpenVPN servers and their clients.
+func TestPrintStatusOpenVPNServers(t *testing.T) {
+	var out strings.Builder
+	printStatus(&out, &node.Status{OpenVPNServers: []node.OpenVPNServerStatus{
+		{Device: "re6stnet-tcp", Type: "openvpn-tcp", Port: 1194, Running: true, Clients: 2},
+		{Device: "re6stnet-udp", Type: "openvpn-udp", Port: 1194},
+	}})
+	require.Contains(t, out.String(), "openvpn server re6stnet-tcp (openvpn-tcp, port 1194): running, 2 clients\n")
+	require.Contains(t, out.String(), "openvpn server re6stnet-udp (openvpn-udp, port 1194): NOT RUNNING, 0 clients\n")
+}

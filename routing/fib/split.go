@@ -66,6 +66,13 @@ func (s *Split) AddLAN(ifname string) {
 	s.lans[ifname] = true
 }
 
+// RemoveLAN undoes AddLAN: the device goes (an OpenVPN tunnel's).
+func (s *Split) RemoveLAN(ifname string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.lans, ifname)
+}
+
 // Replace implements Backend.
 func (s *Split) Replace(r Route) error {
 	key := babel.KeyOf(r.Dst, r.Src)

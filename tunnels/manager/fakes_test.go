@@ -208,7 +208,8 @@ type fakeProto struct {
 	network   netip.Prefix
 	addresses map[netip.Prefix][]nodeproto.Address // what AskAddresses answers
 	refuse    map[netip.Prefix]bool
-	observed  netip.AddrPort // what peers see of us; zero: our endpoint
+	silent    map[netip.Prefix]bool // peers whose answers never come (a firewall drops them)
+	observed  netip.AddrPort        // what peers see of us; zero: our endpoint
 	killErr   error
 	asked     []netip.Prefix
 	setups    []netip.Prefix
@@ -237,6 +238,9 @@ func (p *fakeProto) SetupTunnel(_ context.Context, peer netip.Prefix, _ netip.Ad
 	p.requests = append(p.requests, req)
 	if p.refuse[peer] {
 		return nodeproto.TunnelReply{Reason: "no room"}, nil
+	}
+	if p.silent[peer] {
+		return nodeproto.TunnelReply{}, context.DeadlineExceeded
 	}
 	observed := req.Endpoint
 	if p.observed.IsValid() {
@@ -417,7 +421,7 @@ func newHarness(t *testing.T, clientCount, maxClients int) *harness {
 		clock:   &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		backend: &fakeBackend{tunnels: map[uint32]Endpoint{}},
 		babel:   &fakeBabel{attached: map[string]Tunnel{}, draining: map[string]bool{}},
-		proto:   &fakeProto{network: network, addresses: map[netip.Prefix][]nodeproto.Address{}, refuse: map[netip.Prefix]bool{}},
+		proto:   &fakeProto{network: network, addresses: map[netip.Prefix][]nodeproto.Address{}, refuse: map[netip.Prefix]bool{}, silent: map[netip.Prefix]bool{}},
 		cache:   &fakeCache{addrs: map[string]string{}, tried: map[string]bool{}},
 		reg:     &fakeRegistry{},
 		params:  &fakeParams{clientCount: clientCount, maxClients: maxClients, revoked: map[uint64]bool{}},

@@ -150,6 +150,7 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 		if errors.Is(err, errStopped) {
 			return
 		}
+		m.noteSetupFailure(bits, a.Proto, err)
 	}
 }
 
@@ -168,6 +169,9 @@ func (m *Manager) setupWith(bits string, prefix netip.Prefix, a nodeproto.Addres
 	local, err := m.cfg.Backend.LocalFor(a.IP)
 	if err != nil {
 		return err
+	}
+	if m.unannounced(a.Proto) {
+		return m.openUnannounced(bits, prefix, local, a)
 	}
 	via := netip.AddrPortFrom(a.IP, fouPortOf(list, a.IP, m.cfg.PeerPort))
 	req := nodeproto.TunnelRequest{Encap: a.Proto, Endpoint: netip.AddrPortFrom(local, m.cfg.FOUPort)}

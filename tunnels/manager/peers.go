@@ -33,8 +33,8 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 	if !peer.Via.IsValid() {
 		return refuse("tunnel requests must come from the endpoint")
 	}
-	if !m.cfg.Backend.Carries(req.Encap) {
-		return refuse("encapsulation %q", req.Encap)
+	if !m.cfg.Backend.Carries(req.Encap) || m.unannounced(req.Encap) {
+		return refuse("encapsulation %q", req.Encap) // an unannounced type is never requested
 	}
 	nat, keyed := peer.Via != req.Endpoint, m.cfg.Backend.Keyed(req.Encap)
 	if keyed && nat {

@@ -29,6 +29,10 @@ type Endpoint struct {
 	// its set-up reply; 0 on the server's side, where the requester's
 	// device makes the first handshake.
 	DevicePort uint16 `json:"device_port,omitempty"`
+	// PeerBits is, for a tunnel of an unannounced type (see Unannounced),
+	// the peer's prefix bits: its backend authenticates the peer itself
+	// (the name of the certificate the peer's server presents).
+	PeerBits string `json:"peer_bits,omitempty"`
 }
 
 // Tunnel is one tunnel of the table.

@@ -20,19 +20,47 @@ const (
 	// ProtoWireGuard: a WireGuard tunnel to the address's UDP port (the
 	// items of other protocols are skipped by peers that predate it).
 	ProtoWireGuard = "wireguard"
+	// ProtoOpenVPNTCP, ProtoOpenVPNUDP: re6st's OpenVPN server at the
+	// address's TCP or UDP port. They are the tunnel types' names; the
+	// address list gives re6st's protocol names, "tcp" and "udp" (wireNames).
+	ProtoOpenVPNTCP = "openvpn-tcp"
+	ProtoOpenVPNUDP = "openvpn-udp"
 )
+
+// wireNames are the protocol names the address list gives types whose
+// names differ (re6st's OpenVPN items).
+var wireNames = map[string]string{ProtoOpenVPNTCP: "tcp", ProtoOpenVPNUDP: "udp"}
+
+// typeOf is the tunnel type of an address list's protocol name; "" for
+// one this node does not know (re6st's tcp6 and udp6: IPv6 underlays).
+func typeOf(wire string) string {
+	switch wire {
+	case ProtoFOU, ProtoGRE, ProtoWireGuard:
+		return wire
+	}
+	for t, w := range wireNames {
+		if w == wire {
+			return t
+		}
+	}
+	return ""
+}
 
 // Address is one underlay endpoint a node accepts tunnels on.
 type Address struct {
 	IP      netip.Addr
 	Port    uint16 // 0 for GRE
-	Proto   string // ProtoFOU, ProtoGRE or ProtoWireGuard
+	Proto   string // ProtoFOU, ProtoGRE, ProtoWireGuard, ProtoOpenVPNTCP or ProtoOpenVPNUDP
 	Country string // optional ISO country code
 }
 
 // String returns the re6st form "ip,port,proto[,country]".
 func (a Address) String() string {
-	s := a.IP.String() + "," + strconv.Itoa(int(a.Port)) + "," + a.Proto
+	proto := a.Proto
+	if w, ok := wireNames[proto]; ok {
+		proto = w
+	}
+	s := a.IP.String() + "," + strconv.Itoa(int(a.Port)) + "," + proto
 	if a.Country != "" {
 		s += "," + a.Country
 	}
@@ -40,10 +68,11 @@ func (a Address) String() string {
 }
 
 // ParseAddresses parses re6st's address list: items "ip,port,proto[,country]"
-// separated by ';', in preference order. Items whose protocol is not fou,
-// gre or wireguard (re6st's OpenVPN protocols, or later additions) are
-// skipped, so that a list stays usable when it mixes protocols; a malformed
-// item is an error.
+// separated by ';', in preference order. re6st's OpenVPN items (tcp, udp)
+// are the types ProtoOpenVPNTCP and ProtoOpenVPNUDP. Items of other
+// protocols (re6st's tcp6 and udp6, or later additions) are skipped, so
+// that a list stays usable when it mixes protocols; a malformed item is an
+// error.
 // The empty string is the empty list.
 func ParseAddresses(s string) ([]Address, error) {
 	if s == "" {
@@ -63,7 +92,7 @@ func ParseAddresses(s string) ([]Address, error) {
 		if err != nil {
 			return nil, fmt.Errorf("address %q: bad port", item)
 		}
-		a := Address{IP: ip.Unmap(), Port: uint16(port), Proto: fields[2]}
+		a := Address{IP: ip.Unmap(), Port: uint16(port), Proto: typeOf(fields[2])}
 		if len(fields) == 4 {
 			if fields[3] == "" {
 				return nil, fmt.Errorf("address %q: empty country", item)
@@ -71,12 +100,12 @@ func ParseAddresses(s string) ([]Address, error) {
 			a.Country = fields[3]
 		}
 		switch {
-		case (a.Proto == ProtoFOU || a.Proto == ProtoWireGuard) && a.Port == 0:
-			return nil, fmt.Errorf("address %q: %s needs a port", item, a.Proto)
+		case a.Proto == "":
+			continue
+		case a.Proto != ProtoGRE && a.Port == 0:
+			return nil, fmt.Errorf("address %q: %s needs a port", item, fields[2])
 		case a.Proto == ProtoGRE && a.Port != 0:
 			return nil, fmt.Errorf("address %q: gre has no port", item)
-		case a.Proto != ProtoFOU && a.Proto != ProtoGRE && a.Proto != ProtoWireGuard:
-			continue
 		}
 		list = append(list, a)
 	}

@@ -19,6 +19,7 @@ func TestAddressesWithWireGuard(t *testing.T) {
 	require.Equal(t, []nodeproto.Address{
 		{IP: netip.MustParseAddr("192.0.2.1"), Port: 5555, Proto: "fou"},
 		{IP: netip.MustParseAddr("192.0.2.1"), Port: 51820, Proto: "wireguard"},
+		{IP: netip.MustParseAddr("192.0.2.1"), Port: 1194, Proto: nodeproto.ProtoOpenVPNTCP},
 	}, list)
 	_, err = nodeproto.ParseAddresses("192.0.2.1,0,wireguard")
 	require.ErrorContains(t, err, "wireguard needs a port")

@@ -1,0 +1,281 @@
+package openvpn
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+)
+
+// pki is a CA and two node certificates, as PEM files.
+type pki struct {
+	ca    string
+	nodes map[string][2]string // common name -> certificate, key
+}
+
+func newPKI(t *testing.T, names ...string) pki {
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+		return p
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "network"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	p := pki{ca: write("ca.crt", "CERTIFICATE", caDER), nodes: map[string][2]string{}}
+	for i, name := range names {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		require.NoError(t, err)
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		require.NoError(t, err)
+		file := strings.ReplaceAll(name, "/", "_")
+		p.nodes[name] = [2]string{write(file+".crt", "CERTIFICATE", der), write(file+".key", "PRIVATE KEY", keyDER)}
+	}
+	return p
+}
+
+// re6stSide runs openvpn in ns with the arguments re6st's plib gives
+// (re6st/plib.py: openvpn, server, client; re6st/tunnel.py's client
+// options; re6st/cli/node.py's --ping-exit), written out here as facts:
+// its --up script only brings the device up here, and --ncp-disable,
+// which OpenVPN 2.6 refuses, is left out.
+func re6stSide(t *testing.T, ns *netns.NS, p pki, cn, dev string, extra ...string) *Process {
+	dir := t.TempDir()
+	up := filepath.Join(dir, "up")
+	require.NoError(t, os.WriteFile(up, []byte("#!/bin/sh\nip link set \"$1\" up\n"), 0o755))
+	args := []string{"--dev-type", "tap", "--dev", dev, "--persist-tun", "--persist-key",
+		"--script-security", "2", "--up", up, "--setenv", "PATH", os.Getenv("PATH")}
+	args = append(args, extra...)
+	args = append(args, "--cipher", "none", "--ca", p.ca, "--cert", p.nodes[cn][0], "--key", p.nodes[cn][1], "--verb", "3")
+	proc, err := Start(ns.Command(context.Background(), append([]string{Binary}, args...)...), zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(proc.Stop)
+	return proc
+}
+
+func re6stServer(t *testing.T, ns *netns.NS, p pki, cn, proto string, port uint16) *Process {
+	dh := filepath.Join(t.TempDir(), "dh.pem")
+	out, err := exec.Command("openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048", "-out", dh).CombinedOutput()
+	require.NoError(t, err, string(out))
+	var extra []string
+	p2 := proto
+	if proto == UDP {
+		p2 = "udp4"
+		extra = append(extra, "--link-mtu", "1525", "--mtu-disc", "yes")
+	} else {
+		p2 = "tcp-server"
+	}
+	extra = append(extra, "--tls-server", "--mode", "server", "--dh", dh, "--max-clients", "10",
+		"--port", strconv.Itoa(int(port)), "--proto", p2, "--ping-exit", "16")
+	return re6stSide(t, ns, p, cn, "re6stnet-"+proto, extra...)
+}
+
+func re6stClient(t *testing.T, ns *netns.NS, p pki, cn, dev, peerCN, proto string, remote netip.AddrPort) *Process {
+	p2 := proto
+	extra := []string{"--nobind", "--client", "--remote", remote.Addr().String(), strconv.Itoa(int(remote.Port())), p2}
+	if proto == UDP {
+		extra[len(extra)-1] = "udp4"
+		extra = append(extra, "--link-mtu", "1432", "--mtu-disc", "yes")
+	}
+	extra = append(extra, "--verify-x509-name", peerCN, "name", "--resolv-retry", "0",
+		"--connect-retry-max", "3", "--tls-exit", "--remap-usr1", "SIGTERM", "--ping-exit", "16")
+	return re6stSide(t, ns, p, cn, dev, extra...)
+}
+
+// overlayMTU is a node's overlay MTU under a 1500-byte underlay.
+const overlayMTU = 1472
+
+// ours starts our end in ns: its TAP device, then openvpn with args.
+func ours(t *testing.T, ns *netns.NS, dev, proto string, ll netip.Addr, args []string) *Process {
+	require.NoError(t, ns.Do(func() error {
+		_, err := CreateTAP(dev, TAPMTU(proto, overlayMTU), net.IP(ll.AsSlice()))
+		return err
+	}))
+	proc, err := Start(ns.Command(context.Background(), append([]string{Binary}, args...)...), zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		proc.Stop()
+		_ = ns.Do(func() error { return DeleteTAP(dev) })
+	})
+	return proc
+}
+
+// ready is what openvpn says once it listens (a server) or is connected.
+const ready = "Initialization Sequence Completed"
+
+// re6stCipher is what our server says of the data cipher a re6st client
+// run with OpenVPN 2.6 and it agree on: 2.6 ignores re6st's --cipher none in
+// the negotiation.
+const re6stCipher = "Data Channel: cipher 'AES-256-GCM'"
+
+func waitOutput(t *testing.T, p *Process, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.Output(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("openvpn never said %q:\n%s", s, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitPing waits until ns pings the link-local address ll over dev; on
+// failure, the test shows both ends' output.
+func waitPing(t *testing.T, ns *netns.NS, dev string, ll netip.Addr, srv, cl *Process) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := ns.Run("ping", "-6", "-c", "1", "-W", "1", ll.String()+"%"+dev); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ping over %s\nserver:\n%s\nclient:\n%s", dev, srv.Output(), cl.Output())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// The common names of re6st's node and ours.
+const theirCN, ourCN = "1/16", "2/16"
+
+// rig is two namespaces linked by a veth: a for re6st's end (10.9.0.1),
+// b for ours (10.9.0.2, its TAP devices' link-local address ourLL), with
+// their certificates.
+type rig struct {
+	pki          pki
+	a, b         *netns.NS
+	addrA, addrB netip.Addr
+	ourLL        netip.Addr
+	common       Common // our end's
+}
+
+func newRig(t *testing.T) rig {
+	netns.RequireRoot(t)
+	if _, err := exec.LookPath(Binary); err != nil {
+		t.Fatalf("%s not installed (.ci/install-deps installs it)", Binary)
+	}
+	r := rig{pki: newPKI(t, theirCN, ourCN), a: netns.ForTest(t, "ovpn-re6st"), b: netns.ForTest(t, "ovpn-ours"),
+		addrA: netip.MustParseAddr("10.9.0.1"), addrB: netip.MustParseAddr("10.9.0.2"), ourLL: netip.MustParseAddr("fe80::2")}
+	require.NoError(t, netns.Veth(r.a, "eth0", r.b, "eth0"))
+	require.NoError(t, r.a.AddrAdd("eth0", netip.PrefixFrom(r.addrA, 24)))
+	require.NoError(t, r.b.AddrAdd("eth0", netip.PrefixFrom(r.addrB, 24)))
+	require.NoError(t, r.a.LinkUp("eth0"))
+	require.NoError(t, r.b.LinkUp("eth0"))
+	r.common = Common{CA: r.pki.ca, Cert: r.pki.nodes[ourCN][0], Key: r.pki.nodes[ourCN][1], Timeout: 16 * time.Second}
+	return r
+}
+
+// TestInteropRe6st: an OpenVPN server and client started with re6st's
+// arguments connect to ours (ServerArgs, ClientArgs) over TCP and UDP,
+// both ways, without a cipher (the network does not encrypt); the TAP link
+// carries IPv6 both ways.
+func TestInteropRe6st(t *testing.T) {
+	r := newRig(t)
+	p, a, b, addrB, ourLL, common := r.pki, r.a, r.b, r.addrB, r.ourLL, r.common
+	addrA := r.addrA
+	for i, proto := range []string{TCP, UDP} {
+		t.Run("re6st-server-"+proto, func(t *testing.T) {
+			port := uint16(1194 + i)
+			srv := re6stServer(t, a, p, theirCN, proto, port)
+			waitOutput(t, srv, ready)
+			c := common
+			c.Dev = "ovc" + proto
+			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrA, port), Proto: proto, PeerName: theirCN})
+			require.NoError(t, err)
+			cl := ours(t, b, c.Dev, proto, ourLL, args)
+			waitPing(t, a, "re6stnet-"+proto, ourLL, srv, cl)
+			require.Equal(t, "AES-256-GCM", cl.Cipher(), "OpenVPN 2.6 ignores re6st's --cipher none")
+		})
+		// ourServer starts our server in b, on port.
+		ourServer := func(t *testing.T, port uint16) *Process {
+			c := common
+			c.Dev = "ovs" + proto
+			args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: proto, MaxClients: 4})
+			require.NoError(t, err)
+			srv := ours(t, b, c.Dev, proto, ourLL, args)
+			waitOutput(t, srv, ready)
+			return srv
+		}
+		t.Run("re6st-client-"+proto, func(t *testing.T) {
+			port := uint16(1294 + i)
+			srv := ourServer(t, port)
+			cl := re6stClient(t, a, p, theirCN, "re6stc"+proto, ourCN, proto, netip.AddrPortFrom(addrB, port))
+			waitPing(t, a, "re6stc"+proto, ourLL, srv, cl)
+			require.Contains(t, srv.Output(), re6stCipher)
+		})
+		t.Run("ours-"+proto, func(t *testing.T) {
+			port := uint16(1394 + i)
+			srv := ourServer(t, port)
+			c := common
+			c.Dev, c.Cert, c.Key = "ovc"+proto, p.nodes[theirCN][0], p.nodes[theirCN][1]
+			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: proto, PeerName: ourCN})
+			require.NoError(t, err)
+			cl := ours(t, a, c.Dev, proto, netip.MustParseAddr("fe80::1"), args)
+			waitPing(t, a, c.Dev, ourLL, srv, cl)
+			require.Equal(t, NoCipher, cl.Cipher(), "two of our ends agree on no cipher")
+			// A packet the size of the TAP devices' MTU passes.
+			out, err := a.Run("ping", "-6", "-c", "2", "-W", "2", "-M", "do", "-s", strconv.Itoa(TAPMTU(proto, overlayMTU)-48), ourLL.String()+"%"+c.Dev)
+			require.NoError(t, err, "%s\nserver:\n%s\nclient:\n%s", out, srv.Output(), cl.Output())
+		})
+	}
+	// ourPair starts our server in b (cipher or not) and our client to it
+	// in a, which wants the server named peerName.
+	ourPair := func(t *testing.T, port uint16, encrypt bool, peerName string) (srv, cl *Process) {
+		c := common
+		c.Dev, c.Encrypt = "ovsx", encrypt
+		args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: TCP, MaxClients: 4})
+		require.NoError(t, err)
+		srv = ours(t, b, c.Dev, TCP, ourLL, args)
+		waitOutput(t, srv, ready)
+		c.Dev, c.Cert, c.Key = "ovcx", p.nodes[theirCN][0], p.nodes[theirCN][1]
+		args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: TCP, PeerName: peerName})
+		require.NoError(t, err)
+		return srv, ours(t, a, c.Dev, TCP, netip.MustParseAddr("fe80::1"), args)
+	}
+	t.Run("ours-encrypted", func(t *testing.T) {
+		srv, cl := ourPair(t, 1494, true, ourCN)
+		waitPing(t, a, "ovcx", ourLL, srv, cl)
+		require.Equal(t, "AES-256-GCM", cl.Cipher(), "a network that encrypts: a cipher")
+	})
+	t.Run("wrong-name", func(t *testing.T) {
+		// The client checks the server's certificate names the peer it
+		// wants: a server with another node's certificate is refused.
+		_, cl := ourPair(t, 1495, false, "3/16")
+		select {
+		case <-cl.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the client went on with the wrong server:\n%s", cl.Output())
+		}
+		require.Contains(t, cl.Output(), "VERIFY X509NAME ERROR")
+		require.NotContains(t, cl.Output(), ready)
+	})
+}
