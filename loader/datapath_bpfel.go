@@ -52,6 +52,14 @@ type datapathEndpointKey struct {
 	Pad    [3]uint8
 }
 
+type datapathNativeRoute struct {
+	_       structs.HostLayout
+	Nexthop [16]uint8
+	Ifindex uint32
+	Mtu     uint16
+	Pad     uint16
+}
+
 type datapathQueueStats struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -81,7 +89,10 @@ const (
 	datapathReasonREASON_SEGMENT           datapathReason = 17
 	datapathReasonREASON_DEVICE_OUT        datapathReason = 18
 	datapathReasonREASON_DEVICE_SLOW       datapathReason = 19
-	datapathReasonREASON_MAX               datapathReason = 20
+	datapathReasonREASON_NATIVE_OUT        datapathReason = 20
+	datapathReasonREASON_NATIVE_IN         datapathReason = 21
+	datapathReasonREASON_NATIVE_SLOW       datapathReason = 22
+	datapathReasonREASON_MAX               datapathReason = 23
 )
 
 type datapathRoute struct {
@@ -194,6 +205,8 @@ const (
 	datapathMapEndpoints             = "endpoints"
 	datapathMapIpv4Self              = "ipv4_self"
 	datapathMapLimiters              = "limiters"
+	datapathMapNativeCounters        = "native_counters"
+	datapathMapNativeRoutes          = "native_routes"
 	datapathMapQueueCounters         = "queue_counters"
 	datapathMapReasonCounters        = "reason_counters"
 	datapathMapRoutes                = "routes"
@@ -203,6 +216,7 @@ const (
 	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
 	datapathProgDeviceIngress        = "device_ingress"
+	datapathProgNativeIngress        = "native_ingress"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
@@ -265,6 +279,7 @@ type datapathSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathProgramSpecs struct {
 	DeviceIngress *ebpf.ProgramSpec `ebpf:"device_ingress"`
+	NativeIngress *ebpf.ProgramSpec `ebpf:"native_ingress"`
 	OverlayEgress *ebpf.ProgramSpec `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.ProgramSpec `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
@@ -283,6 +298,8 @@ type datapathMapSpecs struct {
 	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.MapSpec `ebpf:"ipv4_self"`
 	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
+	NativeCounters  *ebpf.MapSpec `ebpf:"native_counters"`
+	NativeRoutes    *ebpf.MapSpec `ebpf:"native_routes"`
 	QueueCounters   *ebpf.MapSpec `ebpf:"queue_counters"`
 	ReasonCounters  *ebpf.MapSpec `ebpf:"reason_counters"`
 	Routes          *ebpf.MapSpec `ebpf:"routes"`
@@ -342,6 +359,8 @@ type datapathMaps struct {
 	Endpoints       *ebpf.Map `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.Map `ebpf:"ipv4_self"`
 	Limiters        *ebpf.Map `ebpf:"limiters"`
+	NativeCounters  *ebpf.Map `ebpf:"native_counters"`
+	NativeRoutes    *ebpf.Map `ebpf:"native_routes"`
 	QueueCounters   *ebpf.Map `ebpf:"queue_counters"`
 	ReasonCounters  *ebpf.Map `ebpf:"reason_counters"`
 	Routes          *ebpf.Map `ebpf:"routes"`
@@ -363,6 +382,8 @@ func (m *datapathMaps) Close() error {
 		m.Endpoints,
 		m.Ipv4Self,
 		m.Limiters,
+		m.NativeCounters,
+		m.NativeRoutes,
 		m.QueueCounters,
 		m.ReasonCounters,
 		m.Routes,
@@ -399,6 +420,7 @@ type datapathVariables struct {
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathPrograms struct {
 	DeviceIngress *ebpf.Program `ebpf:"device_ingress"`
+	NativeIngress *ebpf.Program `ebpf:"native_ingress"`
 	OverlayEgress *ebpf.Program `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.Program `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.Program `ebpf:"underlay_xdp"`
@@ -407,6 +429,7 @@ type datapathPrograms struct {
 func (p *datapathPrograms) Close() error {
 	return _DatapathClose(
 		p.DeviceIngress,
+		p.NativeIngress,
 		p.OverlayEgress,
 		p.UnderlayTc,
 		p.UnderlayXdp,

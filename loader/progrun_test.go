@@ -103,6 +103,9 @@ func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	for p, nh := range fixtureRoutes {
 		require.NoError(t, d.AddRoute(netip.MustParsePrefix(p), netip.Prefix{}, nh))
 	}
+	for _, r := range fixtureNativeRoutes {
+		require.NoError(t, d.SetNativeRoute(r))
+	}
 	for _, id := range []uint32{2, 3, 4} {
 		l2 := datapathTunnelL2{Ifindex: 10 + id}
 		copy(l2.Smac[:], myMAC)
