@@ -319,6 +319,9 @@ type BGPStatus struct {
 	// data plane.
 	Native   fib.NativeStats `json:"native_routes"`
 	Rejected int             `json:"rejected_routes"`
+	// Upstreams are the interfaces where the data plane encapsulates the
+	// internet's traffic to the overlay (native_ingress).
+	Upstreams []string `json:"upstreams"`
 	// Default tells whether the gateway exports ::/0 from the network
 	// into Babel (a session gives routes).
 	Default bool `json:"babel_default"`
@@ -344,6 +347,12 @@ func (g *borderGateway) status() *BGPStatus {
 	g.mu.Lock()
 	s.Default = g.exporting
 	g.mu.Unlock()
+	g.upMu.Lock()
+	for name := range g.upstreams {
+		s.Upstreams = append(s.Upstreams, name)
+	}
+	g.upMu.Unlock()
+	slices.Sort(s.Upstreams)
 	return s
 }
 
