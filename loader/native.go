@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 )
 
 // NativeRoute is a border gateway's route to a destination outside the
@@ -74,7 +75,8 @@ func (d *Datapath) NativeRoutes() ([]NativeRoute, error) {
 // NativeCounters are the native traffic of one upstream interface: rx from
 // the internet into the overlay, tx from the overlay to the internet.
 type NativeCounters struct {
-	Ifindex uint32 `json:"ifindex"`
+	Ifindex   uint32 `json:"ifindex"`
+	Interface string `json:"interface,omitempty"` // its name, while it exists
 	TunnelStats
 }
 
@@ -88,6 +90,17 @@ func (d *Datapath) NativeCounters() ([]NativeCounters, error) {
 	for it.Next(&k, &per) {
 		out = append(out, NativeCounters{Ifindex: k, TunnelStats: sumStats(per)})
 	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ifindex < out[j].Ifindex })
-	return out, it.Err()
+	err := InNetns(d.State.Netns, func() error {
+		for i := range out {
+			if l, err := netlink.LinkByIndex(int(out[i].Ifindex)); err == nil {
+				out[i].Interface = l.Attrs().Name
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -74,7 +74,9 @@ func nativeInCases(t *testing.T) []progCase {
 	from := func(p []byte) []byte {
 		return serialize(t, eth(upstreamMAC, myMAC, layers.EthernetTypeIPv6), gopacket.Payload(p))
 	}
-	tn := func(i int) (string, string) { return fixtureTunnels[i].Local.String(), fixtureTunnels[i].Remote.String() }
+	tn := func(i int) (string, string) {
+		return fixtureTunnels[i].Local.String(), fixtureTunnels[i].Remote.String()
+	}
 	l2, r2 := tn(1)
 	l3, r3 := tn(2)
 	plainIP := outerIPv4("10.9.9.9", "10.0.1.1", layers.IPProtocolUDP, 0)

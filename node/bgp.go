@@ -364,7 +364,7 @@ var (
 	descBGPLearned   = prometheus.NewDesc("re6st_bgp_learned_routes", "Best routes learned from the BGP peers.", nil, nil)
 	descBGPRejected  = prometheus.NewDesc("re6st_bgp_rejected_routes", "Routes the peers give inside the re6st network, rejected by the import policy.", nil, nil)
 	descBGPNative    = prometheus.NewDesc("re6st_bgp_native_routes", "Learned routes written into the kernel and the data plane.", nil, nil)
-	descBGPNativeErr = prometheus.NewDesc("re6st_bgp_native_errors_total", "Writes of learned routes the kernel refused.", nil, nil)
+	descBGPNativeErr = prometheus.NewDesc("re6st_bgp_native_errors_total", "Writes of learned routes the kernel or the data plane refused.", nil, nil)
 	descBGPDefault   = prometheus.NewDesc("re6st_bgp_babel_default", "1 while the gateway exports ::/0 from the network into Babel.", nil, nil)
 )
 
