@@ -242,14 +242,8 @@ func (f *GatewayFigures) writeMarkdown(b *strings.Builder) {
 
 // RunGateway measures the gateway transit only (re6st-bench --gateway).
 func RunGateway(cfg Config) (*Results, error) {
-	p, err := cfg.params()
-	if err != nil {
-		return nil, err
-	}
-	r := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Quick: cfg.Quick, Rounds: p.rounds,
-		Machine: machine() + "; load average at start " + loadavg()}
-	r.Gateway = gatewayBench(cfg, p)
-	r.Goals = r.Gateway.gatewayGoals()
-	r.Notes = append(r.Notes, "Load average at the end: "+loadavg()+".")
-	return r, nil
+	return runAlone(cfg, func(r *Results, p params) {
+		r.Gateway = gatewayBench(cfg, p)
+		r.Goals = r.Gateway.gatewayGoals()
+	})
 }
