@@ -90,7 +90,7 @@ enum reason {
 	REASON_DROP_NOT_ROUTABLE,  /* multicast or link-local leaving the overlay */
 	REASON_OUTER_FRAGMENT,     /* fragmented outer IPv4, left to the stack */
 	REASON_NO_NEIGH,           /* XDP: next tunnel's link layer not learnt yet */
-	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change */
+	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change or a native route */
 	REASON_DEVICE_OUT,         /* packet sent into a device tunnel */
 	REASON_DEVICE_SLOW,        /* transit into a device tunnel the hook cannot reach: slow path */
 	REASON_NATIVE_OUT,         /* decapsulated and sent upstream along a native route (gateway) */
