@@ -17,7 +17,8 @@ import (
 // is in its data plane, with native_ingress on its upstream interface and
 // its kernel's IPv6 forwarding off. Ping and TCP both ways arrive whole,
 // every packet through G's BPF programs: its Ip6OutForwDatagrams stays
-// flat, its native counters grow.
+// flat, its native counters grow. With forwarding on again, G's kernel
+// answers the hop limits the data plane leaves it: traceroute6 both ways.
 func TestGatewayForwardsNativeInBPF(t *testing.T) {
 	netns.RequireRoot(t)
 	for _, tc := range []struct {
@@ -74,6 +75,22 @@ func TestGatewayForwardsNativeInBPF(t *testing.T) {
 			require.Equal(t, uint32(up0), counters[0].Ifindex)
 			require.Greater(t, counters[0].RxBytes, uint64(8<<20))
 			require.Greater(t, counters[0].TxBytes, uint64(8<<20))
+
+			// The slow path: with its IPv6 forwarding on again and the
+			// native route in its table too (as fib.Native writes it),
+			// G's kernel answers what the data plane leaves it (hop
+			// limit 1), and traceroute6 shows G in both directions.
+			require.NoError(t, g.NS.Sysctl("net.ipv6.conf.all.forwarding", "1"))
+			_, err = g.NS.Run("ip", "-6", "route", "add", "2a00:1::/32", "via", uLink.Addr().String(), "dev", "up0")
+			require.NoError(t, err)
+			out, err = a.NS.Run("traceroute6", "-n", "-q1", "-w1", exterior.String())
+			require.NoError(t, err, out)
+			require.Regexp(t, `(?m)^ 1\s+`+g.Overlay.String()+`\s`, out)
+			require.Regexp(t, `(?m)^ 2\s+`+exterior.String()+`\s`, out)
+			out, err = u.Run("traceroute6", "-n", "-q1", "-w1", a.Overlay.String())
+			require.NoError(t, err, out)
+			require.Regexp(t, `(?m)^ 1\s+`+gwLink.Addr().String()+`\s`, out)
+			require.Regexp(t, `(?m)^ 2\s+`+a.Overlay.String()+`\s`, out)
 		})
 	}
 }
