@@ -160,7 +160,7 @@ func gatewayRound(p params, cpus pinning) (map[string]float64, []string) {
 
 // gatewayBench runs the gateway rounds.
 func gatewayBench(cfg Config, p params) *GatewayFigures {
-	f := &GatewayFigures{Summary: map[string]Stat{}}
+	f := &GatewayFigures{}
 	cpus, err := choosePinning()
 	if err != nil {
 		f.Errors = append(f.Errors, err.Error())
@@ -173,23 +173,7 @@ func gatewayBench(cfg Config, p params) *GatewayFigures {
 		f.Errors = append(f.Errors, errs...)
 		cfg.logf("gateway round %d/%d: %s", i+1, p.rounds, time.Since(start).Round(time.Second))
 	}
-	keys := map[string]bool{}
-	for _, r := range f.Rounds {
-		for k := range r {
-			keys[k] = true
-		}
-	}
-	for k := range keys {
-		var xs []float64
-		for _, r := range f.Rounds {
-			if v, ok := r[k]; ok {
-				xs = append(xs, v)
-			}
-		}
-		if s, ok := Summarize(xs); ok {
-			f.Summary[k] = s
-		}
-	}
+	f.Summary = summarize(f.Rounds)
 	return f
 }
 
