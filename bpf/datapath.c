@@ -241,30 +241,37 @@ static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx 
 }
 
 /* tcx, native route (a border gateway): strip the outer headers, decrement
- * the hop limit and send the inner packet to the upstream next hop. The
- * packet is turned IPv6 by a protocol change, which kernels before 6.3
- * offer in place of adjust_room's DECAP_L3_IPV6 flag: the outer headers
- * and 20 bytes more go, the change gives the 20 back, and the inner header,
- * saved first, is written over them. A GSO packet carries the kernel's
- * tunnel mark, which no helper clears and by which its segmentation would
- * go wrong: the kernel cuts it first (HOOK_SEGMENT), and each segment comes
- * back here. */
+ * the hop limit and send the inner packet to the upstream next hop. From
+ * Linux 6.3, adjust_room strips them and marks the packet IPv6; a GSO
+ * packet then keeps the kernel's tunnel mark, as it does when the kernel
+ * forwards the same packet out of the overlay device (the slow path).
+ * Before 6.3, a protocol change turns the packet IPv6 instead: the outer
+ * headers and 20 bytes more go, the change gives the 20 back, and the
+ * inner header, saved first, is written over them; it refuses GSO packets,
+ * which the kernel cuts first (HOOK_SEGMENT), each segment coming back
+ * here. */
 static __always_inline long tc_native_out(struct __sk_buff *skb, struct underlay_ctx *c)
 {
 	const __s32 v4_to_v6 = sizeof(struct ipv6hdr) - sizeof(struct iphdr);
-	struct ipv6hdr ip6;
-
-	if (skb_gso_size(skb))
-		return HOOK_SEGMENT;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + c->olen, &ip6, sizeof(ip6)) < 0)
-		return HOOK_FAILED;
-	ip6.hop_limit--;
 	__be16 proto = bpf_htons(ETH_P_IPV6);
-	if (bpf_skb_adjust_room(skb, -((__s32)c->olen + v4_to_v6), BPF_ADJ_ROOM_MAC, 0) < 0 ||
-	    bpf_skb_change_proto(skb, proto, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6), 0) < 0 ||
-	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto), 0) < 0)
+	struct ipv6hdr saved;
+
+	if (cfg_decap_compat || decap_l3_ipv6(skb, c->olen) < 0) {
+		if (skb_gso_size(skb))
+			return HOOK_SEGMENT;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + c->olen, &saved, sizeof(saved)) < 0 ||
+		    bpf_skb_adjust_room(skb, -((__s32)c->olen + v4_to_v6), BPF_ADJ_ROOM_MAC, 0) < 0 ||
+		    bpf_skb_change_proto(skb, proto, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN, &saved, sizeof(saved), 0) < 0)
+			return HOOK_FAILED;
+	}
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > end)
 		return HOOK_FAILED;
+	eth->h_proto = proto;
+	ip6->hop_limit--;
 	struct bpf_redir_neigh nh = { .nh_family = 10 /* AF_INET6 */ };
 	__builtin_memcpy(nh.ipv6_nh, c->native.nexthop, sizeof(nh.ipv6_nh));
 	return bpf_redirect_neigh(c->native.ifindex, &nh, sizeof(nh), 0);

@@ -227,6 +227,7 @@ const (
 	datapathVarBtfShaper             = "btf_shaper"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
 	datapathVarBtfTunnelType         = "btf_tunnel_type"
+	datapathVarCfgDecapCompat        = "cfg_decap_compat"
 	datapathVarCfgFouPort            = "cfg_fou_port"
 	datapathVarCfgIcmpPps            = "cfg_icmp_pps"
 	datapathVarCfgNodeAddr           = "cfg_node_addr"
@@ -321,6 +322,7 @@ type datapathVariableSpecs struct {
 	BtfShaper             *ebpf.VariableSpec `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.VariableSpec `ebpf:"btf_tunnel_type"`
+	CfgDecapCompat        *ebpf.VariableSpec `ebpf:"cfg_decap_compat"`
 	CfgFouPort            *ebpf.VariableSpec `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.VariableSpec `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.VariableSpec `ebpf:"cfg_node_addr"`
@@ -406,6 +408,7 @@ type datapathVariables struct {
 	BtfShaper             *ebpf.Variable `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.Variable `ebpf:"btf_tunnel_type"`
+	CfgDecapCompat        *ebpf.Variable `ebpf:"cfg_decap_compat"`
 	CfgFouPort            *ebpf.Variable `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.Variable `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.Variable `ebpf:"cfg_node_addr"`

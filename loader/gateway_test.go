@@ -21,11 +21,16 @@ import (
 // answers the hop limits the data plane leaves it: traceroute6 both ways.
 func TestGatewayForwardsNativeInBPF(t *testing.T) {
 	netns.RequireRoot(t)
+	// The legacy attachment stands for older kernels, with their
+	// decapsulation (no DECAP_L3_IPV6 before Linux 6.3).
 	for _, tc := range []struct {
 		encap  loader.TunnelType
 		attach loader.AttachMode
 	}{{loader.FOU, loader.AttachTCX}, {loader.GRE, loader.AttachLegacy}} {
 		t.Run(fmt.Sprintf("%s/%s", tc.encap, tc.attach), func(t *testing.T) {
+			if tc.attach == loader.AttachLegacy {
+				loader.DecapAsBefore63(t)
+			}
 			c := chain.Build(t, chain.Options{Nodes: 2, Overlay: true, Encap: tc.encap, GREKey: tc.encap == loader.GRE,
 				Hook: loader.HookTC, Attach: tc.attach})
 			a, g := c.Nodes[0], c.Nodes[1]

@@ -53,6 +53,12 @@ func TestProgRunNativeOutTC(t *testing.T) {
 	runCases(t, d, progs.UnderlayTc, nativeOutCases(t), false)
 }
 
+// The same frames by the decapsulation of kernels before 6.3.
+func TestProgRunNativeOutTCBefore63(t *testing.T) {
+	d, progs := loadFixtureDatapathWith(t, config{decapCompat: true})
+	runCases(t, d, progs.UnderlayTc, nativeOutCases(t), false)
+}
+
 func TestProgRunNativeOutXDP(t *testing.T) {
 	d, progs := loadFixtureDatapath(t)
 	runCases(t, d, progs.UnderlayXdp, nativeOutCases(t), true)

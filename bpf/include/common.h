@@ -235,6 +235,22 @@ static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel
 	ipv4_set_csum(&o->ip);
 }
 
+/* From Linux 6.3's uapi, which the build's headers may predate; older
+ * kernels refuse the flag (-EINVAL). */
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+#endif
+
+/* tc: strips olen bytes of outer headers after Ethernet and marks the
+ * packet IPv6 (GSO size kept), as Linux 6.3 and later can; a GSO packet
+ * keeps the kernel's tunnel mark, as it does when the kernel forwards a
+ * packet decapsulated into the overlay device. < 0 on older kernels. */
+static __always_inline long decap_l3_ipv6(struct __sk_buff *skb, __u32 olen)
+{
+	return bpf_skb_adjust_room(skb, -(__s32)olen, BPF_ADJ_ROOM_MAC,
+				   BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6);
+}
+
 /* Sends a packet with its outer headers into tunnel t: the kernel fills in
  * the link-layer addresses for t's next hop (resolving ARP when needed),
  * without a route lookup per packet: userspace resolved the interface and
