@@ -38,7 +38,9 @@ demo: build
 # namespace chains, in 5 interleaved rounds (docs/bench.md): prints the
 # Markdown tables and writes bench-results/results.{md,json,png}.
 # BENCH_QUICK=1: 2 rounds of short tests (5-7 min here), a smoke test.
-# Then the BGP gateway's full-table load (docs/gateway.md).
+# The report ends with the traffic classes and a BGP gateway's transit (BPF
+# against kernel forwarding); then the gateway's full-table load
+# (docs/gateway.md).
 bench: build
 	$(BIN)/re6st-bench --out bench-results
 	$(GO) test -run '^$$' -bench FullTable -benchtime 1x ./routing/bgp/

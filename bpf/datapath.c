@@ -5,7 +5,11 @@
  * same maps.
  *   overlay_egress   tcx egress of the overlay device: route, encapsulate
  *   underlay_tc      tcx ingress of an underlay interface: decap / transit
+ *                    (and, on a border gateway, out to the internet)
  *   underlay_xdp     the same at XDP, for native-XDP NICs
+ *   native_ingress   tcx ingress of a gateway's upstream interface: from
+ *                    the internet into the overlay (native.h)
+ *   device_ingress   tcx ingress of a device tunnel (device.h)
  */
 #include "include/common.h"
 #include "include/underlay.h"
@@ -186,6 +190,7 @@ static __always_inline void learn_l2(struct xdp_md *ctx, struct ethhdr *eth, __u
 #define HOOK_FAILED (-2)
 #define HOOK_NO_NEIGH (-3)
 #define HOOK_SEGMENT (-4)
+#define HOOK_NATIVE_SLOW (-6) /* device.h's HOOK_DEVICE_SLOW is -5 */
 
 /* tcx: resize the outer headers in place when the shape changes (GSO size
  * kept), write them, and let the kernel address the next hop. */
@@ -233,6 +238,43 @@ static __always_inline long xdp_transit(struct xdp_md *ctx, struct underlay_ctx 
 		return HOOK_FAILED;
 	class_xdp_transit(data, end, c->class, inner_len);
 	return bpf_redirect(l2->ifindex, 0);
+}
+
+/* tcx, native route (a border gateway): strip the outer headers, decrement
+ * the hop limit and send the inner packet to the upstream next hop. From
+ * Linux 6.3, adjust_room strips them and marks the packet IPv6; a GSO
+ * packet then keeps the kernel's tunnel mark, as it does when the kernel
+ * forwards the same packet out of the overlay device (the slow path).
+ * Before 6.3, a protocol change turns the packet IPv6 instead: the outer
+ * headers and 20 bytes more go, the change gives the 20 back, and the
+ * inner header, saved first, is written over them; it refuses GSO packets,
+ * which the kernel cuts first (HOOK_SEGMENT), each segment coming back
+ * here. */
+static __always_inline long tc_native_out(struct __sk_buff *skb, struct underlay_ctx *c)
+{
+	const __s32 v4_to_v6 = sizeof(struct ipv6hdr) - sizeof(struct iphdr);
+	__be16 proto = bpf_htons(ETH_P_IPV6);
+	struct ipv6hdr saved;
+
+	if (cfg_decap_compat || decap_l3_ipv6(skb, c->olen) < 0) {
+		if (skb_gso_size(skb))
+			return HOOK_SEGMENT;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + c->olen, &saved, sizeof(saved)) < 0 ||
+		    bpf_skb_adjust_room(skb, -((__s32)c->olen + v4_to_v6), BPF_ADJ_ROOM_MAC, 0) < 0 ||
+		    bpf_skb_change_proto(skb, proto, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN, &saved, sizeof(saved), 0) < 0)
+			return HOOK_FAILED;
+	}
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > end)
+		return HOOK_FAILED;
+	eth->h_proto = proto;
+	ip6->hop_limit--;
+	struct bpf_redir_neigh nh = { .nh_family = 10 /* AF_INET6 */ };
+	__builtin_memcpy(nh.ipv6_nh, c->native.nexthop, sizeof(nh.ipv6_nh));
+	return bpf_redirect_neigh(c->native.ifindex, &nh, sizeof(nh), 0);
 }
 
 /* tcx: strip the outer headers (GSO size kept) and hand the inner packet to
@@ -311,8 +353,17 @@ static __always_inline int underlay_run(void *ctx, const bool xdp)
 	case V_MALFORMED:
 		count(REASON_DROP_MALFORMED);
 		return drop;
+	case V_NATIVE:
 	case V_TRANSIT:
-		ret = xdp ? xdp_transit(xctx, &c, inner_len) : tc_transit(skb, &c, inner_len);
+		if (v == V_NATIVE) /* XDP has no neighbour resolution: the kernel's */
+			ret = xdp ? HOOK_NATIVE_SLOW : tc_native_out(skb, &c);
+		else
+			ret = xdp ? xdp_transit(xctx, &c, inner_len) : tc_transit(skb, &c, inner_len);
+		if (ret == HOOK_NATIVE_SLOW) {
+			v = V_SLOW_PATH;
+			c.reason = REASON_NATIVE_SLOW;
+			break;
+		}
 		if (ret == HOOK_NO_NEIGH) {
 			/* The slow path's egress program resolves the
 			 * neighbour; the next packets learn it. */
@@ -337,8 +388,13 @@ static __always_inline int underlay_run(void *ctx, const bool xdp)
 			count(REASON_DROP_MALFORMED);
 			return drop;
 		}
-		count(REASON_TRANSIT);
 		count_tunnel(c.in_tunnel, inner_len, 0);
+		if (v == V_NATIVE) {
+			count(REASON_NATIVE_OUT);
+			count_native(c.native.ifindex, inner_len, 1);
+			return ret;
+		}
+		count(REASON_TRANSIT);
 		count_tunnel(c.out_tunnel, inner_len, 1);
 		return ret;
 	case V_LOCAL:
@@ -371,6 +427,50 @@ SEC("xdp")
 int underlay_xdp(struct xdp_md *ctx)
 {
 	return underlay_run(ctx, true);
+}
+
+/* tcx ingress of a border gateway's upstream interface (native.h): a packet
+ * from the internet to an overlay destination is encapsulated into the
+ * tunnel of its route, its hop limit decremented. Everything else goes on
+ * to the stack: the gateway's own traffic, and what the fast path cannot
+ * finish (hop limit, larger than the tunnel's MTU, no tunnel), which the
+ * kernel forwards and answers as it does the slow path of the tunnels. */
+SEC("tcx/ingress")
+int native_ingress(struct __sk_buff *skb)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || ensure_linear(skb, ETH_HLEN + sizeof(struct ipv6hdr)) < 0)
+		return TCX_NEXT;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	if ((void *)(ip6 + 1) > end || ip6->version != 6)
+		return TCX_NEXT;
+	struct route *r = ipv6_not_routable(&ip6->daddr) ? 0 : route_dst(ip6);
+	if (!r || (r->flags & ROUTE_F_LOCAL)) {
+		count(REASON_PASS_NOT_TUNNEL);
+		return TCX_NEXT;
+	}
+	__u32 id = r->tunnel, len = skb->len - ETH_HLEN, reason = 0, ifindex = skb->ifindex;
+	struct tunnel *tp = bpf_map_lookup_elem(&tunnels, &id);
+	if (ip6->hop_limit <= 1)
+		reason = REASON_HOP_LIMIT;
+	else if (!tp)
+		reason = REASON_NO_ROUTE;
+	else if (inner_seg_len(len, skb_gso_size(skb)) > tp->mtu)
+		reason = REASON_TOO_BIG;
+	if (reason) {
+		count(reason);
+		count(REASON_NATIVE_SLOW);
+		return TCX_NEXT;
+	}
+	struct tunnel t = *tp;
+	ip6->hop_limit--;
+	__u8 class_id = r->class, tos = class_steer(skb, class_id, len);
+	int ret = encap_xmit(skb, &t, id, class_id, tos);
+	if (ret != TC_ACT_SHOT) {
+		count(REASON_NATIVE_IN);
+		count_native(ifindex, len, 0);
+	}
+	return ret;
 }
 
 /* Anchors that put the enums into BTF, so that bpf2go generates their Go

@@ -45,6 +45,9 @@ type Filter struct {
 const (
 	legacyPriority = 0xe6
 	legacyHandle   = 1
+	// nativePriority runs native_ingress after underlay_tc when an
+	// upstream interface is an underlay too.
+	nativePriority = legacyPriority + 1
 )
 
 // chooseAttach resolves mode against what the kernel has, and says why.
@@ -100,7 +103,7 @@ func attach(instance string, a *Attachment, prog *ebpf.Program) error {
 	case pointXDP:
 		lk, err = link.AttachXDP(link.XDPOptions{Interface: ifindex, Program: prog})
 	case pointTCEgress, pointTCIngress:
-		a.Filter, err = attachFilter(ifindex, a.Hook == pointTCIngress, prog)
+		a.Filter, err = attachFilter(ifindex, a.Hook == pointTCIngress, legacyPriority, prog)
 	default:
 		err = fmt.Errorf("unknown attachment point %q", a.Hook)
 	}
@@ -122,9 +125,10 @@ func linkPin(instance, ifname string) string {
 }
 
 // attachFilter adds a direct-action cls_bpf filter for prog at the clsact
-// ingress or egress of ifindex, adding the clsact qdisc if it is missing.
-func attachFilter(ifindex int, ingress bool, prog *ebpf.Program) (*Filter, error) {
-	f := &Filter{Parent: netlink.HANDLE_MIN_EGRESS, Priority: legacyPriority, Handle: legacyHandle}
+// ingress or egress of ifindex with priority, adding the clsact qdisc if it
+// is missing.
+func attachFilter(ifindex int, ingress bool, priority uint16, prog *ebpf.Program) (*Filter, error) {
+	f := &Filter{Parent: netlink.HANDLE_MIN_EGRESS, Priority: priority, Handle: legacyHandle}
 	if ingress {
 		f.Parent = netlink.HANDLE_MIN_INGRESS
 	}

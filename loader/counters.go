@@ -67,17 +67,22 @@ type TunnelStats struct {
 // TunnelCounters returns the counters of tunnel id.
 func (d *Datapath) TunnelCounters(id uint32) (TunnelStats, error) {
 	var per []datapathTunnelStats
-	var s TunnelStats
 	if err := d.maps.TunnelCounters.Lookup(&id, &per); err != nil {
-		return s, err
+		return TunnelStats{}, err
 	}
+	return sumStats(per), nil
+}
+
+// sumStats adds up the per-CPU values of a counter.
+func sumStats(per []datapathTunnelStats) TunnelStats {
+	var s TunnelStats
 	for _, v := range per {
 		s.RxPackets += v.RxPackets
 		s.RxBytes += v.RxBytes
 		s.TxPackets += v.TxPackets
 		s.TxBytes += v.TxBytes
 	}
-	return s, nil
+	return s
 }
 
 // MapFill is the occupancy of one map.
@@ -93,7 +98,7 @@ func (d *Datapath) Fill() ([]MapFill, error) {
 	for _, m := range []struct {
 		name string
 		m    *ebpf.Map
-	}{{"routes", d.maps.Routes}, {"source_routes", d.maps.SourceRoutes}, {"tunnels", d.maps.Tunnels}, {"endpoints", d.maps.Endpoints}} {
+	}{{"routes", d.maps.Routes}, {"source_routes", d.maps.SourceRoutes}, {"native_routes", d.maps.NativeRoutes}, {"tunnels", d.maps.Tunnels}, {"endpoints", d.maps.Endpoints}} {
 		n, err := countEntries(m.m)
 		if err != nil {
 			return nil, err

@@ -52,6 +52,14 @@ type datapathEndpointKey struct {
 	Pad    [3]uint8
 }
 
+type datapathNativeRoute struct {
+	_       structs.HostLayout
+	Nexthop [16]uint8
+	Ifindex uint32
+	Mtu     uint16
+	Pad     uint16
+}
+
 type datapathQueueStats struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -81,7 +89,10 @@ const (
 	datapathReasonREASON_SEGMENT           datapathReason = 17
 	datapathReasonREASON_DEVICE_OUT        datapathReason = 18
 	datapathReasonREASON_DEVICE_SLOW       datapathReason = 19
-	datapathReasonREASON_MAX               datapathReason = 20
+	datapathReasonREASON_NATIVE_OUT        datapathReason = 20
+	datapathReasonREASON_NATIVE_IN         datapathReason = 21
+	datapathReasonREASON_NATIVE_SLOW       datapathReason = 22
+	datapathReasonREASON_MAX               datapathReason = 23
 )
 
 type datapathRoute struct {
@@ -194,6 +205,8 @@ const (
 	datapathMapEndpoints             = "endpoints"
 	datapathMapIpv4Self              = "ipv4_self"
 	datapathMapLimiters              = "limiters"
+	datapathMapNativeCounters        = "native_counters"
+	datapathMapNativeRoutes          = "native_routes"
 	datapathMapQueueCounters         = "queue_counters"
 	datapathMapReasonCounters        = "reason_counters"
 	datapathMapRoutes                = "routes"
@@ -203,6 +216,7 @@ const (
 	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
 	datapathProgDeviceIngress        = "device_ingress"
+	datapathProgNativeIngress        = "native_ingress"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
 	datapathProgUnderlayXdp          = "underlay_xdp"
@@ -213,6 +227,7 @@ const (
 	datapathVarBtfShaper             = "btf_shaper"
 	datapathVarBtfTunnelFlags        = "btf_tunnel_flags"
 	datapathVarBtfTunnelType         = "btf_tunnel_type"
+	datapathVarCfgDecapCompat        = "cfg_decap_compat"
 	datapathVarCfgFouPort            = "cfg_fou_port"
 	datapathVarCfgIcmpPps            = "cfg_icmp_pps"
 	datapathVarCfgNodeAddr           = "cfg_node_addr"
@@ -265,6 +280,7 @@ type datapathSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathProgramSpecs struct {
 	DeviceIngress *ebpf.ProgramSpec `ebpf:"device_ingress"`
+	NativeIngress *ebpf.ProgramSpec `ebpf:"native_ingress"`
 	OverlayEgress *ebpf.ProgramSpec `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.ProgramSpec `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
@@ -283,6 +299,8 @@ type datapathMapSpecs struct {
 	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.MapSpec `ebpf:"ipv4_self"`
 	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
+	NativeCounters  *ebpf.MapSpec `ebpf:"native_counters"`
+	NativeRoutes    *ebpf.MapSpec `ebpf:"native_routes"`
 	QueueCounters   *ebpf.MapSpec `ebpf:"queue_counters"`
 	ReasonCounters  *ebpf.MapSpec `ebpf:"reason_counters"`
 	Routes          *ebpf.MapSpec `ebpf:"routes"`
@@ -304,6 +322,7 @@ type datapathVariableSpecs struct {
 	BtfShaper             *ebpf.VariableSpec `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.VariableSpec `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.VariableSpec `ebpf:"btf_tunnel_type"`
+	CfgDecapCompat        *ebpf.VariableSpec `ebpf:"cfg_decap_compat"`
 	CfgFouPort            *ebpf.VariableSpec `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.VariableSpec `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.VariableSpec `ebpf:"cfg_node_addr"`
@@ -342,6 +361,8 @@ type datapathMaps struct {
 	Endpoints       *ebpf.Map `ebpf:"endpoints"`
 	Ipv4Self        *ebpf.Map `ebpf:"ipv4_self"`
 	Limiters        *ebpf.Map `ebpf:"limiters"`
+	NativeCounters  *ebpf.Map `ebpf:"native_counters"`
+	NativeRoutes    *ebpf.Map `ebpf:"native_routes"`
 	QueueCounters   *ebpf.Map `ebpf:"queue_counters"`
 	ReasonCounters  *ebpf.Map `ebpf:"reason_counters"`
 	Routes          *ebpf.Map `ebpf:"routes"`
@@ -363,6 +384,8 @@ func (m *datapathMaps) Close() error {
 		m.Endpoints,
 		m.Ipv4Self,
 		m.Limiters,
+		m.NativeCounters,
+		m.NativeRoutes,
 		m.QueueCounters,
 		m.ReasonCounters,
 		m.Routes,
@@ -385,6 +408,7 @@ type datapathVariables struct {
 	BtfShaper             *ebpf.Variable `ebpf:"btf_shaper"`
 	BtfTunnelFlags        *ebpf.Variable `ebpf:"btf_tunnel_flags"`
 	BtfTunnelType         *ebpf.Variable `ebpf:"btf_tunnel_type"`
+	CfgDecapCompat        *ebpf.Variable `ebpf:"cfg_decap_compat"`
 	CfgFouPort            *ebpf.Variable `ebpf:"cfg_fou_port"`
 	CfgIcmpPps            *ebpf.Variable `ebpf:"cfg_icmp_pps"`
 	CfgNodeAddr           *ebpf.Variable `ebpf:"cfg_node_addr"`
@@ -399,6 +423,7 @@ type datapathVariables struct {
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathPrograms struct {
 	DeviceIngress *ebpf.Program `ebpf:"device_ingress"`
+	NativeIngress *ebpf.Program `ebpf:"native_ingress"`
 	OverlayEgress *ebpf.Program `ebpf:"overlay_egress"`
 	UnderlayTc    *ebpf.Program `ebpf:"underlay_tc"`
 	UnderlayXdp   *ebpf.Program `ebpf:"underlay_xdp"`
@@ -407,6 +432,7 @@ type datapathPrograms struct {
 func (p *datapathPrograms) Close() error {
 	return _DatapathClose(
 		p.DeviceIngress,
+		p.NativeIngress,
 		p.OverlayEgress,
 		p.UnderlayTc,
 		p.UnderlayXdp,

@@ -9,17 +9,19 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// DeviceAttachment is the device tunnels' ingress program (device_ingress,
-// bpf/include/device.h) attached to one device. It is not pinned: a device
+// IngressAttachment is a program the daemon attaches at the tc ingress of
+// an interface it owns the use of: device_ingress on a device tunnel's
+// device (bpf/include/device.h), native_ingress on a border gateway's
+// upstream interface (bpf/include/native.h). It is not pinned: a device
 // tunnel's device belongs to the process that made it (a userspace
-// WireGuard or OpenVPN dies with its process), and so does its attachment;
-// Close detaches it.
-type DeviceAttachment struct {
+// WireGuard or OpenVPN dies with its process), and the native routes to the
+// gateway that learned them; Close detaches it.
+type IngressAttachment struct {
 	netns     string
-	ifname    string
 	link      link.Link
 	legacy    *Attachment
 	Interface string     `json:"interface"`
+	Program   string     `json:"program"`
 	Hook      string     `json:"hook"`
 	Mode      AttachMode `json:"mode"`
 }
@@ -29,35 +31,49 @@ type DeviceAttachment struct {
 // (tcx or legacy, as `up` chose). Packets coming out of the device are then
 // routed like decapsulated traffic once a device tunnel names the device
 // (AddTunnel with Type DEVICE).
-func (d *Datapath) AttachDevice(ifname string) (*DeviceAttachment, error) {
+func (d *Datapath) AttachDevice(ifname string) (*IngressAttachment, error) {
+	return d.attachIngress(ifname, datapathProgDeviceIngress, legacyPriority)
+}
+
+// AttachNative attaches the border gateway's upstream ingress program to
+// ifname: packets from the internet to the overlay are then encapsulated
+// into the tunnel of their route. On an underlay interface it runs after
+// the underlay program (which passes what is not a tunnel packet on).
+func (d *Datapath) AttachNative(ifname string) (*IngressAttachment, error) {
+	return d.attachIngress(ifname, datapathProgNativeIngress, nativePriority)
+}
+
+// attachIngress attaches the program named prog at the tc ingress of
+// ifname, with priority in the legacy mode.
+func (d *Datapath) attachIngress(ifname, prog string, priority uint16) (*IngressAttachment, error) {
 	st := &d.State
-	a := &DeviceAttachment{netns: st.Netns, ifname: ifname, Interface: ifname, Mode: st.Attach}
+	a := &IngressAttachment{netns: st.Netns, Interface: ifname, Program: prog, Mode: st.Attach}
 	a.Hook = tcPoint(st.Attach, true)
 	err := InNetns(st.Netns, func() error {
 		dev, err := readOverlay(st)
 		if err != nil {
 			return err
 		}
-		prog, err := loadDeviceProgram(st, dev)
+		p, err := loadIngressProgram(st, dev, prog)
 		if err != nil {
 			return err
 		}
-		defer prog.Close() // the link or the filter holds it
+		defer p.Close() // the link or the filter holds it
 		l, err := netlink.LinkByName(ifname)
 		if err != nil {
-			return fmt.Errorf("device tunnel: unknown interface %q", ifname)
+			return fmt.Errorf("%s: unknown interface %q", prog, ifname)
 		}
 		if a.Hook == pointTCIngress {
-			f, err := attachFilter(l.Attrs().Index, true, prog)
+			f, err := attachFilter(l.Attrs().Index, true, priority, p)
 			if err != nil {
-				return fmt.Errorf("attach device_ingress to %s: %w", ifname, err)
+				return fmt.Errorf("attach %s to %s: %w", prog, ifname, err)
 			}
-			a.legacy = &Attachment{Interface: ifname, Program: "device_ingress", Hook: a.Hook, Filter: f}
+			a.legacy = &Attachment{Interface: ifname, Program: prog, Hook: a.Hook, Filter: f}
 			return nil
 		}
-		a.link, err = link.AttachTCX(link.TCXOptions{Interface: l.Attrs().Index, Program: prog, Attach: ebpf.AttachTCXIngress})
+		a.link, err = link.AttachTCX(link.TCXOptions{Interface: l.Attrs().Index, Program: p, Attach: ebpf.AttachTCXIngress})
 		if err != nil {
-			return fmt.Errorf("attach device_ingress to %s: %w", ifname, err)
+			return fmt.Errorf("attach %s to %s: %w", prog, ifname, err)
 		}
 		return nil
 	})
@@ -67,8 +83,9 @@ func (d *Datapath) AttachDevice(ifname string) (*DeviceAttachment, error) {
 	return a, nil
 }
 
-// Close detaches the program; a device that is gone already is no error.
-func (a *DeviceAttachment) Close() error {
+// Close detaches the program; an interface that is gone already is no
+// error.
+func (a *IngressAttachment) Close() error {
 	if a.link != nil {
 		err := a.link.Close()
 		a.link = nil
@@ -85,32 +102,33 @@ func (a *DeviceAttachment) Close() error {
 	return nil
 }
 
-// loadDeviceProgram loads device_ingress alone, configured like the
-// instance's other programs, with the instance's pinned maps.
-func loadDeviceProgram(st *State, dev overlayDevice) (*ebpf.Program, error) {
+// loadIngressProgram loads the program named name alone, configured like
+// the instance's other programs, with the instance's pinned maps.
+func loadIngressProgram(st *State, dev overlayDevice, name string) (*ebpf.Program, error) {
 	spec, err := loadDatapath()
 	if err != nil {
 		return nil, err
 	}
-	// The rates are not read by device_ingress.
+	// The rates are not read by these programs.
 	cfg := config{fouPort: st.FOUPort, overlayIfindex: uint32(dev.ifindex), peerIfindex: uint32(dev.peerIfindex),
 		overlayMAC: dev.mac, nodeAddr: st.Address.Addr()}
 	if err := cfg.apply(spec); err != nil {
 		return nil, err
 	}
+	prog := spec.Programs[name]
 	if st.Attach == AttachLegacy {
-		spec.Programs[datapathProgDeviceIngress].AttachType = ebpf.AttachNone
+		prog.AttachType = ebpf.AttachNone
 	}
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"device_ingress"`
-	}
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir(st.Instance)}}); err != nil {
+	spec.Programs = map[string]*ebpf.ProgramSpec{name: prog}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir(st.Instance)}})
+	if err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("load device_ingress: %w: run `%s`, then `up` again", err, downCommand(st.Instance))
+			return nil, fmt.Errorf("load %s: %w: run `%s`, then `up` again", name, err, downCommand(st.Instance))
 		}
-		return nil, fmt.Errorf("load device_ingress: %w", err)
+		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
-	return objs.Prog, nil
+	defer coll.Close()
+	return coll.DetachProgram(name), nil
 }
 
 // validateDevice checks a DEVICE tunnel: a device, an MTU, and none of the

@@ -58,3 +58,10 @@ func CrashUpAfter(step string) {
 		return nil
 	}
 }
+
+// DecapAsBefore63 makes the data planes Up loads until the test ends
+// decapsulate native traffic as on kernels before 6.3 (no DECAP_L3_IPV6).
+func DecapAsBefore63(t *testing.T) {
+	decapCompatForTest = true
+	t.Cleanup(func() { decapCompatForTest = false })
+}

@@ -216,6 +216,10 @@ func (p *datapathPrograms) byName(name string) *ebpf.Program {
 // loadObjects loads the programs configured from opts and dev, and the
 // maps pinned under the instance's directory (reused when pinned, created
 // and pinned otherwise).
+// decapCompatForTest makes the programs Up loads decapsulate native
+// traffic as on kernels before 6.3 (export_test.go).
+var decapCompatForTest bool
+
 // config is the load-time configuration of the programs
 // (bpf/include/config.h).
 type config struct {
@@ -224,6 +228,7 @@ type config struct {
 	overlayMAC                  [6]byte
 	nodeAddr                    netip.Addr
 	unknownPeerPPS, icmpPPS     uint32
+	decapCompat                 bool // tests: the decapsulation of kernels before 6.3
 }
 
 // apply writes cfg into the object's variables, through bpf2go's typed
@@ -241,6 +246,7 @@ func (cfg config) apply(spec *ebpf.CollectionSpec) error {
 		v.CfgNodeAddr.Set(cfg.nodeAddr.As16()),
 		v.CfgUnknownPeerPps.Set(cfg.unknownPeerPPS),
 		v.CfgIcmpPps.Set(cfg.icmpPPS),
+		v.CfgDecapCompat.Set(cfg.decapCompat),
 	); err != nil {
 		return fmt.Errorf("configure the programs: %w", err)
 	}
@@ -253,7 +259,8 @@ func loadObjects(opts Options, dev overlayDevice, mode AttachMode) (*datapathObj
 		return nil, err
 	}
 	cfg := config{fouPort: opts.FOUPort, overlayIfindex: uint32(dev.ifindex), peerIfindex: uint32(dev.peerIfindex),
-		overlayMAC: dev.mac, nodeAddr: opts.Address.Addr(), unknownPeerPPS: opts.UnknownPeerPPS, icmpPPS: opts.ICMPPPS}
+		overlayMAC: dev.mac, nodeAddr: opts.Address.Addr(), unknownPeerPPS: opts.UnknownPeerPPS, icmpPPS: opts.ICMPPPS,
+		decapCompat: decapCompatForTest}
 	if err := cfg.apply(spec); err != nil {
 		return nil, err
 	}

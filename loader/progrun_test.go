@@ -87,10 +87,16 @@ func unpinnedSpec(t *testing.T) *ebpf.CollectionSpec {
 // loadFixtureDatapath loads the programs with the fixture configuration
 // and fills the maps.
 func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
+	return loadFixtureDatapathWith(t, config{})
+}
+
+// loadFixtureDatapathWith is loadFixtureDatapath with the test-only
+// settings of cfg.
+func loadFixtureDatapathWith(t *testing.T, cfg config) (*Datapath, *datapathPrograms) {
 	netns.RequireRoot(t)
 	spec := unpinnedSpec(t)
-	cfg := config{fouPort: fouPort, overlayIfindex: overlayIfindex, peerIfindex: peerIfindex,
-		nodeAddr: nodeAddr, unknownPeerPPS: 100, icmpPPS: 100}
+	cfg = config{fouPort: fouPort, overlayIfindex: overlayIfindex, peerIfindex: peerIfindex,
+		nodeAddr: nodeAddr, unknownPeerPPS: 100, icmpPPS: 100, decapCompat: cfg.decapCompat}
 	copy(cfg.overlayMAC[:], overlayMAC)
 	require.NoError(t, cfg.apply(spec))
 	var objs datapathObjects
@@ -102,6 +108,9 @@ func loadFixtureDatapath(t *testing.T) (*Datapath, *datapathPrograms) {
 	}
 	for p, nh := range fixtureRoutes {
 		require.NoError(t, d.AddRoute(netip.MustParsePrefix(p), netip.Prefix{}, nh))
+	}
+	for _, r := range fixtureNativeRoutes {
+		require.NoError(t, d.SetNativeRoute(r))
 	}
 	for _, id := range []uint32{2, 3, 4} {
 		l2 := datapathTunnelL2{Ifindex: 10 + id}

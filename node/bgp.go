@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
 	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 )
@@ -61,8 +62,14 @@ type borderGateway struct {
 	speaker  *bgp.Speaker
 	wake     chan struct{} // the speaker saw a change
 	announce []netip.Prefix
-	native   *fib.Native // the learned routes in the kernel
+	native   *fib.Native // the learned routes in the kernel and the data plane
 	synced   time.Time   // last native.Sync (run's goroutine only)
+
+	// upstreams: native_ingress on each interface the learned routes go
+	// out of, so that the internet's traffic to the overlay is
+	// encapsulated in BPF.
+	upMu      sync.Mutex
+	upstreams map[string]*loader.IngressAttachment
 
 	mu        sync.Mutex
 	announced map[netip.Prefix]bool
@@ -93,7 +100,8 @@ func (n *Node) startBGP(ctx context.Context) error {
 		return nil
 	}
 	g := &borderGateway{n: n, wake: make(chan struct{}, 1), announce: n.announcements(), announced: map[netip.Prefix]bool{},
-		native: fib.NewNative(&fib.Kernel{Protocol: fib.ProtoBGP, Priority: nativePriority}, n.log)}
+		native:    fib.NewNative(&fib.Kernel{Protocol: fib.ProtoBGP, Priority: nativePriority}, n.dp, n.log),
+		upstreams: map[string]*loader.IngressAttachment{}}
 	routerID := b.RouterID
 	if !routerID.IsValid() && len(n.cfg.IPs) > 0 {
 		routerID = n.cfg.IPs[0]
@@ -197,7 +205,8 @@ func (g *borderGateway) update() {
 	g.exporting = routes
 }
 
-// syncNative writes the learned routes into the kernel.
+// syncNative writes the learned routes into the kernel and the data plane,
+// and attaches the upstream ingress program where they go out.
 func (g *borderGateway) syncNative() {
 	learned := g.speaker.Learned()
 	routes := make(map[netip.Prefix]netip.Addr, len(learned))
@@ -208,6 +217,38 @@ func (g *borderGateway) syncNative() {
 	}
 	g.native.Sync(routes)
 	g.synced = time.Now()
+	g.attachUpstreams(g.native.Upstreams())
+}
+
+// attachUpstreams puts native_ingress on the interfaces in want and takes
+// it off the others; a failure is logged and tried again at the next pass.
+// After retract it does nothing.
+func (g *borderGateway) attachUpstreams(want []string) {
+	g.upMu.Lock()
+	defer g.upMu.Unlock()
+	if g.upstreams == nil {
+		return
+	}
+	for _, name := range want {
+		if g.upstreams[name] != nil {
+			continue
+		}
+		a, err := g.n.dp.AttachNative(name)
+		if err != nil {
+			g.n.log.Warn().Err(err).Str("interface", name).Msg("upstream ingress program")
+			continue
+		}
+		g.upstreams[name] = a
+		g.n.log.Info().Str("interface", name).Str("hook", a.Hook).Msg("upstream: traffic to the overlay encapsulated in BPF")
+	}
+	for name, a := range g.upstreams {
+		if !slices.Contains(want, name) {
+			if err := a.Close(); err != nil {
+				g.n.log.Warn().Err(err).Str("interface", name).Msg("upstream ingress program")
+			}
+			delete(g.upstreams, name)
+		}
+	}
 }
 
 // reached tells, for an announced prefix, whether Babel has a selected
@@ -235,8 +276,13 @@ func (g *borderGateway) retract() {
 	}
 	g.withdrawAll()
 	// The sessions close with the node: their routes go from the kernel
-	// (outside g.mu: a full table takes seconds, and status reads g.mu).
+	// and the data plane (outside g.mu: a full table takes seconds, and
+	// status reads g.mu), then the upstream programs.
 	g.native.Stop()
+	g.attachUpstreams(nil)
+	g.upMu.Lock()
+	g.upstreams = nil
+	g.upMu.Unlock()
 }
 
 func (g *borderGateway) withdrawAll() {
@@ -269,9 +315,13 @@ type BGPStatus struct {
 	Sessions  []bgp.Session   `json:"sessions"`
 	Announced []AnnouncedInfo `json:"announced"`
 	Learned   int             `json:"learned_routes"`
-	// Native counts the learned routes written into the kernel.
+	// Native counts the learned routes written into the kernel and the
+	// data plane.
 	Native   fib.NativeStats `json:"native_routes"`
 	Rejected int             `json:"rejected_routes"`
+	// Upstreams are the interfaces where the data plane encapsulates the
+	// internet's traffic to the overlay (native_ingress).
+	Upstreams []string `json:"upstreams"`
 	// Default tells whether the gateway exports ::/0 from the network
 	// into Babel (a session gives routes).
 	Default bool `json:"babel_default"`
@@ -297,6 +347,12 @@ func (g *borderGateway) status() *BGPStatus {
 	g.mu.Lock()
 	s.Default = g.exporting
 	g.mu.Unlock()
+	g.upMu.Lock()
+	for name := range g.upstreams {
+		s.Upstreams = append(s.Upstreams, name)
+	}
+	g.upMu.Unlock()
+	slices.Sort(s.Upstreams)
 	return s
 }
 
@@ -307,8 +363,8 @@ var (
 	descBGPAnnounced = prometheus.NewDesc("re6st_bgp_announced", "A prefix the gateway announces, with its large community.", []string{"prefix", "community"}, nil)
 	descBGPLearned   = prometheus.NewDesc("re6st_bgp_learned_routes", "Best routes learned from the BGP peers.", nil, nil)
 	descBGPRejected  = prometheus.NewDesc("re6st_bgp_rejected_routes", "Routes the peers give inside the re6st network, rejected by the import policy.", nil, nil)
-	descBGPNative    = prometheus.NewDesc("re6st_bgp_native_routes", "Learned routes written into the kernel.", nil, nil)
-	descBGPNativeErr = prometheus.NewDesc("re6st_bgp_native_errors_total", "Writes of learned routes the kernel refused.", nil, nil)
+	descBGPNative    = prometheus.NewDesc("re6st_bgp_native_routes", "Learned routes written into the kernel and the data plane.", nil, nil)
+	descBGPNativeErr = prometheus.NewDesc("re6st_bgp_native_errors_total", "Writes of learned routes the kernel or the data plane refused.", nil, nil)
 	descBGPDefault   = prometheus.NewDesc("re6st_bgp_babel_default", "1 while the gateway exports ::/0 from the network into Babel.", nil, nil)
 )
 

@@ -12,6 +12,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/bird"
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/node"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
 	"github.com/re6st-bpf/re6st-bpf/routing/fib"
@@ -106,8 +107,20 @@ func TestBGPGateway(t *testing.T) {
 	require.Equal(t, 1, s.Learned)
 	require.Equal(t, fib.NativeStats{Installed: 1}, s.Native)
 	require.Eventually(t, allRouteDefault, 3*hello, 500*time.Millisecond, "every node routes %s", defaultRoute)
+	require.Equal(t, []string{internet.UpstreamInterface}, s.Upstreams)
+	dp, err := loader.Open(c.Node("gw").Instance())
+	require.NoError(t, err)
+	defer dp.Close()
+	nativeBefore, err := dp.Reasons()
+	require.NoError(t, err)
 	out, err := c.Node("n1").Host.NS.Run("ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", c.NodeAddr("n1").String(), up.Addr.String())
 	require.NoError(t, err, "n1 reaches the upstream through the gateway: %s", out)
+	// Both ways through the gateway's data plane: decapsulated to the
+	// upstream, encapsulated from it.
+	nativeAfter, err := dp.Reasons()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, nativeAfter["native-out"]-nativeBefore["native-out"], uint64(3), "%v", nativeAfter)
+	require.GreaterOrEqual(t, nativeAfter["native-in"]-nativeBefore["native-in"], uint64(3), "%v", nativeAfter)
 
 	// The session goes down: the gateway has no route to the internet and
 	// retracts ::/0 from the network; it comes back when the session does.

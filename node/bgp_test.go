@@ -39,10 +39,10 @@ re6st_bgp_babel_default 1
 # HELP re6st_bgp_learned_routes Best routes learned from the BGP peers.
 # TYPE re6st_bgp_learned_routes gauge
 re6st_bgp_learned_routes 1
-# HELP re6st_bgp_native_errors_total Writes of learned routes the kernel refused.
+# HELP re6st_bgp_native_errors_total Writes of learned routes the kernel or the data plane refused.
 # TYPE re6st_bgp_native_errors_total counter
 re6st_bgp_native_errors_total 3
-# HELP re6st_bgp_native_routes Learned routes written into the kernel.
+# HELP re6st_bgp_native_routes Learned routes written into the kernel and the data plane.
 # TYPE re6st_bgp_native_routes gauge
 re6st_bgp_native_routes 1
 # HELP re6st_bgp_prefixes Prefixes of a BGP session by kind: received, accepted (after the import policy), advertised.

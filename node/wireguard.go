@@ -187,7 +187,7 @@ type wgBackend struct {
 
 type wgTunnel struct {
 	dev *wireguard.Device
-	att *loader.DeviceAttachment
+	att *loader.IngressAttachment
 }
 
 // wgDeviceName is tunnel id's device.

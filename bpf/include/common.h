@@ -77,11 +77,8 @@ static __always_inline void count(__u32 reason)
 		*c += 1;
 }
 
-static __always_inline void count_tunnel(__u32 id, __u64 bytes, int tx)
+static __always_inline void stats_add(struct tunnel_stats *s, __u64 bytes, int tx)
 {
-	struct tunnel_stats *s = bpf_map_lookup_elem(&tunnel_counters, &id);
-	if (!s)
-		return;
 	if (tx) {
 		s->tx_packets++;
 		s->tx_bytes += bytes;
@@ -89,6 +86,13 @@ static __always_inline void count_tunnel(__u32 id, __u64 bytes, int tx)
 		s->rx_packets++;
 		s->rx_bytes += bytes;
 	}
+}
+
+static __always_inline void count_tunnel(__u32 id, __u64 bytes, int tx)
+{
+	struct tunnel_stats *s = bpf_map_lookup_elem(&tunnel_counters, &id);
+	if (s)
+		stats_add(s, bytes, tx);
 }
 
 /* Per-CPU token bucket: rate tokens per second, burst of one second. */
@@ -112,21 +116,32 @@ static __always_inline int rate_allow(__u32 limiter, __u32 rate)
 	return 1;
 }
 
-/* Route of an inner packet: the longest destination match; failing that,
- * the source-specific default routes (::/0 from <prefix>), longest source
- * match first. */
-static __always_inline struct route *route_lookup(const struct ipv6hdr *ip6)
+/* The overlay route of an inner destination: the longest match. */
+static __always_inline struct route *route_dst(const struct ipv6hdr *ip6)
 {
 	struct route_key k = { .prefixlen = 128 };
-	struct route *r;
 
 	__builtin_memcpy(k.addr, &ip6->daddr, 16);
-	r = bpf_map_lookup_elem(&routes, &k);
-	if (r)
-		return r;
-	k.prefixlen = 128;
+	return bpf_map_lookup_elem(&routes, &k);
+}
+
+/* The source-specific default routes (::/0 from <prefix>), longest source
+ * match first. */
+static __always_inline struct route *route_src(const struct ipv6hdr *ip6)
+{
+	struct route_key k = { .prefixlen = 128 };
+
 	__builtin_memcpy(k.addr, &ip6->saddr, 16);
 	return bpf_map_lookup_elem(&source_routes, &k);
+}
+
+/* Route of an inner packet: the longest destination match; failing that,
+ * the source-specific default routes. */
+static __always_inline struct route *route_lookup(const struct ipv6hdr *ip6)
+{
+	struct route *r = route_dst(ip6);
+
+	return r ? r : route_src(ip6);
 }
 
 static __always_inline int ipv6_not_routable(const struct in6_addr *a)
@@ -218,6 +233,22 @@ static __always_inline void outer_build(struct outer_hdr *o, const struct tunnel
 		}
 	}
 	ipv4_set_csum(&o->ip);
+}
+
+/* From Linux 6.3's uapi, which the build's headers may predate; older
+ * kernels refuse the flag (-EINVAL). */
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+#endif
+
+/* tc: strips olen bytes of outer headers after Ethernet and marks the
+ * packet IPv6 (GSO size kept), as Linux 6.3 and later can; a GSO packet
+ * keeps the kernel's tunnel mark, as it does when the kernel forwards a
+ * packet decapsulated into the overlay device. < 0 on older kernels. */
+static __always_inline long decap_l3_ipv6(struct __sk_buff *skb, __u32 olen)
+{
+	return bpf_skb_adjust_room(skb, -(__s32)olen, BPF_ADJ_ROOM_MAC,
+				   BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6);
 }
 
 /* Sends a packet with its outer headers into tunnel t: the kernel fills in

@@ -16,12 +16,6 @@
 #include "common.h"
 #include "underlay.h"
 
-/* From Linux 6.3's uapi, which the build's headers may predate; older
- * kernels refuse the flag (-EINVAL) and the packet takes the slow path. */
-#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
-#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
-#endif
-
 /* A hook helper's answer (beside datapath.c's HOOK_* values): the next
  * tunnel is a device the hook cannot reach directly, let the slow path
  * carry the packet there. */
@@ -53,8 +47,7 @@ static __always_inline long device_xmit(const struct tunnel *t)
  * path takes it. */
 static __always_inline long tc_device_transit(struct __sk_buff *skb, const struct underlay_ctx *c)
 {
-	if (bpf_skb_adjust_room(skb, -(__s32)c->olen, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6) < 0)
+	if (decap_l3_ipv6(skb, c->olen) < 0)
 		return HOOK_DEVICE_SLOW;
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;

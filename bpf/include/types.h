@@ -90,9 +90,12 @@ enum reason {
 	REASON_DROP_NOT_ROUTABLE,  /* multicast or link-local leaving the overlay */
 	REASON_OUTER_FRAGMENT,     /* fragmented outer IPv4, left to the stack */
 	REASON_NO_NEIGH,           /* XDP: next tunnel's link layer not learnt yet */
-	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change */
+	REASON_SEGMENT,            /* tcx: GSO packet cut by the kernel before a tunnel-type change or a native route */
 	REASON_DEVICE_OUT,         /* packet sent into a device tunnel */
 	REASON_DEVICE_SLOW,        /* transit into a device tunnel the hook cannot reach: slow path */
+	REASON_NATIVE_OUT,         /* decapsulated and sent upstream along a native route (gateway) */
+	REASON_NATIVE_IN,          /* from the upstream, encapsulated into a tunnel (gateway) */
+	REASON_NATIVE_SLOW,        /* native traffic the hook cannot finish, left to the kernel */
 	REASON_MAX,
 };
 
@@ -122,4 +125,13 @@ struct token_bucket {
 struct route4_key {
 	__u32 prefixlen;
 	__u8 addr[4];
+};
+
+/* A border gateway's native route (native.h): a destination outside the
+ * overlay, learned from BGP, and its upstream next hop. */
+struct native_route {
+	__u8 nexthop[16]; /* IPv6 next hop on ifindex */
+	__u32 ifindex;    /* the upstream interface */
+	__u16 mtu;        /* its MTU: the largest packet sent there */
+	__u16 pad;
 };

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.h"
+#include "native.h"
 
 enum verdict {
 	V_NOT_TUNNEL, /* leave to the stack */
@@ -14,6 +15,7 @@ enum verdict {
 	V_LOCAL,      /* decapsulate, deliver to this node */
 	V_SLOW_PATH,  /* decapsulate, let the overlay stack finish it */
 	V_TRANSIT,    /* rewrite the outer headers for the next tunnel */
+	V_NATIVE,     /* decapsulate, send upstream along a native route (native.h) */
 };
 
 struct underlay_ctx {
@@ -21,7 +23,10 @@ struct underlay_ctx {
 	__u32 in_tunnel;  /* tunnel the packet arrived on; ids start at 1 */
 	__u32 out_tunnel; /* next tunnel, for V_TRANSIT */
 	__u32 reason;     /* counter for V_SLOW_PATH and drops */
-	struct tunnel next;
+	union {
+		struct tunnel next;          /* V_TRANSIT */
+		struct native_route native; /* V_NATIVE */
+	};
 	struct iphdr *outer;   /* packet pointers, valid until the packet */
 	struct ipv6hdr *inner; /* is resized */
 	__be16 inner_proto;    /* ETH_P_IPV6 or ETH_P_IP, network order */
@@ -57,6 +62,25 @@ static __always_inline enum verdict route_verdict(struct underlay_ctx *c, const 
 	c->next = *t;
 	c->class = r->class;
 	return V_TRANSIT;
+}
+
+/* The verdict for an inner IPv6 packet whose destination has native route
+ * n (a border gateway, native.h): the slow path when its hop limit runs out
+ * or it is larger than the upstream MTU, else V_NATIVE with the route
+ * recorded in c. */
+static __always_inline enum verdict native_verdict(struct underlay_ctx *c, const struct native_route *n, __u8 hops,
+						   __u32 seg)
+{
+	if (hops <= 1) {
+		c->reason = REASON_HOP_LIMIT;
+		return V_SLOW_PATH;
+	}
+	if (seg > n->mtu) {
+		c->reason = REASON_TOO_BIG;
+		return V_SLOW_PATH;
+	}
+	c->native = *n;
+	return V_NATIVE;
 }
 
 /* Inner IPv4 (ipv4.h). */
@@ -161,7 +185,17 @@ static __always_inline enum verdict underlay_classify(void *data, void *end, __u
 	if (is_control(ip6, end))
 		return V_CONTROL;
 
-	return route_verdict(c, route_lookup(ip6), ip6->hop_limit, inner_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size));
+	/* An overlay destination first, then a native one (a gateway's
+	 * routes to the internet), then the source-specific defaults. */
+	__u32 seg = inner_seg_len(pkt_len - ETH_HLEN - c->olen, gso_size);
+	struct route *r = route_dst(ip6);
+	if (!r) {
+		struct native_route *n = native_lookup(ip6);
+		if (n)
+			return native_verdict(c, n, ip6->hop_limit, seg);
+		r = route_src(ip6);
+	}
+	return route_verdict(c, r, ip6->hop_limit, seg);
 }
 
 /* The FOU source port a transit packet leaves with: the one it came in

@@ -20,6 +20,7 @@ func main() {
 	rounds := flag.Int("rounds", 0, "rounds of interleaved measurements (0: 5, or 2 with --quick)")
 	variants := flag.String("variants", "", "comma-separated variants to measure (default: all; the reference is always measured), e.g. fou-tc,fou-tc-ipv4")
 	classes := flag.Bool("classes", false, "measure the traffic classes only")
+	gateway := flag.Bool("gateway", false, "measure a border gateway's transit only (BPF against kernel forwarding)")
 	printVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *printVersion {
@@ -29,6 +30,9 @@ func main() {
 	measure := bench.Run
 	if *classes {
 		measure = bench.RunClasses
+	}
+	if *gateway {
+		measure = bench.RunGateway
 	}
 	cfg := bench.Config{Quick: *quick, Rounds: *rounds, Log: os.Stderr}
 	if *variants != "" {
@@ -65,7 +69,7 @@ func run(measure func(bench.Config) (*bench.Results, error), cfg bench.Config, o
 		{func() error { return r.WritePNG(&png) }, &png, "results.png"},
 	} {
 		if w.name == "results.png" && len(r.Rows) == 0 {
-			continue // --classes: no chain figures to chart
+			continue // --classes, --gateway: no chain figures to chart
 		}
 		if err := w.write(); err != nil {
 			return fmt.Errorf("%s: %w", w.name, err)

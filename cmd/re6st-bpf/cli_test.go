@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // Bad input gets a one-line error and a non-zero exit, and changes nothing.
@@ -111,4 +113,29 @@ func underlayNS(t *testing.T, prefix, addr string) *netns.NS {
 	require.NoError(t, netns.Veth(ns, "u0", peer, "p0"))
 	require.NoError(t, ns.AddrAdd("u0", netip.MustParsePrefix(addr)))
 	return ns
+}
+
+// status lists a gateway's native routes (written by re6stnet's BGP side;
+// here through the loader) and the traffic of each upstream interface.
+func TestStatusShowsNativeRoutes(t *testing.T) {
+	ns := underlayNS(t, "clin", "10.42.0.1/24")
+	bin := buildCLI(t)
+	run := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, err := runCLI(exec.Command(bin, append([]string{"-n", ns.Name}, args...)...))
+		require.NoError(t, err, stderr)
+		return stdout
+	}
+	run("up", "--underlay", "u0", "--address", "2001:db8:1::1/32")
+	t.Cleanup(func() { runCLI(exec.Command(bin, "-n", ns.Name, "down")) })
+	u0, err := ns.Ifindex("u0")
+	require.NoError(t, err)
+	d, err := loader.Open(ns.Name)
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.SetNativeRoute(loader.NativeRoute{Dst: netip.MustParsePrefix("2a00:1::/32"),
+		NextHop: netip.MustParseAddr("fd42::2"), Ifindex: uint32(u0), MTU: 1500}))
+
+	require.Regexp(t, `2a00:1::/32\s+fd42::2\s+`+strconv.Itoa(u0)+`\s+1500`, run("status"))
+	require.Contains(t, run("status", "--json"), `"native_routes": [`)
 }

@@ -13,13 +13,17 @@ import (
 
 type status struct {
 	loader.State
-	Maps    []loader.MapFill     `json:"maps"`
-	Reasons map[string]uint64    `json:"reasons"`
-	Tunnels []tunnelRow          `json:"tunnels"`
-	Routes  []loader.Route       `json:"routes"`
-	Kernel  []loader.Feature     `json:"kernel"`
-	Classes []loader.ClassStatus `json:"classes"`
-	Queues  []loader.QueueStats  `json:"queues"`
+	Maps    []loader.MapFill  `json:"maps"`
+	Reasons map[string]uint64 `json:"reasons"`
+	Tunnels []tunnelRow       `json:"tunnels"`
+	Routes  []loader.Route    `json:"routes"`
+	// Native are a border gateway's native routes and the traffic of
+	// each upstream interface.
+	Native         []loader.NativeRoute    `json:"native_routes"`
+	NativeCounters []loader.NativeCounters `json:"native_counters"`
+	Kernel         []loader.Feature        `json:"kernel"`
+	Classes        []loader.ClassStatus    `json:"classes"`
+	Queues         []loader.QueueStats     `json:"queues"`
 	// RX says, per underlay, whether RX queues can be pinned per class.
 	RX []loader.RXPinning `json:"rx_pinning"`
 	// Shaping says which qdiscs the kernel has and which shaper each
@@ -100,8 +104,39 @@ func readStatus(d *loader.Datapath, h *loader.Health) (*status, error) {
 			s.Shaper[u] = st
 		}
 	}
+	if s.Native, err = d.NativeRoutes(); err != nil {
+		return nil, err
+	}
+	if s.NativeCounters, err = d.NativeCounters(); err != nil {
+		return nil, err
+	}
 	s.Routes, err = d.Routes()
 	return s, err
+}
+
+// nativeShown is how many native routes the text status lists (a gateway
+// may hold a full table; --json lists them all).
+const nativeShown = 20
+
+func printNative(routes []loader.NativeRoute, counters []loader.NativeCounters) {
+	if len(routes) == 0 && len(counters) == 0 {
+		return
+	}
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NATIVE ROUTE\tNEXT HOP\tIFINDEX\tMTU")
+	sort.Slice(routes, func(i, j int) bool { return routes[i].Dst.String() < routes[j].Dst.String() })
+	for _, r := range routes[:min(len(routes), nativeShown)] {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", r.Dst, r.NextHop, r.Ifindex, r.MTU)
+	}
+	if len(routes) > nativeShown {
+		fmt.Fprintf(w, "(%d more: --json lists them all)\t\t\t\n", len(routes)-nativeShown)
+	}
+	fmt.Fprintln(w, "\nUPSTREAM\tIFINDEX\tIN PACKETS\tIN BYTES\tOUT PACKETS\tOUT BYTES")
+	for _, c := range counters {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", c.Interface, c.Ifindex, c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes)
+	}
+	w.Flush()
 }
 
 func printStatus(s *status) {
@@ -138,6 +173,7 @@ func printStatus(s *status) {
 	printTunnels(s.Tunnels)
 	fmt.Println()
 	printRoutes(s.Routes)
+	printNative(s.Native, s.NativeCounters)
 	if len(s.Classes) > 0 || len(s.Queues) > 0 {
 		fmt.Println()
 		printClasses(s.Classes)

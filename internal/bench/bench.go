@@ -120,6 +120,10 @@ func Run(cfg Config) (*Results, error) {
 	r.Classes = classBench(cfg, p)
 	r.Goals = append(r.Goals, r.Classes.classGoals()...)
 	cfg.logf("traffic classes %5.1fs", time.Since(start).Seconds())
+	start = time.Now()
+	r.Gateway = gatewayBench(cfg, p)
+	r.Goals = append(r.Goals, r.Gateway.gatewayGoals()...)
+	cfg.logf("gateway transit %5.1fs", time.Since(start).Seconds())
 	r.Notes = append(r.Notes, methodNotes(p)...)
 	r.Notes = append(r.Notes, "Load average at the end: "+loadavg()+". On a machine busy with other jobs (a load average well above its CPUs) two rounds of short tests can land on the same side of a goal by chance: judge goals with the full run on a quiet machine.")
 	return r, nil

@@ -286,14 +286,21 @@ func (f *ClassFigures) writeMarkdown(b *strings.Builder) {
 
 // RunClasses measures the traffic classes only (re6st-bench --classes).
 func RunClasses(cfg Config) (*Results, error) {
+	return runAlone(cfg, func(r *Results, p params) {
+		r.Classes = classBench(cfg, p)
+		r.Goals = r.Classes.classGoals()
+	})
+}
+
+// runAlone is a report of one section measured by itself.
+func runAlone(cfg Config, measure func(r *Results, p params)) (*Results, error) {
 	p, err := cfg.params()
 	if err != nil {
 		return nil, err
 	}
 	r := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Quick: cfg.Quick, Rounds: p.rounds,
 		Machine: machine() + "; load average at start " + loadavg()}
-	r.Classes = classBench(cfg, p)
-	r.Goals = r.Classes.classGoals()
+	measure(r, p)
 	r.Notes = append(r.Notes, "Load average at the end: "+loadavg()+".")
 	return r, nil
 }

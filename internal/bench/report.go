@@ -134,6 +134,9 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	if r.Classes != nil {
 		r.Classes.writeMarkdown(&b)
 	}
+	if r.Gateway != nil {
+		r.Gateway.writeMarkdown(&b)
+	}
 	if len(r.Goals) > 0 {
 		b.WriteString("\n## Goals\n\n")
 		b.WriteString("Each contender: median [min–max] over the rounds, and its verdict. PASS or MISS only when every round is on the same side of the goal; UNDECIDED when the rounds straddle it.\n\n")

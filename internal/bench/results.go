@@ -139,6 +139,8 @@ type Results struct {
 
 	// Classes are the traffic-class figures.
 	Classes *ClassFigures `json:"classes,omitempty"`
+	// Gateway are the border gateway's transit figures.
+	Gateway *GatewayFigures `json:"gateway,omitempty"`
 }
 
 // Reference is the variant every figure is compared with.

@@ -111,7 +111,9 @@ type topology struct {
 	// leaves the first node, on the first node's genDev.
 	genDev   string
 	genFrame []byte
-	stopVPN  func()
+	// stopExtra stops what runs beside the chain: OpenVPN, a gateway's
+	// upstream program.
+	stopExtra func()
 }
 
 // linkInfo returns an interface's index and MAC inside ns.
@@ -165,7 +167,7 @@ func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err err
 	case kindBPF:
 		src, t.dst, t.genDev = t.overlayAddr(first), t.overlayAddr(c.Last()), first.Right
 	case kindOpenVPN:
-		if t.stopVPN, err = startOpenVPN(c, v.proto, pki); err != nil {
+		if t.stopExtra, err = startOpenVPN(c, v.proto, pki); err != nil {
 			return nil, err
 		}
 		src, t.dst, t.genDev, peerDev = vpnAddr(0, 1), vpnAddr(nodes-2, 2), vpnDev(0), vpnDev(0)
@@ -204,8 +206,8 @@ func (t *topology) overlayAddr(node *chain.Node) netip.Addr {
 }
 
 func (t *topology) close() {
-	if t.stopVPN != nil {
-		t.stopVPN()
+	if t.stopExtra != nil {
+		t.stopExtra()
 	}
 	t.chain.Close()
 }

@@ -18,7 +18,7 @@ import (
 // tunnel) and routes through it every other node on the side of neighbour
 // j (j = i-1 or i+1), in place of the encapsulated tunnel of that side.
 // The returned attachment is the device program's: closing it detaches it.
-func (c *Chain) UseDevice(i, j int, id uint32, ifname string, mtu int) (*loader.DeviceAttachment, error) {
+func (c *Chain) UseDevice(i, j int, id uint32, ifname string, mtu int) (*loader.IngressAttachment, error) {
 	n := c.Nodes[i]
 	ifindex, err := n.NS.Ifindex(ifname)
 	if err != nil {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,18 +19,29 @@ import (
 // `ip route` shows it as "proto bgp".
 const ProtoBGP = 186
 
+// NativeMap is the data plane's native route map; *loader.Datapath
+// implements it.
+type NativeMap interface {
+	SetNativeRoute(r loader.NativeRoute) error
+	DeleteNativeRoute(dst netip.Prefix) error
+	NativeRoutes() ([]loader.NativeRoute, error)
+}
+
 // Native writes a border gateway's native routes (learned from BGP, with
-// their upstream next hop) into a kernel routing table: Sync makes the
-// table hold exactly the routes it is given, writing only what changed
-// since the last call. A refused write is counted and retried at the next
-// Sync. The interface of each route is the one the kernel uses to reach
-// its next hop.
+// their upstream next hop) into a kernel routing table and, when it has
+// one, into the data plane's native route map, which forwards the
+// overlay's traffic to the internet (the kernel's routes serve the
+// gateway's own traffic and the slow path). Sync makes both hold exactly
+// the routes it is given, writing only what changed since the last call. A
+// refused write is counted and retried at the next Sync. The interface of
+// each route is the one the kernel uses to reach its next hop.
 type Native struct {
 	Kernel *Kernel
+	Map    NativeMap // nil: the kernel only
 	log    zerolog.Logger
 
 	mu        sync.Mutex // held through a Sync, which may take seconds for a full table
-	installed map[netip.Prefix]netip.Addr
+	installed map[netip.Prefix]nativeNexthop
 	stopped   bool
 	handle    *netlink.Handle // one rtnetlink socket for every write, opened by the first call
 
@@ -39,10 +52,25 @@ type Native struct {
 	lastErr string
 }
 
+// nativeNexthop is where an installed route goes: its next hop and the
+// interface that reaches it.
+type nativeNexthop struct {
+	addr netip.Addr
+	link upstream
+}
+
+// upstream is an interface that reaches a next hop.
+type upstream struct {
+	index int
+	name  string
+	mtu   int
+}
+
 // NewNative writes routes with k's table, metric and protocol (which should
-// be ProtoBGP), over one rtnetlink socket of its own.
-func NewNative(k *Kernel, log zerolog.Logger) *Native {
-	return &Native{Kernel: k, log: log, installed: map[netip.Prefix]netip.Addr{}}
+// be ProtoBGP), over one rtnetlink socket of its own, and into m unless it
+// is nil.
+func NewNative(k *Kernel, m NativeMap, log zerolog.Logger) *Native {
+	return &Native{Kernel: k, Map: m, log: log, installed: map[netip.Prefix]nativeNexthop{}}
 }
 
 // Sync installs routes (prefix → next hop) and removes the others it
@@ -96,7 +124,21 @@ func (n *Native) Prune() (int, error) {
 		}
 		pruned++
 	}
-	return pruned, nil
+	if n.Map == nil {
+		return pruned, nil
+	}
+	// The data plane's outlive the process too; counted once with the
+	// kernel's.
+	left, err := n.Map.NativeRoutes()
+	if err != nil {
+		return pruned, fmt.Errorf("fib: list native routes of the data plane: %w", err)
+	}
+	for _, r := range left {
+		if err := n.Map.DeleteNativeRoute(r.Dst); err != nil && !errors.Is(err, loader.ErrNotFound) {
+			return pruned, fmt.Errorf("fib: prune %s: %w", r.Dst, err)
+		}
+	}
+	return max(pruned, len(left)), nil
 }
 
 // Stop removes every route it installed; later Syncs do nothing.
@@ -117,40 +159,81 @@ func (n *Native) syncLocked(routes map[netip.Prefix]netip.Addr) {
 		n.noteLocked(netip.Prefix{}, netip.Addr{}, err)
 		return
 	}
-	links := map[netip.Addr]int{}
+	links := map[netip.Addr]upstream{}
 	for dst, nh := range routes {
-		if old, ok := n.installed[dst]; ok && old == nh {
+		if old, ok := n.installed[dst]; ok && old.addr == nh {
 			continue
 		}
 		link, ok := links[nh]
 		if !ok {
-			link = interfaceTo(h, nh)
+			link = upstreamTo(h, nh)
 			links[nh] = link
 		}
-		if link == 0 {
+		if link.index == 0 {
 			n.noteLocked(dst, nh, errors.New("no route to the next hop"))
 			continue
 		}
-		r := n.route(dst)
-		r.Gw, r.LinkIndex = nh.AsSlice(), link
-		if err := h.RouteReplace(r); err != nil {
+		if err := n.installLocked(h, dst, nh, link); err != nil {
 			n.noteLocked(dst, nh, err)
 			continue
 		}
-		n.installed[dst] = nh
+		n.installed[dst] = nativeNexthop{addr: nh, link: link}
 		n.counted()
 	}
-	for dst := range n.installed {
+	for dst, old := range n.installed {
 		if _, keep := routes[dst]; keep {
 			continue
 		}
-		if err := h.RouteDel(n.route(dst)); err != nil && !errors.Is(err, syscall.ESRCH) {
-			n.noteLocked(dst, n.installed[dst], err)
+		if err := n.removeLocked(h, dst); err != nil {
+			n.noteLocked(dst, old.addr, err)
 			continue
 		}
 		delete(n.installed, dst)
 		n.counted()
 	}
+}
+
+// installLocked writes dst via nh on link into the kernel and the map.
+func (n *Native) installLocked(h *netlink.Handle, dst netip.Prefix, nh netip.Addr, link upstream) error {
+	r := n.route(dst)
+	r.Gw, r.LinkIndex = nh.AsSlice(), link.index
+	if err := h.RouteReplace(r); err != nil {
+		return err
+	}
+	if n.Map == nil {
+		return nil
+	}
+	return n.Map.SetNativeRoute(loader.NativeRoute{Dst: dst, NextHop: nh, Ifindex: uint32(link.index), MTU: uint16(min(link.mtu, 65535))})
+}
+
+// removeLocked removes dst from the kernel and the map; what is gone
+// already is no error.
+func (n *Native) removeLocked(h *netlink.Handle, dst netip.Prefix) error {
+	if err := h.RouteDel(n.route(dst)); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	if n.Map == nil {
+		return nil
+	}
+	if err := n.Map.DeleteNativeRoute(dst); err != nil && !errors.Is(err, loader.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Upstreams are the names of the interfaces the installed routes go out
+// of, sorted: where the data plane's upstream ingress program belongs.
+func (n *Native) Upstreams() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, r := range n.installed {
+		if !slices.Contains(out, r.link.name) {
+			out = append(out, r.link.name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // counted publishes the number of installed routes.
@@ -160,14 +243,18 @@ func (n *Native) counted() {
 	n.statsMu.Unlock()
 }
 
-// interfaceTo is the index of the interface of the kernel's route to nh
-// (0 if none).
-func interfaceTo(h *netlink.Handle, nh netip.Addr) int {
+// upstreamTo is the interface of the kernel's route to nh (index 0 if
+// none).
+func upstreamTo(h *netlink.Handle, nh netip.Addr) upstream {
 	rs, err := h.RouteGet(net.IP(nh.AsSlice()))
 	if err != nil || len(rs) == 0 {
-		return 0
+		return upstream{}
 	}
-	return rs[0].LinkIndex
+	l, err := h.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return upstream{}
+	}
+	return upstream{index: l.Attrs().Index, name: l.Attrs().Name, mtu: l.Attrs().MTU}
 }
 
 func (n *Native) noteLocked(dst netip.Prefix, nh netip.Addr, err error) {
