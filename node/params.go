@@ -241,6 +241,9 @@ type registryState struct {
 	lastOK   time.Time
 	lastErr  string
 	reported time.Time
+	// reportedIn is the registry session's handshake count at the last
+	// report: a new handshake means the registry restarted and lost it.
+	reportedIn uint64
 }
 
 func (r *registryState) note(err error) {
@@ -258,11 +261,14 @@ func (r *registryState) note(err error) {
 const reportInterval = 10 * time.Minute
 
 // reportAddress tells the registry our addresses (for bootstrap) every
-// reportInterval, and after the registry was unreachable.
+// reportInterval, after the registry was unreachable, and after it
+// restarted (it keeps reports in memory only; our session's new handshake
+// tells).
 func (n *Node) reportAddress(ctx context.Context) {
 	r := &n.registry
+	handshakes := n.session.Handshakes()
 	r.mu.Lock()
-	due := time.Since(r.reported) >= reportInterval || !r.ok
+	due := time.Since(r.reported) >= reportInterval || !r.ok || handshakes != r.reportedIn
 	r.mu.Unlock()
 	if !due || n.params.SelfRevoked() || len(n.cfg.IPs) == 0 && n.behindNAT() {
 		return
@@ -277,7 +283,7 @@ func (n *Node) reportAddress(ctx context.Context) {
 	n.registry.note(err)
 	if err == nil {
 		r.mu.Lock()
-		r.reported = time.Now()
+		r.reported, r.reportedIn = time.Now(), n.session.Handshakes()
 		r.mu.Unlock()
 	}
 }

@@ -32,8 +32,9 @@ type Session struct {
 	prefix   string
 	caKey    *rsa.PublicKey
 
-	mu  sync.Mutex
-	key []byte // next chain key, nil before hello
+	mu         sync.Mutex
+	key        []byte // next chain key, nil before hello
+	handshakes uint64
 }
 
 // Session binds the client to a node identity.
@@ -47,6 +48,15 @@ func (c *Client) Session(identity Identity) (*Session, error) {
 		return nil, errors.New("the CA key is not RSA")
 	}
 	return &Session{client: c, identity: identity, prefix: prefix, caKey: caKey}, nil
+}
+
+// Handshakes counts the session's successful hellos. One after the first
+// means the registry had forgotten the session: it restarted, and forgot
+// with it what the node reported (ReportAddress).
+func (s *Session) Handshakes() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handshakes
 }
 
 // Prefix returns the node's prefix bits.
@@ -81,6 +91,7 @@ func (s *Session) call(ctx context.Context, method string, args ...arg) ([]byte,
 			if key, err = s.handshake(ctx); err != nil {
 				return nil, err
 			}
+			s.handshakes++
 		}
 		s.key = wire.NextKey(key)
 		body, mac, err := s.client.do(ctx, method, pathAndQuery, wire.RequestMAC(key, pathAndQuery))

@@ -183,9 +183,32 @@ func (s *Server) liveReports() []string {
 	return prefixes
 }
 
-// nextCandidate pops a bootstrap candidate other than caller and returns
-// it with its addresses.
+// nextCandidate pops a bootstrap candidate other than caller that still
+// holds a valid certificate, and returns it with its addresses; the
+// report of a node revoked or expired since it reported is dropped.
 func (s *Server) nextCandidate(caller string) (string, string, bool) {
+	for {
+		prefix, addresses, ok := s.popCandidate(caller)
+		if !ok || s.certified(prefix) {
+			return prefix, addresses, ok
+		}
+		b := &s.bootstrap
+		b.mu.Lock()
+		delete(b.reports, prefix)
+		b.mu.Unlock()
+	}
+}
+
+// certified: prefix holds a certificate that has not expired (revoking
+// one frees its prefix).
+func (s *Server) certified(prefix string) bool {
+	cert, err := s.issuedCertificate(prefix)
+	return err == nil && cert.NotAfter.After(s.cfg.Now())
+}
+
+// popCandidate pops a bootstrap candidate other than caller and returns it
+// with its addresses.
+func (s *Server) popCandidate(caller string) (string, string, bool) {
 	b := &s.bootstrap
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -452,6 +452,21 @@ func TestReportAddressValidated(t *testing.T) {
 	requirePeer(t, a, b, "192.0.2.7,1194,fou,FR;192.0.2.7,0,gre;192.0.2.7,1194,fou;2001:db8::7,1194,udp6;192.0.2.7,51820,wireguard")
 }
 
+// A node revoked after it reported its addresses is no bootstrap peer:
+// its report is dropped, and the other node's is handed out.
+func TestBootstrapSkipsRevoked(t *testing.T) {
+	r := startRegistry(t, nil)
+	a := r.enrol(t, "", 0)
+	b := r.enrol(t, "", 1)
+	c := r.enrol(t, "", 2)
+	require.NoError(t, b.session.ReportAddress(ctx, "192.0.2.7,1194,fou"))
+	require.NoError(t, c.session.ReportAddress(ctx, "192.0.2.8,1194,fou"))
+	require.NoError(t, r.client.Revoke(ctx, b.cert.Subject.CommonName))
+	for range 4 {
+		requirePeer(t, a, c, "192.0.2.8,1194,fou")
+	}
+}
+
 // The address the registry sees a node at comes first, and the other
 // public addresses of its family are dropped: a node cannot send its
 // peers to 8.8.8.8.

@@ -399,13 +399,18 @@ func TestParallelEnrolmentsAndRestart(t *testing.T) {
 		require.NoError(t, err)
 	}
 	version := r.server.Version()
+	for _, n := range nodes[:5] {
+		require.Equal(t, uint64(1), n.session.Handshakes())
+	}
 
 	r.restart()
-	// Every session re-handshakes by itself; nothing was lost.
+	// Every session re-handshakes by itself, and says so (a node reports
+	// its addresses again); nothing was lost.
 	for _, n := range nodes[:5] {
 		params, err := n.session.NetworkConfig(ctx)
 		require.NoError(t, err)
 		require.Equal(t, version, params.Version)
+		require.Equal(t, uint64(2), n.session.Handshakes())
 	}
 	prefixes, err := r.client.ListPrefixes(ctx)
 	require.NoError(t, err)

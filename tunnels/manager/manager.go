@@ -231,15 +231,22 @@ func (m *Manager) Tunnels() []Info {
 }
 
 // CheckRevoked tears down, at once, the tunnels to revoked certificates,
-// and every tunnel once our own certificate is revoked.
+// and every tunnel once our own certificate is revoked. A revoked peer
+// also leaves the peer cache: it is no bootstrap peer any more.
 func (m *Manager) CheckRevoked() { m.do(m.checkRevoked) }
 
 func (m *Manager) checkRevoked() {
 	self := m.cfg.Params.SelfRevoked()
 	for _, e := range m.tunnels {
-		if self || e.Serial != 0 && m.cfg.Params.Revoked(e.Serial) {
+		peerRevoked := e.Serial != 0 && m.cfg.Params.Revoked(e.Serial)
+		if self || peerRevoked {
 			m.cfg.Protocol.Forget(e.Peer)
 			m.close(e, "certificate revoked")
+		}
+		if peerRevoked {
+			if err := m.cfg.Cache.Remove(e.Bits); err != nil {
+				m.log.Warn().Err(err).Msg("peer cache")
+			}
 		}
 	}
 }

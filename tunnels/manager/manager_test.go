@@ -209,11 +209,17 @@ func TestRevocation(t *testing.T) {
 		require.True(t, h.m.Accept(p, nodeproto.TunnelRequest{Encap: "fou", Endpoint: p.Via}).Accepted)
 	}
 	h.m.do(func() { h.m.tunnelTo(bits2).Serial = 42 })
+	require.NoError(t, h.cache.Put(bits2, "198.51.100.2,4326,fou"))
+	require.NoError(t, h.cache.Put(bits3, "198.51.100.3,4326,fou"))
 	h.params.set(func(p *fakeParams) { p.revoked[42] = true })
 	h.m.CheckRevoked()
 	_, ok := h.tunnelTo(p2)
 	assert.False(t, ok)
 	assert.Equal(t, []netip.Prefix{p2}, h.proto.calls(&h.proto.forgotten))
+	_, cached := h.cache.Get(bits2)
+	assert.False(t, cached, "a revoked peer leaves the cache")
+	_, cached = h.cache.Get(bits3)
+	assert.True(t, cached)
 
 	h.params.set(func(p *fakeParams) { p.self = true })
 	h.cachePeers(4, 5)
