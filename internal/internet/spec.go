@@ -10,9 +10,12 @@ type Spec struct {
 	ISPs  []ISP
 	Sites []Site
 	Hosts []HostSpec
-	// Upstream, if set, names the host given an IPv6 upstream (see
-	// Upstream), as a re6st gateway needs.
-	Upstream string
+	// Upstream, if set, names the hosts linked to an IPv6 upstream router
+	// (see Upstream), as re6st gateways need.
+	Upstream []string
+	// Exterior, if set, names a host with native IPv6 behind the upstream,
+	// outside the IPv4 internet (needs Upstream).
+	Exterior string
 }
 
 // ISP is a router namespace with an IPv4 /16 (Range), linked to the core.
@@ -131,11 +134,23 @@ func (s Spec) validate() error {
 		}
 		hosts[h.Name] = true
 	}
-	if s.Upstream != "" {
-		if !hosts[s.Upstream] {
-			return fmt.Errorf("internet: upstream: no host %q", s.Upstream)
+	linked := map[string]bool{}
+	for _, h := range s.Upstream {
+		if !hosts[h] || linked[h] {
+			return fmt.Errorf("internet: upstream: no host %q, or named twice", h)
 		}
+		linked[h] = true
+	}
+	if len(s.Upstream) > 0 {
 		if err := name("router", UpstreamName); err != nil {
+			return err
+		}
+	}
+	if s.Exterior != "" {
+		if len(s.Upstream) == 0 {
+			return fmt.Errorf("internet: exterior host %s needs an upstream", s.Exterior)
+		}
+		if err := name("exterior host", s.Exterior); err != nil {
 			return err
 		}
 	}
