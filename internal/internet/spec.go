@@ -72,6 +72,20 @@ func Default() Spec {
 	}
 }
 
+// TwoGateways is the topology of two re6st communities with a BGP gateway
+// each: gwa and a1 (with the registry) for one, gwb and b1 for the other,
+// on one ISP; gwa and gwb linked to the upstream router, and an exterior
+// host, ext, with native IPv6 behind it.
+func TwoGateways() Spec {
+	return Spec{
+		ISPs: []ISP{{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+		Hosts: []HostSpec{{Name: "registry", On: "isp1"}, {Name: "gwa", On: "isp1"}, {Name: "a1", On: "isp1"},
+			{Name: "gwb", On: "isp1"}, {Name: "b1", On: "isp1"}},
+		Upstream: []string{"gwa", "gwb"},
+		Exterior: "ext",
+	}
+}
+
 // Core is the name of the core router joining the ISPs.
 const Core = "core"
 
