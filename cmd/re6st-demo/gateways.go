@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -136,30 +135,26 @@ func (p *paths) names() error {
 	return nil
 }
 
-// show waits until the exterior host's path to node goes through gateway
-// (and not the other), then prints it.
+// show waits until the exterior host's path to node enters the overlay
+// through gateway (the hop after the upstream router) and reaches the
+// node, then prints it.
 func (p *paths) show(node, gateway string) error {
 	dst := p.c.NodeAddr(node)
 	var last []string
-	through := func() bool {
+	enters := func() bool {
 		hops, _, err := internet.Traceroute(p.in.Upstream().Exterior, dst)
-		if err != nil || len(hops) == 0 || hops[len(hops)-1] != dst.String() {
-			return false
-		}
 		last = hops
-		owners := make([]string, len(hops))
-		for i, h := range hops {
-			owners[i] = p.owner[h]
-		}
-		other := map[string]string{"gwa": "gwb", "gwb": "gwa"}[gateway]
-		return slices.Contains(owners, gateway) && !slices.Contains(owners, other)
+		return err == nil && len(hops) >= 3 && p.owner[hops[1]] == gateway && hops[len(hops)-1] == dst.String()
 	}
 	start := time.Now()
-	if err := p.wait(fmt.Sprintf("the path to %s through %s", node, gateway), through); err != nil {
+	if err := p.wait(fmt.Sprintf("the path to %s through %s", node, gateway), enters); err != nil {
 		return err
 	}
 	fmt.Printf("traceroute6 from ext (%s) to %s (%s), %s after asking:\n", p.in.Upstream().ExteriorAddr, node, dst, time.Since(start).Round(100*time.Millisecond))
 	for i, h := range last {
+		if h == "" {
+			h = "*"
+		}
 		fmt.Printf("  %d  %-28s %s\n", i+1, h, p.owner[h])
 	}
 	return nil

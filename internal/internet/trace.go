@@ -4,24 +4,26 @@ import (
 	"encoding/json"
 	"net/netip"
 	"regexp"
+	"strings"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 )
 
-// hopAddr is a traceroute6 -n line's first address.
-var hopAddr = regexp.MustCompile(`(?m)^\s*\d+\s+([0-9a-f:]+)\s`)
+// hopLine is a traceroute6 -n line: its hop number and first address, or
+// "*" for a lost probe.
+var hopLine = regexp.MustCompile(`(?m)^\s*\d+\s+([0-9a-f:]+|\*)`)
 
 // Traceroute runs traceroute6 from ns to dst (one probe per hop, 2 s
-// each, 8 hops at most) and returns the addresses that answered, in order
-// (lost probes left out), with traceroute6's output.
+// each, 8 hops at most) and returns the address that answered each hop, in
+// order ("" for a lost probe), with traceroute6's output.
 func Traceroute(ns *netns.NS, dst netip.Addr) ([]string, string, error) {
 	out, err := ns.Run("traceroute6", "-n", "-q1", "-w2", "-m8", dst.String())
 	if err != nil {
 		return nil, out, err
 	}
 	var hops []string
-	for _, m := range hopAddr.FindAllStringSubmatch(out, -1) {
-		hops = append(hops, m[1])
+	for _, m := range hopLine.FindAllStringSubmatch(out, -1) {
+		hops = append(hops, strings.TrimPrefix(m[1], "*"))
 	}
 	return hops, out, nil
 }
