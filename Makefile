@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin
 
-.PHONY: all deps generate build test demo bench clean
+.PHONY: all deps generate build test demo demo-gateways bench clean
 
 all: build
 
@@ -33,6 +33,12 @@ test: deps
 # reaches every other. DEMO_KEEP=1 leaves it running (bin/re6st-demo --down).
 demo: build
 	$(BIN)/re6st-demo --bin $(BIN)
+
+# Two communities with a BGP gateway each behind bird2 (docs/demo.md): the
+# path from an exterior host into each community, through a gateway's kill
+# and restart.
+demo-gateways: build
+	$(BIN)/re6st-demo --bin $(BIN) --gateways
 
 # re6st-bpf against plain kernel forwarding and OpenVPN on 1- and 3-hop
 # namespace chains, in 5 interleaved rounds (docs/bench.md): prints the

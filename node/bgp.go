@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
 	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 )
@@ -27,9 +28,10 @@ type BGPConfig struct {
 	// Announce replaces the community prefix derived from CommunityBits
 	// (the network aggregate is always announced).
 	Announce []netip.Prefix
-	// CommunityBits is the length of the gateway's community in the
-	// registry's community file: its community prefix is the first
-	// network length + CommunityBits bits of its own prefix. 0: none.
+	// CommunityBits overrides the communities the registry publishes in
+	// the network parameters: the gateway's community prefix is the first
+	// network length + CommunityBits bits of its own prefix. 0: the
+	// published community its prefix falls in (none if none is published).
 	CommunityBits int
 }
 
@@ -78,17 +80,23 @@ type borderGateway struct {
 }
 
 // announcements are the community prefixes and the network aggregate, the
-// community ones first.
-func (n *Node) announcements() []netip.Prefix {
-	b := &n.cfg.BGP
+// community ones first: --bgp-announce, else the community of
+// --bgp-community-bits, else the one of the network parameters the
+// gateway's prefix falls in.
+func announcements(b *BGPConfig, p *netparams.Params, network, prefix netip.Prefix) []netip.Prefix {
 	out := slices.Clone(b.Announce)
-	if len(out) == 0 && b.CommunityBits > 0 {
-		bits := n.id.network.Bits() + b.CommunityBits
-		if bits <= n.id.prefix.Bits() {
-			out = append(out, netip.PrefixFrom(n.id.prefix.Addr(), bits).Masked())
+	switch {
+	case len(out) > 0:
+	case b.CommunityBits > 0:
+		if bits := network.Bits() + b.CommunityBits; bits <= prefix.Bits() {
+			out = append(out, netip.PrefixFrom(prefix.Addr(), bits).Masked())
+		}
+	default:
+		if community, ok := p.CommunityPrefix(network, prefix); ok {
+			out = append(out, community)
 		}
 	}
-	return append(out, n.id.network)
+	return append(out, network)
 }
 
 // startBGP starts the speaker and the loop that keeps the announcements
@@ -99,7 +107,7 @@ func (n *Node) startBGP(ctx context.Context) error {
 	if !b.enabled() {
 		return nil
 	}
-	g := &borderGateway{n: n, wake: make(chan struct{}, 1), announce: n.announcements(), announced: map[netip.Prefix]bool{},
+	g := &borderGateway{n: n, wake: make(chan struct{}, 1), announce: announcements(b, n.params.get(), n.id.network, n.id.prefix), announced: map[netip.Prefix]bool{},
 		native:    fib.NewNative(&fib.Kernel{Protocol: fib.ProtoBGP, Priority: nativePriority}, n.dp, n.log),
 		upstreams: map[string]*loader.IngressAttachment{}}
 	routerID := b.RouterID

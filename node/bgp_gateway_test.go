@@ -53,10 +53,10 @@ func TestBGPGateway(t *testing.T) {
 		Hosts: []internet.HostSpec{
 			{Name: "registry", On: "isp1"}, {Name: "gw", On: "isp1"}, {Name: "n1", On: "isp1"}, {Name: "n2", On: "isp1"},
 		},
-		Upstream: "gw",
+		Upstream: []string{"gw"},
 	})
 	up := in.Upstream()
-	c := cluster.ForTest(t, cluster.Options{Internet: in, Gateway: "gw", NodeArgs: func(n *cluster.Node) []string {
+	c := cluster.ForTest(t, cluster.Options{Internet: in, Gateways: []string{"gw"}, NodeArgs: func(n *cluster.Node) []string {
 		if n.Name != "gw" {
 			return nil
 		}

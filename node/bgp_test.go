@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
 	"github.com/re6st-bpf/re6st-bpf/routing/bgp"
 	"github.com/re6st-bpf/re6st-bpf/routing/fib"
 	"github.com/stretchr/testify/require"
@@ -75,4 +76,29 @@ func TestBGPConfigCheck(t *testing.T) {
 	require.ErrorContains(t, (&BGPConfig{Peers: []bgp.Peer{{ASN: 1}}}).check(true), "--bgp-asn")
 	require.ErrorContains(t, (&BGPConfig{ASN: 65000, RouterID: netip.MustParseAddr("::1")}).check(true), "IPv4")
 	require.ErrorContains(t, (&BGPConfig{ASN: 65000, CommunityBits: 40}).check(true), "0 to 31")
+}
+
+// TestBGPAnnouncements: the community prefix comes from --bgp-announce,
+// else --bgp-community-bits, else the communities of the network
+// parameters; the aggregate is always announced, last.
+func TestBGPAnnouncements(t *testing.T) {
+	network := netip.MustParsePrefix("2001:db8:42::/48")
+	prefix := netip.MustParsePrefix("2001:db8:42:4a00::/56") // bits 0100 1010 after the network
+	published := &netparams.Params{Communities: []string{"00", "01", "1"}}
+	p := netip.MustParsePrefix
+	for _, c := range []struct {
+		name   string
+		cfg    BGPConfig
+		params *netparams.Params
+		want   []netip.Prefix
+	}{
+		{"published", BGPConfig{}, published, []netip.Prefix{p("2001:db8:42:4000::/50"), network}},
+		{"override", BGPConfig{CommunityBits: 3}, published, []netip.Prefix{p("2001:db8:42:4000::/51"), network}},
+		{"announce", BGPConfig{Announce: []netip.Prefix{p("2001:db8:42:4a00::/56")}, CommunityBits: 3}, published, []netip.Prefix{p("2001:db8:42:4a00::/56"), network}},
+		{"none published", BGPConfig{}, &netparams.Params{}, []netip.Prefix{network}},
+		{"outside every community", BGPConfig{}, &netparams.Params{Communities: []string{"1"}}, []netip.Prefix{network}},
+		{"community longer than the prefix", BGPConfig{}, &netparams.Params{Communities: []string{"010010100"}}, []netip.Prefix{network}},
+	} {
+		require.Equal(t, c.want, announcements(&c.cfg, c.params, network, prefix), c.name)
+	}
 }

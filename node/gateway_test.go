@@ -32,7 +32,7 @@ func gatewaySpec() internet.Spec {
 			{Name: "registry", On: "isp1"}, {Name: "gw", On: "lan"}, {Name: "n1", On: "lan"},
 			{Name: "n2", On: "isp2"}, {Name: "n3", On: "isp2"}, {Name: "n4", On: "isp2"},
 		},
-		Upstream: "gw",
+		Upstream: []string{"gw"},
 	}
 }
 
@@ -81,7 +81,7 @@ func TestGateway(t *testing.T) {
 	up := in.Upstream()
 	// The gateway keeps at most two tunnels, so that some nodes reach it
 	// only through others.
-	c := cluster.ForTest(t, cluster.Options{Internet: in, Gateway: "gw", NodeArgs: func(n *cluster.Node) []string {
+	c := cluster.ForTest(t, cluster.Options{Internet: in, Gateways: []string{"gw"}, NodeArgs: func(n *cluster.Node) []string {
 		if n.Name == "gw" {
 			return []string{"--client-count", "1", "--max-clients", "1"}
 		}

@@ -28,6 +28,7 @@ func main() {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "re6st-demo"), "work directory: CA, registry database, node files, logs")
 	timeout := flag.Duration("timeout", 120*time.Second, "how long to wait for every node to reach every other")
 	down := flag.Bool("down", false, "tear down a demo left running with DEMO_KEEP=1, and exit")
+	gateways := flag.Bool("gateways", false, "the two-community scenario instead: a BGP gateway per community behind bird2, the path from an exterior host to each community (docs/demo.md; DEMO_KEEP is ignored)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns a re6st-bpf network in network namespaces (see docs/demo.md).\nDEMO_KEEP=1 leaves it running.\n\n", os.Args[0])
 		flag.PrintDefaults()
@@ -48,6 +49,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *gateways {
+		err := runGateways(ctx, *bin, *dir, *timeout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "re6st-demo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	keep := os.Getenv("DEMO_KEEP") == "1"
 	reachable, total, err := run(ctx, *bin, *dir, *timeout, keep)
 	switch {

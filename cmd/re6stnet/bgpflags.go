@@ -27,7 +27,7 @@ func addBGPFlags(fl *pflag.FlagSet, f *bgpFlags) {
 	fl.StringArrayVar(&f.peers, "bgp-peer", nil, "BGP peer ADDR,ASN[,password=S][,multihop=N][,port=P], IPv4 or IPv6 (repeatable)")
 	fl.StringArrayVar(&f.announce, "bgp-announce", nil, "prefix to announce instead of the community prefix (repeatable; the network aggregate is always announced)")
 	fl.StringVar(&f.configFile, "bgp-config", "", "GoBGP configuration file (TOML, YAML or JSON) for policies and peers beyond the flags")
-	fl.IntVar(&f.community, "bgp-community-bits", 0, "length of this gateway's community in the registry's community file: announce the network length + N first bits of its prefix")
+	fl.IntVar(&f.community, "bgp-community-bits", 0, "override the communities the network parameters publish: announce the network length + N first bits of this gateway's prefix as its community")
 }
 
 func (f *bgpFlags) config() (node.BGPConfig, error) {

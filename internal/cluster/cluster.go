@@ -47,10 +47,16 @@ type Options struct {
 	// Registry parameters: Babel hello interval (4 s), seconds between
 	// tunnel replacements (60), tunnels per node (3 out, 6 in).
 	Hello, TunnelRefresh, ClientCount, MaxClients int
-	// Gateway, if set, is the node run with --gateway (none by default).
-	// Its host must have the internet's upstream (internet.Spec.Upstream),
-	// which is given Network to route back to it.
-	Gateway string
+	// Gateways are the nodes run with --gateway (none by default). Their
+	// hosts must be linked to the internet's upstream
+	// (internet.Spec.Upstream), which is given Network to route back to
+	// the first one (a router run there, such as the BGP gateways' peer,
+	// may override that route).
+	Gateways []string
+	// Locations, if set, gives a node's --location for re6st-conf ("CC,CONT";
+	// "" for none): it picks the node's community in the registry's
+	// community file (RegistryArgs --community).
+	Locations map[string]string
 	// LogLevel is re6stnet's --log-level ("info").
 	LogLevel string
 	// NodeArgs, if set, returns extra re6stnet flags for a node.
@@ -181,17 +187,19 @@ func Start(o Options) (*Cluster, error) {
 
 // routeUpstream has the upstream route the network back to the gateway.
 func (c *Cluster) routeUpstream() error {
-	if c.opts.Gateway == "" {
+	if len(c.opts.Gateways) == 0 {
 		return nil
 	}
-	if _, err := c.node(c.opts.Gateway); err != nil {
-		return err
-	}
 	up := c.opts.Internet.Upstream()
-	if up == nil || up.Host.Name != c.opts.Gateway {
-		return fmt.Errorf("cluster: gateway %s has no upstream (internet.Spec.Upstream)", c.opts.Gateway)
+	for _, name := range c.opts.Gateways {
+		if _, err := c.node(name); err != nil {
+			return err
+		}
+		if up == nil || up.Link(name) == nil {
+			return fmt.Errorf("cluster: gateway %s has no upstream (internet.Spec.Upstream)", name)
+		}
 	}
-	return up.Route(c.opts.Network)
+	return up.Link(c.opts.Gateways[0]).Route(c.opts.Network)
 }
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.opts.Bin, name) }
@@ -340,6 +348,9 @@ func (c *Cluster) enrol(n *Node, how ...string) error {
 		}
 	}
 	argv := append([]string{c.bin("re6st-conf"), "--registry", c.URL, "--dir", n.Dir, "--fingerprint", c.fingerprint}, how...)
+	if location := c.opts.Locations[n.Name]; location != "" {
+		argv = append(argv, "--location", location)
+	}
 	out, err := n.Host.NS.Command(context.Background(), argv...).CombinedOutput()
 	if werr := os.WriteFile(filepath.Join(n.Dir, "conf.log"), out, 0o644); werr != nil {
 		return werr
@@ -385,7 +396,7 @@ func (c *Cluster) StartNode(name string) error {
 	if n.Host.LAN != "" {
 		argv = append(argv, "-i", n.Host.LAN)
 	}
-	if name == c.opts.Gateway {
+	if slices.Contains(c.opts.Gateways, name) {
 		argv = append(argv, "--gateway")
 	}
 	if c.opts.NodeArgs != nil {

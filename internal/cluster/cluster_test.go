@@ -139,12 +139,12 @@ func TestGatewayOption(t *testing.T) {
 	in := internet.ForTest(t, internet.Spec{
 		ISPs:     []internet.ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
 		Hosts:    []internet.HostSpec{{Name: "registry", On: "isp"}, {Name: "gw", On: "isp"}},
-		Upstream: "gw",
+		Upstream: []string{"gw"},
 	})
-	_, err := Start(Options{Internet: in, Bin: bin, Dir: t.TempDir(), Gateway: "registry"})
+	_, err := Start(Options{Internet: in, Bin: bin, Dir: t.TempDir(), Gateways: []string{"registry"}})
 	require.ErrorContains(t, err, "no upstream")
 
-	c := ForTest(t, Options{Internet: in, Bin: bin, Gateway: "gw"})
+	c := ForTest(t, Options{Internet: in, Bin: bin, Gateways: []string{"gw"}})
 	out, err := in.Upstream().NS.Run("ip", "-6", "route", "show", c.opts.Network.String())
 	require.NoError(t, err)
 	require.Contains(t, out, "via "+in.Upstream().HostAddr.String())

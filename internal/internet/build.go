@@ -102,7 +102,7 @@ func (in *Internet) build() error {
 			return fmt.Errorf("site %s: %w", site.Name, err)
 		}
 	}
-	if in.spec.Upstream != "" {
+	if len(in.spec.Upstream) > 0 {
 		return in.buildUpstream()
 	}
 	return nil

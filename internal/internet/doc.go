@@ -10,10 +10,12 @@
 // the ISP. A site's LAN is its own prefix: router .1 on a bridge, its hosts
 // .2, .3, ... in the order of the Spec. Every host has one interface, eth0.
 //
-// One host may also have an IPv6 upstream (Spec.Upstream), for a re6st
-// gateway: a namespace "upstream" with 2001:db8:ffff::1/64 on a veth to the
-// host (2001:db8:ffff::2, interface "upstream"), which is the host's default
-// IPv6 route. The upstream routes back what Upstream.Route gives it.
+// Hosts may also have an IPv6 upstream (Spec.Upstream), for re6st
+// gateways: a namespace "upstream" linked by a veth to each of them, the
+// i-th by 2001:db8:ffff:i::/64 (the upstream ::1, the host ::2 on its
+// interface "upstream"), which is the host's default IPv6 route. The
+// upstream routes back what UpstreamLink.Route gives it. Behind it, an
+// exterior host (Spec.Exterior) has native IPv6 only (2001:db8:fffe::2).
 //
 // Tests use ForTest (torn down by the test's cleanup); programs use Build
 // and Close. Namespace names are a prefix followed by the element's name, so

@@ -89,9 +89,14 @@ func TestSpecErrors(t *testing.T) {
 			Sites: []Site{{Name: "lan", ISP: "isp", LAN: netip.MustParsePrefix("10.0.0.0/24")}}},
 		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
 			Hosts: []HostSpec{{Name: "a-much-too-long-name", On: "isp"}}},
-		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}}, Upstream: "nobody"},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}}, Upstream: []string{"nobody"}},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}}, Exterior: "ext"},
 		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
-			Hosts: []HostSpec{{Name: UpstreamName, On: "isp"}}, Upstream: UpstreamName},
+			Hosts: []HostSpec{{Name: "gw", On: "isp"}}, Upstream: []string{"gw", "gw"}},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+			Hosts: []HostSpec{{Name: "gw", On: "isp"}}, Upstream: []string{"gw"}, Exterior: "gw"},
+		{ISPs: []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+			Hosts: []HostSpec{{Name: UpstreamName, On: "isp"}}, Upstream: []string{UpstreamName}},
 	} {
 		require.Error(t, spec.validate(), "%+v", spec)
 	}
@@ -102,7 +107,7 @@ func TestUpstream(t *testing.T) {
 	in := ForTest(t, Spec{
 		ISPs:     []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
 		Hosts:    []HostSpec{{Name: "gw", On: "isp"}, {Name: "h", On: "isp"}},
-		Upstream: "gw",
+		Upstream: []string{"gw"},
 	})
 	up := in.Upstream()
 	require.NotNil(t, up)
@@ -131,4 +136,28 @@ func TestUpstream(t *testing.T) {
 	require.Contains(t, out, want)
 
 	require.Nil(t, ForTest(t, Spec{}).Upstream())
+}
+
+// TestUpstreamLinks: an upstream linked to two hosts, each with its own
+// link and default route, and an exterior host behind it that reaches
+// both.
+func TestUpstreamLinks(t *testing.T) {
+	in := ForTest(t, Spec{
+		ISPs:     []ISP{{Name: "isp", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+		Hosts:    []HostSpec{{Name: "gwa", On: "isp"}, {Name: "gwb", On: "isp"}},
+		Upstream: []string{"gwa", "gwb"},
+		Exterior: "ext",
+	})
+	up := in.Upstream()
+	require.Len(t, up.Links, 2)
+	require.Same(t, up.Links[0], up.UpstreamLink)
+	require.Nil(t, up.Link("ext"))
+	require.Equal(t, netip.MustParseAddr("2001:db8:ffff:1::2"), up.Link("gwb").HostAddr)
+	require.Equal(t, netip.MustParseAddr("2001:db8:fffe::2"), up.ExteriorAddr)
+	require.Nil(t, in.Host("ext"), "the exterior host is not a host of the IPv4 internet")
+	for _, l := range up.Links {
+		require.NoError(t, l.Host.Ping(l.Addr))
+		out, err := up.Exterior.Run("ping", "-6", "-n", "-q", "-c", "1", "-W", "2", l.HostAddr.String())
+		require.NoError(t, err, "exterior to %s: %s", l.Host.Name, out)
+	}
 }

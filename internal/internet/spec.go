@@ -10,9 +10,12 @@ type Spec struct {
 	ISPs  []ISP
 	Sites []Site
 	Hosts []HostSpec
-	// Upstream, if set, names the host given an IPv6 upstream (see
-	// Upstream), as a re6st gateway needs.
-	Upstream string
+	// Upstream, if set, names the hosts linked to an IPv6 upstream router
+	// (see Upstream), as re6st gateways need.
+	Upstream []string
+	// Exterior, if set, names a host with native IPv6 behind the upstream,
+	// outside the IPv4 internet (needs Upstream).
+	Exterior string
 }
 
 // ISP is a router namespace with an IPv4 /16 (Range), linked to the core.
@@ -66,6 +69,20 @@ func Default() Spec {
 			{Name: "n7", On: "lan"},
 			{Name: "n8", On: "lan"},
 		},
+	}
+}
+
+// TwoGateways is the topology of two re6st communities with a BGP gateway
+// each: gwa and a1 (with the registry) for one, gwb and b1 for the other,
+// on one ISP; gwa and gwb linked to the upstream router, and an exterior
+// host, ext, with native IPv6 behind it.
+func TwoGateways() Spec {
+	return Spec{
+		ISPs: []ISP{{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")}},
+		Hosts: []HostSpec{{Name: "registry", On: "isp1"}, {Name: "gwa", On: "isp1"}, {Name: "a1", On: "isp1"},
+			{Name: "gwb", On: "isp1"}, {Name: "b1", On: "isp1"}},
+		Upstream: []string{"gwa", "gwb"},
+		Exterior: "ext",
 	}
 }
 
@@ -131,11 +148,23 @@ func (s Spec) validate() error {
 		}
 		hosts[h.Name] = true
 	}
-	if s.Upstream != "" {
-		if !hosts[s.Upstream] {
-			return fmt.Errorf("internet: upstream: no host %q", s.Upstream)
+	linked := map[string]bool{}
+	for _, h := range s.Upstream {
+		if !hosts[h] || linked[h] {
+			return fmt.Errorf("internet: upstream: no host %q, or named twice", h)
 		}
+		linked[h] = true
+	}
+	if len(s.Upstream) > 0 {
 		if err := name("router", UpstreamName); err != nil {
+			return err
+		}
+	}
+	if s.Exterior != "" {
+		if len(s.Upstream) == 0 {
+			return fmt.Errorf("internet: exterior host %s needs an upstream", s.Exterior)
+		}
+		if err := name("exterior host", s.Exterior); err != nil {
 			return err
 		}
 	}

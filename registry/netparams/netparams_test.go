@@ -134,3 +134,12 @@ func loadKey(t *testing.T, name string) *rsa.PrivateKey {
 	require.NoError(t, err)
 	return key.(*rsa.PrivateKey)
 }
+
+// The communities are published in sorted-key order only when set, so a
+// network without a community file keeps its parameters as they were.
+func TestCanonicalCommunities(t *testing.T) {
+	with := defaults
+	with.Communities = []string{"00", "1"}
+	require.Contains(t, netparams.Canonical(with, nil, ""), `"client_count": 10, "communities": ["00", "1"], "crl": []`)
+	require.NotContains(t, netparams.Canonical(defaults, nil, ""), "communities")
+}

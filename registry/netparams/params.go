@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,12 @@ type Settings struct {
 	// TrafficClasses, when set, are published as "traffic_classes"; a
 	// network without them publishes exactly what it did before.
 	TrafficClasses []TrafficClass
+
+	// Communities are the community prefixes of the registry's community
+	// file (bit strings after the network's), published as "communities"
+	// when the registry has one, so that a border gateway derives the
+	// prefix of its community from its own (docs/gateway.md).
+	Communities []string
 }
 
 // Canonical returns the JSON of the parameters that define a version, in
@@ -68,11 +75,10 @@ func Canonical(settings Settings, crl []uint64, registryPrefix string) string {
 		fields["traffic_classes"] = canonicalClasses(settings.TrafficClasses)
 	}
 	if len(settings.SameCountry) > 0 {
-		quoted := make([]string, len(settings.SameCountry))
-		for i, code := range settings.SameCountry {
-			quoted[i] = quote(code)
-		}
-		fields["same_country"] = "[" + strings.Join(quoted, ", ") + "]"
+		fields["same_country"] = stringList(settings.SameCountry)
+	}
+	if len(settings.Communities) > 0 {
+		fields["communities"] = stringList(settings.Communities)
 	}
 	names := make([]string, 0, len(fields))
 	for name := range fields {
@@ -95,6 +101,14 @@ func quote(s string) string {
 	// The published strings are ASCII, where Go and Python escape alike.
 	encoded, _ := json.Marshal(s)
 	return string(encoded)
+}
+
+func stringList(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = quote(v)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 func intList(values []uint64) string {
@@ -168,6 +182,7 @@ type Params struct {
 	IPv4           string   `json:"ipv4,omitempty"`
 	IPv4Sublen     int      `json:"ipv4_sublen,omitempty"`
 	SameCountry    []string `json:"same_country,omitempty"`
+	Communities    []string `json:"communities,omitempty"`
 	ValidUntil     int64    `json:"valid_until,omitempty"`
 	DelayRestart   int      `json:"delay_restart,omitempty"`
 	// Version is the number of the signed version; SignedVersion the bytes
@@ -260,4 +275,21 @@ func decryptSlot(value *string, node *rsa.PrivateKey) (Slot, error) {
 		return Slot{}, fmt.Errorf("cannot decrypt with this node's key: %w", err)
 	}
 	return Slot{Set: true, Key: key}, nil
+}
+
+// CommunityPrefix returns the prefix of the published community that
+// prefix (a node's, inside network) falls in; false when the network
+// publishes no communities or none holds it.
+func (p *Params) CommunityPrefix(network, prefix netip.Prefix) (netip.Prefix, bool) {
+	networkBits, err := wire.NetworkFromSubnet(network)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	for _, bits := range p.Communities {
+		community, err := wire.Subnet(networkBits, bits)
+		if err == nil && community.Bits() <= prefix.Bits() && community.Contains(prefix.Addr()) {
+			return community, true
+		}
+	}
+	return netip.Prefix{}, false
 }

@@ -127,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GracePeriod == 0 {
 		cfg.GracePeriod = DefaultGracePeriod
 	}
+	// The communities are published in the parameters, for the border
+	// gateways (a registry without a community file publishes none).
+	cfg.Settings.Communities = cfg.Communities.All()
 	s := &Server{
 		cfg:            cfg,
 		hostBits:       128 - len(cfg.Authority.Network),
