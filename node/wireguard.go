@@ -230,6 +230,7 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 	if err != nil {
 		return err
 	}
+	w.n.log.Debug().Str("device", name).Str("kind", string(dev.Kind())).Msg("wireguard device")
 	t := &wgTunnel{dev: dev}
 	defer func() {
 		if err != nil {
