@@ -145,17 +145,34 @@ func (d *Device) PublicKey() Key { return d.pub }
 
 // SetPeer makes pub at endpoint the device's one peer, replacing any other
 // (and its sessions): everything the data plane routes into the device goes
-// to it. An invalid endpoint leaves the peer to make the first handshake.
+// to it. With an endpoint, the device at once sends a keepalive, which makes
+// the first handshake with the new key (a tunnel set-up, or the peer's key
+// rotation) instead of waiting for traffic; without one, it leaves the peer
+// to make the first handshake.
 func (d *Device) SetPeer(pub Key, endpoint netip.AddrPort) error {
 	if err := d.engine.configure(peerConfig(pub, endpoint)); err != nil {
 		return fmt.Errorf("wireguard %s: peer: %w", d.name, err)
 	}
+	if !endpoint.IsValid() {
+		return nil
+	}
+	// Turning a persistent keepalive on sends one at once (both
+	// implementations); it goes off again after.
+	for _, interval := range []time.Duration{time.Second, 0} {
+		c := wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: wgtypes.Key(pub), UpdateOnly: true, PersistentKeepaliveInterval: &interval}}}
+		if err := d.engine.configure(c); err != nil {
+			return fmt.Errorf("wireguard %s: peer: handshake: %w", d.name, err)
+		}
+	}
 	return nil
 }
 
-// Rotate replaces the device's private key. The peer must learn the new
-// public key (a newer Binding) to make the next handshake; the device, and
-// so the tunnel, stays.
+// Rotate replaces the device's private key; the device, and so the
+// tunnel, stays. The sessions made with the old key end here; the peer
+// makes the next handshake once it has the new public key (a newer
+// Binding, its SetPeer with an endpoint), so that it must learn it after
+// the rotation, not before (its first initiation would fail, and the next
+// come 5 s later).
 func (d *Device) Rotate(priv Key) error {
 	k := wgtypes.Key(priv)
 	if err := d.engine.configure(wgtypes.Config{PrivateKey: &k}); err != nil {
@@ -203,6 +220,12 @@ func (u *userspaceEngine) configure(c wgtypes.Config) error {
 	}
 	for _, p := range c.Peers {
 		fmt.Fprintf(&b, "public_key=%s\n", Key(p.PublicKey).hex())
+		if p.UpdateOnly {
+			b.WriteString("update_only=true\n")
+		}
+		if p.PersistentKeepaliveInterval != nil {
+			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(*p.PersistentKeepaliveInterval/time.Second))
+		}
 		if p.Endpoint != nil {
 			fmt.Fprintf(&b, "endpoint=%s\n", p.Endpoint.AddrPort())
 		}

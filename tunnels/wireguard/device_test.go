@@ -75,9 +75,10 @@ func TestWireGuardTransitBetweenDevices(t *testing.T) {
 	require.Greater(t, st.TxBytes, uint64(4<<20), "C sent A's transfer into the second WireGuard device")
 }
 
-// A key rotation keeps the device and the data plane's tunnel: after C
-// changes its key and B learns the new public key, traffic flows again
-// over a new handshake.
+// A key rotation keeps the device and the data plane's tunnel, and a
+// continuous ping across it loses at most rotationLoss: B rotates, then A
+// learns B's new public key (as from a newer binding) and its keepalive
+// makes the new handshake at once.
 func TestWireGuardKeyRotation(t *testing.T) {
 	c := chain.Build(t, chain.Options{Nodes: 2, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
 	a, b := c.Nodes[0], c.Nodes[1]
@@ -89,12 +90,26 @@ func TestWireGuardKeyRotation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, l.Right.PublicKey(), before.Peer)
 
+	// 100 pings 20 ms apart (2 s), the rotation 1 s into them.
+	type result struct {
+		out string
+		err error
+	}
+	pinged := make(chan result, 1)
+	go func() {
+		out, err := a.NS.Run("ping", "-n", "-c", "100", "-i", "0.02", "-W", "1", b.Overlay.String())
+		pinged <- result{out, err}
+	}()
+	time.Sleep(time.Second) // into the ping's run, not a wait on a condition
 	priv, err := wireguard.GenerateKey()
 	require.NoError(t, err)
 	require.NoError(t, l.Right.Rotate(priv))
 	require.NoError(t, l.Left.SetPeer(priv.Public(), netip.AddrPortFrom(chain.LinkV4(0, 2), l.Right.Port())))
+	r := <-pinged
+	received := pingReceived(t, r.out)
+	t.Logf("ping across the rotation: %d/100 answered", received)
+	require.GreaterOrEqual(t, received, 100-rotationLoss, "%s %v", r.out, r.err)
 
-	waitPing(t, a.NS, b.Overlay)
 	after, err := l.Left.Status()
 	require.NoError(t, err)
 	require.Equal(t, priv.Public(), after.Peer)
@@ -105,6 +120,26 @@ func TestWireGuardKeyRotation(t *testing.T) {
 	tn, err := b.Datapath.Tunnel(chain.WireGuardTunnel(0))
 	require.NoError(t, err)
 	require.Equal(t, uint32(ifindex), tn.Ifindex, "the data plane's tunnel stayed")
+}
+
+// rotationLoss is the most pings (20 ms apart) a key rotation may lose:
+// the new handshake takes one round trip, and the pings sent meanwhile
+// wait in WireGuard's queue rather than being lost; a margin for a loaded
+// machine.
+const rotationLoss = 5
+
+// pingReceived is the count of answers in ping's statistics line.
+func pingReceived(t *testing.T, out string) int {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packets transmitted") {
+			var sent, received int
+			_, err := fmt.Sscanf(l, "%d packets transmitted, %d received", &sent, &received)
+			require.NoError(t, err, l)
+			return received
+		}
+	}
+	t.Fatalf("no statistics in ping's output: %s", out)
+	return 0
 }
 
 // waitPing pings dst from ns until one answer comes (a WireGuard tunnel
