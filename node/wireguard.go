@@ -64,6 +64,7 @@ func (n *Node) newTunnelBackend() (*tunnelBackend, error) {
 		return nil, fmt.Errorf("wireguard key: %w", err)
 	}
 	b.wg = &wgBackend{n: n, identity: id, devices: map[uint32]*wgTunnel{}}
+	b.wg.ctx, b.wg.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
 
@@ -185,6 +186,11 @@ type wgBackend struct {
 	identity *wireguard.Identity
 	// rotations counts the key rotations made while running.
 	rotations atomic.Int64
+	// ctx ends, and pending waits for, the bindings sent in the background
+	// (confirmBinding); closeAll does both.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pending sync.WaitGroup
 
 	mu      sync.Mutex
 	devices map[uint32]*wgTunnel
@@ -236,7 +242,8 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 	if port > 0xffff {
 		return fmt.Errorf("tunnel %d: wireguard port %d out of range", id, port)
 	}
-	dev, err := wireguard.New(wireguard.Config{Name: name, ListenPort: uint16(port), PrivateKey: w.identity.PrivateKey(),
+	priv, ours := w.identity.Current()
+	dev, err := wireguard.New(wireguard.Config{Name: name, ListenPort: uint16(port), PrivateKey: priv,
 		MTU: mtu, Logger: w.n.log})
 	if err != nil {
 		return err
@@ -275,7 +282,28 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 	w.mu.Lock()
 	w.devices[id] = t
 	w.mu.Unlock()
+	if w.n.cfg.WireGuardRotate > 0 {
+		w.confirmBinding(t, ours)
+	}
 	return nil
+}
+
+// confirmBinding sends the peer of a new tunnel the binding of the key its
+// device got, in the background: a rotation between the set-up's exchange
+// of bindings and the device's making gave the device a newer key than the
+// peer has. Usually the peer has it already and nothing changes (or, on
+// the server's side, the requester has no device yet and refuses it: it
+// has this binding from the reply).
+func (w *wgBackend) confirmBinding(t *wgTunnel, binding []byte) {
+	w.pending.Add(1)
+	go func() {
+		defer w.pending.Done()
+		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+		defer cancel()
+		if err := w.n.proto.SendKeyBinding(ctx, t.peer, t.via, binding); err != nil {
+			w.n.log.Debug().Err(err).Str("peer", t.peer.String()).Msg("wireguard: binding of a new tunnel")
+		}
+	}()
 }
 
 // remove takes tunnel id out of the data plane (the routes into it first),
@@ -293,6 +321,8 @@ func (w *wgBackend) remove(id uint32) error {
 }
 
 func (w *wgBackend) closeAll() {
+	w.cancel()
+	w.pending.Wait()
 	w.mu.Lock()
 	ids := make([]uint32, 0, len(w.devices))
 	for id := range w.devices {
@@ -316,7 +346,7 @@ func (w *wgBackend) rotate(ctx context.Context) error {
 	if err := w.identity.Rotate(); err != nil {
 		return err
 	}
-	priv, binding := w.identity.PrivateKey(), w.identity.Binding()
+	priv, binding := w.identity.Current()
 	w.mu.Lock()
 	tunnels := make(map[uint32]*wgTunnel, len(w.devices))
 	for id, t := range w.devices {
