@@ -58,8 +58,9 @@ func TestEncryptedNetwork(t *testing.T) {
 // TestWireGuardKeyRotationLive: every node replaces its WireGuard key
 // every 4 s (--wireguard-rotate) and sends its peers the new binding over
 // the node protocol; a ping every 20 ms from n2 to n1 across several
-// rotations of both loses at most rotationLoss, and the tunnels stay (the
-// same ids to the same peers).
+// rotations of both resumes after each, losing at most liveRotationLoss
+// (logged: none or one here), and the tunnels stay (the same ids to the
+// same peers).
 func TestWireGuardKeyRotationLive(t *testing.T) {
 	c := wireguardCluster(t, nil, "wireguard", "--wireguard-rotate", "4s")
 	tunnelsOf := func(name string) map[uint32]netip.Prefix {
@@ -101,8 +102,10 @@ func TestWireGuardKeyRotationLive(t *testing.T) {
 
 // liveRotationLoss is the most pings (20 ms apart) of 500 that the
 // rotations during them may lose: each takes a node protocol message and
-// a handshake, a few pings at most; a margin for a loaded machine.
-const liveRotationLoss = 25
+// a handshake, a ping or none in every run here; the bound allows one
+// failed handshake and WireGuard's retry 5 s later (250 pings, as seen
+// once in the device's test, TestWireGuardKeyRotation), with a margin.
+const liveRotationLoss = 300
 
 // wireguardCluster runs a registry and two nodes on two ISPs, every node
 // with --tunnel-types types, and waits until every pair reaches each
