@@ -52,6 +52,10 @@ type Config struct {
 	// WireGuardPort is the first of the WireGuard ports (the port of our
 	// `ip,port,wireguard` items); tunnel id listens on WireGuardPort + id.
 	WireGuardPort uint16
+	// WireGuardRotate is how often the node replaces its WireGuard key
+	// while it runs (--wireguard-rotate); 0: never (a new key at each
+	// start only).
+	WireGuardRotate time.Duration
 	// OpenVPNPort is the port of the OpenVPN servers, TCP and UDP (the
 	// port of our `ip,port,tcp` and `ip,port,udp` items).
 	OpenVPNPort uint16

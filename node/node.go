@@ -247,6 +247,9 @@ func (n *Node) start(ctx context.Context) error {
 	n.fibw.PruneAfter(3 * n.params.Hello())
 	n.run.Go(func() error { return n.tunnels.Run(ctx) })
 	n.run.Go(func() error { return n.conn.Serve(ctx, n.links, n.proto) })
+	if n.backend.wg != nil && n.cfg.WireGuardRotate > 0 {
+		n.run.Go(func() error { return n.backend.wg.rotateEvery(ctx, n.cfg.WireGuardRotate) })
+	}
 	if err := n.router.Export(n.id.prefix, netip.Prefix{}, 0); err != nil {
 		return err
 	}

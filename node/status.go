@@ -35,6 +35,9 @@ type Status struct {
 	ClientCount int            `json:"client_count"`
 	MaxClients  int            `json:"max_clients"`
 	Tunnels     []TunnelStatus `json:"tunnels"`
+	// WireGuardRotations counts the WireGuard key rotations made while
+	// running (--wireguard-rotate).
+	WireGuardRotations int64 `json:"wireguard_key_rotations,omitempty"`
 	// OpenVPNServers are the node's OpenVPN servers, whose clients are
 	// not in Tunnels (they have no entry in the tunnel table).
 	OpenVPNServers []OpenVPNServerStatus `json:"openvpn_servers,omitempty"`
@@ -144,6 +147,9 @@ func (n *Node) Status() Status {
 		Control: ControlStatus{NodeProtocol: n.proto.Stats(), Drops: n.conn.Drops()},
 		FIB:     n.fibw.Stats(),
 		BGP:     n.gw.status(),
+	}
+	if n.backend != nil && n.backend.wg != nil {
+		s.WireGuardRotations = n.backend.wg.rotations.Load()
 	}
 	r := &n.registry
 	r.mu.Lock()

@@ -391,3 +391,12 @@ func (h *protoHandler) TunnelSetup(peer nodeproto.Peer, req nodeproto.TunnelRequ
 }
 
 func (h *protoHandler) TunnelKill(peer nodeproto.Peer) bool { return h.tunnels.Kill(peer) }
+
+// KeyBinding implements nodeproto.BindingHandler: a peer rotated its
+// WireGuard key.
+func (h *protoHandler) KeyBinding(peer nodeproto.Peer, binding []byte) error {
+	if h.backend == nil || h.backend.wg == nil {
+		return errors.New("wireguard is not among this node's tunnel types")
+	}
+	return h.backend.wg.takeBinding(peer, binding)
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -61,6 +64,7 @@ func (n *Node) newTunnelBackend() (*tunnelBackend, error) {
 		return nil, fmt.Errorf("wireguard key: %w", err)
 	}
 	b.wg = &wgBackend{n: n, identity: id, devices: map[uint32]*wgTunnel{}}
+	b.wg.ctx, b.wg.cancel = context.WithCancel(context.Background())
 	return b, nil
 }
 
@@ -180,6 +184,13 @@ func (b *tunnelBackend) close() {
 type wgBackend struct {
 	n        *Node
 	identity *wireguard.Identity
+	// rotations counts the key rotations made while running.
+	rotations atomic.Int64
+	// ctx ends, and pending waits for, the bindings sent in the background
+	// (confirmBinding); closeAll does both.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pending sync.WaitGroup
 
 	mu      sync.Mutex
 	devices map[uint32]*wgTunnel
@@ -188,6 +199,12 @@ type wgBackend struct {
 type wgTunnel struct {
 	dev *wireguard.Device
 	att *loader.IngressAttachment
+	// peer is the peer's prefix, generation its binding's (a newer one
+	// replaces the key), via its underlay endpoint for the node protocol's
+	// direct messages.
+	peer       netip.Prefix
+	generation uint64
+	via        netip.AddrPort
 }
 
 // wgDeviceName is tunnel id's device.
@@ -225,12 +242,14 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 	if port > 0xffff {
 		return fmt.Errorf("tunnel %d: wireguard port %d out of range", id, port)
 	}
-	dev, err := wireguard.New(wireguard.Config{Name: name, ListenPort: uint16(port), PrivateKey: w.identity.PrivateKey(),
+	priv, ours := w.identity.Current()
+	dev, err := wireguard.New(wireguard.Config{Name: name, ListenPort: uint16(port), PrivateKey: priv,
 		MTU: mtu, Logger: w.n.log})
 	if err != nil {
 		return err
 	}
-	t := &wgTunnel{dev: dev}
+	w.n.log.Debug().Str("device", name).Str("kind", string(dev.Kind())).Msg("wireguard device")
+	t := &wgTunnel{dev: dev, peer: b.Prefix, generation: b.Generation, via: ep.Remote}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -263,7 +282,28 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 	w.mu.Lock()
 	w.devices[id] = t
 	w.mu.Unlock()
+	if w.n.cfg.WireGuardRotate > 0 {
+		w.confirmBinding(t, ours)
+	}
 	return nil
+}
+
+// confirmBinding sends the peer of a new tunnel the binding of the key its
+// device got, in the background: a rotation between the set-up's exchange
+// of bindings and the device's making gave the device a newer key than the
+// peer has. Usually the peer has it already and nothing changes (or, on
+// the server's side, the requester has no device yet and refuses it: it
+// has this binding from the reply).
+func (w *wgBackend) confirmBinding(t *wgTunnel, binding []byte) {
+	w.pending.Add(1)
+	go func() {
+		defer w.pending.Done()
+		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+		defer cancel()
+		if err := w.n.proto.SendKeyBinding(ctx, t.peer, t.via, binding); err != nil {
+			w.n.log.Debug().Err(err).Str("peer", t.peer.String()).Msg("wireguard: binding of a new tunnel")
+		}
+	}()
 }
 
 // remove takes tunnel id out of the data plane (the routes into it first),
@@ -281,6 +321,8 @@ func (w *wgBackend) remove(id uint32) error {
 }
 
 func (w *wgBackend) closeAll() {
+	w.cancel()
+	w.pending.Wait()
 	w.mu.Lock()
 	ids := make([]uint32, 0, len(w.devices))
 	for id := range w.devices {
@@ -290,6 +332,107 @@ func (w *wgBackend) closeAll() {
 	for _, id := range ids {
 		if err := w.remove(id); err != nil {
 			w.n.log.Warn().Err(err).Uint32("tunnel", id).Msg("remove wireguard tunnel")
+		}
+	}
+}
+
+// rotate replaces the node's WireGuard key: a new key and binding (the
+// next generation), set on every device first, then the binding sent to
+// each tunnel's peer directly over the underlay (the tunnel has no session
+// until the peer takes it), which sets it on its device and makes the new
+// handshake at once (Device.SetPeer). A peer that does not take it in time
+// keeps a silent tunnel, which the manager replaces.
+func (w *wgBackend) rotate(ctx context.Context) error {
+	if err := w.identity.Rotate(); err != nil {
+		return err
+	}
+	priv, binding := w.identity.Current()
+	w.mu.Lock()
+	tunnels := make(map[uint32]*wgTunnel, len(w.devices))
+	for id, t := range w.devices {
+		tunnels[id] = t
+	}
+	w.mu.Unlock()
+	var errs []error
+	for id, t := range tunnels {
+		if err := t.dev.Rotate(priv); err != nil {
+			errs = append(errs, fmt.Errorf("tunnel %d: %w", id, err))
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for id, t := range tunnels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := w.n.proto.SendKeyBinding(sctx, t.peer, t.via, binding); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("tunnel %d to %s: %w", id, t.peer, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	w.rotations.Add(1)
+	return errors.Join(errs...)
+}
+
+// takeBinding applies a peer's newer binding (a key rotation) to the
+// tunnels with it: checked against the certificate the node protocol
+// checked, of a newer generation than the tunnel's (an older or the same
+// one is taken without change: a retransmission), set as the device's
+// peer at the endpoint WireGuard knows it by.
+func (w *wgBackend) takeBinding(peer nodeproto.Peer, data []byte) error {
+	b, err := wireguard.PeerKey(data, peer.Cert, peer.Prefix)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	found := false
+	for id, t := range w.devices {
+		if t.peer != peer.Prefix {
+			continue
+		}
+		found = true
+		if b.Generation <= t.generation {
+			continue
+		}
+		st, err := t.dev.Status()
+		if err != nil {
+			return fmt.Errorf("tunnel %d: %w", id, err)
+		}
+		endpoint, _ := netip.ParseAddrPort(st.Endpoint) // none yet: the peer makes the handshake
+		if err := t.dev.SetPeer(b.PublicKey, endpoint); err != nil {
+			return fmt.Errorf("tunnel %d: %w", id, err)
+		}
+		t.generation = b.Generation
+		w.n.log.Debug().Uint32("tunnel", id).Str("peer", peer.Bits).Uint64("generation", b.Generation).Msg("wireguard: the peer's new key")
+	}
+	if !found {
+		return errors.New("no wireguard tunnel with this node")
+	}
+	return nil
+}
+
+// rotateEvery rotates the key every interval until ctx ends.
+func (w *wgBackend) rotateEvery(ctx context.Context, interval time.Duration) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			switch err := w.rotate(ctx); {
+			case ctx.Err() != nil:
+			case err != nil:
+				w.n.log.Warn().Err(err).Msg("wireguard key rotation")
+			default:
+				w.n.log.Info().Msg("wireguard key rotated")
+			}
 		}
 	}
 }

@@ -68,6 +68,7 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringSliceVar(&f.cfg.TunnelTypes, "tunnel-types", nil, "tunnel types in order of preference, among fou, gre, wireguard, openvpn-tcp and openvpn-udp, e.g. fou,gre,openvpn-tcp: per peer, the first both offer; the next when no Babel hello comes through (default: --encap alone)")
 	fl.Uint16Var(&f.cfg.OpenVPNPort, "openvpn-port", node.DefaultOpenVPNPort, "port of the OpenVPN servers (TCP and UDP, re6st's --pp): advertised in the address list when --tunnel-types has openvpn-tcp or openvpn-udp")
 	fl.Uint16Var(&f.cfg.WireGuardPort, "wireguard-port", node.DefaultWireGuardPort, "first WireGuard port: advertised in the address list; tunnel N's device listens on this port + N")
+	fl.DurationVar(&f.cfg.WireGuardRotate, "wireguard-rotate", 0, "replace the WireGuard key this often while running, sending each peer the new key's binding (0: a new key at each start only)")
 	fl.Uint16Var(&f.cfg.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of FOU tunnels and of tunnel setup")
 	fl.StringVar(&f.hook, "hook", string(loader.HookAuto), "underlay hook: auto, tc or xdp")
 	fl.StringVar(&f.attach, "attach", string(loader.AttachAuto), "how tc programs attach: tcx, legacy (clsact qdisc + cls_bpf, kernels before 6.6) or auto")

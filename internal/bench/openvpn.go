@@ -60,9 +60,9 @@ func newPKI(dir string) error {
 	return os.WriteFile(p("up"), []byte("#!/bin/sh\nexec ip link set \"$1\" up mtu \"$2\"\n"), 0o755)
 }
 
-// startOpenVPN opens one tunnel per link of c and routes the TAP subnets;
-// stop ends the processes.
-func startOpenVPN(c *chain.Chain, proto, dir string) (stop func(), err error) {
+// startOpenVPN opens one tunnel per link of c, with cipher as its data
+// cipher ("": none), and routes the TAP subnets; stop ends the processes.
+func startOpenVPN(c *chain.Chain, proto, cipher, dir string) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var cmds []*exec.Cmd
 	stop = func() {
@@ -99,9 +99,13 @@ func startOpenVPN(c *chain.Chain, proto, dir string) (stop func(), err error) {
 			if err := node.NS.AddrAdd(dev, netip.PrefixFrom(vpnAddr(k, side), 64)); err != nil {
 				return nil, err
 			}
+			ciphers := []string{"--cipher", "none", "--data-ciphers", "none"}
+			if cipher != "" {
+				ciphers = []string{"--data-ciphers", cipher}
+			}
 			argv := append([]string{"openvpn", "--dev-type", "tap", "--dev", dev, "--persist-tun", "--persist-key",
-				"--script-security", "2", "--up", p("up"), "--cipher", "none", "--data-ciphers", "none",
-				"--ca", p("ca.crt"), "--cert", p(name + ".crt"), "--key", p(name + ".key")}, role...)
+				"--script-security", "2", "--up", p("up")}, ciphers...)
+			argv = append(append(argv, "--ca", p("ca.crt"), "--cert", p(name+".crt"), "--key", p(name+".key")), role...)
 			log, err := os.Create(p(fmt.Sprintf("%s-%s-%s.log", proto, node.NS.Name, dev)))
 			if err != nil {
 				return nil, err

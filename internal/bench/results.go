@@ -226,6 +226,10 @@ var (
 	autoHookVariants = []string{"fou-tc", "gre-tc"}
 	bpfVariants      = []string{"fou-tc", "fou-xdp", "gre-tc", "gre-xdp"}
 	openvpnVariants  = []string{"openvpn-udp", "openvpn-tcp"}
+	// The encrypting variants: WireGuard, and OpenVPN with AES as re6st
+	// runs it in a network that encrypts.
+	wireguardVariant   = "wireguard-tc"
+	openvpnAESVariants = []string{"openvpn-udp-aes", "openvpn-tcp-aes"}
 )
 
 // judged judges the rounds xs of one contender against b and describes
@@ -295,6 +299,29 @@ func (r *Results) vpnFactors(hops int) []float64 {
 	return out
 }
 
+// encryptedFactors is, per round, WireGuard's 1-stream TCP over the
+// fastest OpenVPN with AES, on the chain of hops.
+func (r *Results) encryptedFactors(hops int) []float64 {
+	var out []float64
+	for i := range r.Rounds {
+		wg, ok := r.figure(hops, wireguardVariant, i, TCP1)
+		fastest := 0.0
+		for _, v := range openvpnAESVariants {
+			if x, ok := r.figure(hops, v, i, TCP1); ok {
+				fastest = max(fastest, x)
+			}
+		}
+		if ok && fastest > 0 {
+			out = append(out, wg/fastest)
+		}
+	}
+	return out
+}
+
+// MinEncryptedFactor is the goal's bound on encrypted throughput: re6st-bpf's
+// WireGuard over re6st's OpenVPN with AES.
+const MinEncryptedFactor = 3.0
+
 // Comparison is a variant against another one than the reference, on the
 // same chain: the median and min–max of its per-round ratios to base.
 type Comparison struct {
@@ -335,6 +362,12 @@ func (r *Results) EvaluateGoals(shortHops, longHops int) {
 	verdict, detail := judged("slowest auto-hook re6st-bpf over fastest OpenVPN", r.vpnFactors(longHops), Bound{AtLeast, 20},
 		func(x float64) string { return fmt.Sprintf("%.0f×", x) })
 	r.Goals = append(r.Goals, Goal{Name: fmt.Sprintf("%d hops: re6st-bpf TCP ≥ 20 × OpenVPN", longHops), Verdict: verdict, Detail: detail})
+
+	for _, hops := range []int{shortHops, longHops} {
+		verdict, detail := judged("wireguard-tc over fastest OpenVPN with AES", r.encryptedFactors(hops), Bound{AtLeast, MinEncryptedFactor}, times)
+		r.Goals = append(r.Goals, Goal{Name: fmt.Sprintf("%d hop(s): encrypted TCP 1 stream (WireGuard) ≥ %.0f × OpenVPN with AES", hops, MinEncryptedFactor),
+			Verdict: verdict, Detail: detail})
+	}
 
 	var verdicts []Verdict
 	var parts []string

@@ -40,6 +40,11 @@ func sample() *Results {
 		// The same 0.95× in every round, however the machine moved.
 		row(1, "fou-tc", map[string][]float64{TCP1: {9.5, 11.4, 7.6}, RTTIdle50: {14, 14, 14}, UDPRate: {120, 110, 130}, UDPLoss: {1, 2, 3}}),
 		row(1, "gre-tc", map[string][]float64{TCP1: {8, 12, 8}, RTTIdle50: {12, 12, 35}}),
+		row(1, "wireguard-tc", map[string][]float64{TCP1: {2, 2.4, 1.6}}),
+		row(1, "openvpn-udp-aes", map[string][]float64{TCP1: {0.4, 0.5, 0.4}}),
+		row(1, "openvpn-tcp-aes", map[string][]float64{TCP1: {0.5, 0.4, none}}),
+		row(3, "wireguard-tc", map[string][]float64{TCP1: {1, 1, 1}}),
+		row(3, "openvpn-tcp-aes", map[string][]float64{TCP1: {0.4, 0.3, 0.5}}),
 		row(3, Reference, map[string][]float64{TCP1: {8, 8, 10}, TCP4: {20, none, 20}, RTTIdle50: {20, 20, 20}, UDPRate: {100, 100, 100}, CeilRate: {200, 200, 200}}),
 		row(3, "fou-tc", map[string][]float64{TCP1: {8.8, 7.2, 10}, TCP4: {10, 10, 30}, RTTIdle50: {29, 29, 29}, UDPRate: {90, 90, 90}, CeilRate: {180, 180, 180}}),
 		row(3, "fou-xdp", map[string][]float64{UDPRate: {150, 90, 120}, CeilRate: {300, 300, 300}}),
@@ -96,8 +101,8 @@ func TestSummarizeRows(t *testing.T) {
 func TestEvaluateGoals(t *testing.T) {
 	r := sample()
 	r.EvaluateGoals(1, 3)
-	require.Len(t, r.Goals, 6)
-	one, three, small, ceiling, vpn, rtt := r.Goals[0], r.Goals[1], r.Goals[2], r.Goals[3], r.Goals[4], r.Goals[5]
+	require.Len(t, r.Goals, 8)
+	one, three, small, ceiling, vpn, enc1, enc3, rtt := r.Goals[0], r.Goals[1], r.Goals[2], r.Goals[3], r.Goals[4], r.Goals[5], r.Goals[6], r.Goals[7]
 
 	require.Equal(t, Undecided, one.Verdict, "fou-tc passes, gre-tc straddles 0.9")
 	require.Equal(t, "fou-tc 0.95× [0.95×–0.95×] PASS, gre-tc 1.00× [0.80×–1.00×] UNDECIDED", one.Detail)
@@ -117,6 +122,13 @@ func TestEvaluateGoals(t *testing.T) {
 	// Per round: 7.6/0.3, 7.2/0.4, 9/0.3.
 	require.Equal(t, Undecided, vpn.Verdict)
 	require.Equal(t, "slowest auto-hook re6st-bpf over fastest OpenVPN 25× [18×–30×] UNDECIDED", vpn.Detail)
+
+	// Per round, over the faster OpenVPN with AES: 2/0.5, 2.4/0.5, 1.6/0.4.
+	require.Equal(t, Pass, enc1.Verdict)
+	require.Equal(t, "wireguard-tc over fastest OpenVPN with AES 4.00× [4.00×–4.80×] PASS", enc1.Detail)
+	// 1/0.4, 1/0.3, 1/0.5: 2.5× to 3.3×.
+	require.Equal(t, Undecided, enc3.Verdict)
+	require.Contains(t, enc3.Name, "3 hop(s): encrypted TCP 1 stream (WireGuard) ≥ 3 × OpenVPN with AES")
 
 	require.Equal(t, Miss, rtt.Verdict, "gre-tc adds 13 µs per hop over 3 hops in every round")
 	require.Contains(t, rtt.Detail, "fou-tc/1h +4.0 µs [+4.0 µs–+4.0 µs] PASS")

@@ -165,7 +165,9 @@ func reasonsMoved(before, after []map[string]uint64) string {
 // hasTransit: the ceiling case needs a transit node and a data plane or
 // kernel forwarding it can be compared with (not OpenVPN, whose TCP would
 // stall with its packets dropped).
-func hasTransit(v Variant, hops int) bool { return v.kind != kindOpenVPN && hops >= 2 }
+func hasTransit(v Variant, hops int) bool {
+	return v.kind != kindOpenVPN && generates(v, hops) && hops >= 2
+}
 
 // workloads make up a round, in order; each runs on every variant before
 // the next starts, so that the figures a ratio divides were measured
@@ -175,7 +177,7 @@ var workloads = []workload{
 	tcpWorkload("TCP 1 stream", 1, TCP1, CPUPerB),
 	tcpWorkload("TCP 4 streams", 4, TCP4, ""),
 	rttWorkload("RTT under load", RTTLoad50, RTTLoad99, (*topology).pingLoaded),
-	udpWorkload("small UDP", UDPRate, UDPLoss, nil, func(t *topology, n int) (float64, float64, error) {
+	udpWorkload("small UDP", UDPRate, UDPLoss, generates, func(t *topology, n int) (float64, float64, error) {
 		return t.smallUDP(n, t.udpNoPorts)
 	}),
 	udpWorkload("transit ceiling", CeilRate, CeilLoss, hasTransit, (*topology).ceiling),
@@ -249,7 +251,7 @@ func runChain(cfg Config, p params, hops int, pki string) ([]Row, []ProgramCost,
 	}
 	var progs []ProgramCost
 	for i, t := range tops {
-		if t == nil || t.v.kind != kindBPF || hops < 2 {
+		if t == nil || t.v.kind != kindBPF || t.v.wireguard || hops < 2 {
 			continue
 		}
 		pc, err := t.programs(p)

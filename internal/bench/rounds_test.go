@@ -34,14 +34,18 @@ func TestVariantsFor(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []string{"plain", "fou-tc", "fou-xdp", "gre-tc", "gre-xdp", "fou-tc-ipv4", "fou-xdp-ipv4", "openvpn-udp", "openvpn-tcp"}, names(variantsFor(1)))
+	require.Equal(t, []string{"plain", "fou-tc", "fou-xdp", "gre-tc", "gre-xdp", "fou-tc-ipv4", "fou-xdp-ipv4", "openvpn-udp", "openvpn-tcp",
+		"wireguard-tc", "openvpn-udp-aes", "openvpn-tcp-aes"}, names(variantsFor(1)))
 	three := names(variantsFor(3))
 	require.Equal(t, Reference, three[0], "the reference first")
 	require.Contains(t, three, "fou/gre+key/gre-tc")
 	require.Contains(t, three, "fou/gre/fou-xdp")
 	require.Contains(t, three, "fou-tc-ipv4")
-	require.Len(t, three, 13)
+	require.Len(t, three, 16)
 	require.Equal(t, []string{"fou-xdp", "gre-xdp"}, mixed("xdp", fou, greKey, gre).comparedWith())
+	wg := Variants[slices.IndexFunc(Variants, func(v Variant) bool { return v.Name == "wireguard-tc" })]
+	require.False(t, generates(wg, 3), "no generator frame for an encrypted link")
+	require.False(t, hasTransit(wg, 3))
 	ipv4 := Variants[slices.IndexFunc(Variants, func(v Variant) bool { return v.Name == "fou-xdp-ipv4" })]
 	require.Equal(t, []string{"fou-xdp"}, ipv4.comparedWith(), "an IPv4 variant is compared with its IPv6 one")
 }

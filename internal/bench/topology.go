@@ -33,6 +33,12 @@ type Variant struct {
 	shapes []chain.Shape
 	hook   loader.Hook
 	proto  string // OpenVPN: udp or tcp
+	// cipher is OpenVPN's data-channel cipher ("": none, as re6st runs
+	// it in a network that does not encrypt).
+	cipher string
+	// wireguard: every link is a WireGuard device tunnel (the kernel's
+	// where it has one, wireguard-go otherwise) in the data plane.
+	wireguard bool
 	// ipv4: the workloads run over the overlay's IPv4 payload.
 	ipv4 bool
 }
@@ -71,7 +77,19 @@ var Variants = []Variant{
 	{Name: "fou-xdp-ipv4", kind: kindBPF, encap: loader.FOU, hook: loader.HookXDP, ipv4: true},
 	{Name: "openvpn-udp", kind: kindOpenVPN, proto: "udp"},
 	{Name: "openvpn-tcp", kind: kindOpenVPN, proto: "tcp"},
+	// The encrypting ones: WireGuard in the data plane, OpenVPN with the
+	// cipher re6st's OpenVPN 2.6 negotiates when the network encrypts.
+	{Name: "wireguard-tc", kind: kindBPF, encap: loader.FOU, hook: loader.HookTC, wireguard: true},
+	{Name: "openvpn-udp-aes", kind: kindOpenVPN, proto: "udp", cipher: aesCipher},
+	{Name: "openvpn-tcp-aes", kind: kindOpenVPN, proto: "tcp", cipher: aesCipher},
 }
+
+// aesCipher is OpenVPN 2.6's first default data cipher.
+const aesCipher = "AES-256-GCM"
+
+// generates: the small-UDP generator can make the frame the first link
+// carries (not WireGuard's, which is encrypted).
+func generates(v Variant, _ int) bool { return !v.wireguard }
 
 // comparedWith names the variants v is compared with: for a mixed chain,
 // the single-shape variants of the same hook, one per encapsulation it
@@ -166,8 +184,12 @@ func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err err
 		src, t.dst, t.genDev = first.Plain, c.Last().Plain, first.Right
 	case kindBPF:
 		src, t.dst, t.genDev = t.overlayAddr(first), t.overlayAddr(c.Last()), first.Right
+		if v.wireguard {
+			t.stopExtra, err = wireguardLinks(c)
+			return t, err
+		}
 	case kindOpenVPN:
-		if t.stopExtra, err = startOpenVPN(c, v.proto, pki); err != nil {
+		if t.stopExtra, err = startOpenVPN(c, v.proto, v.cipher, pki); err != nil {
 			return nil, err
 		}
 		src, t.dst, t.genDev, peerDev = vpnAddr(0, 1), vpnAddr(nodes-2, 2), vpnDev(0), vpnDev(0)
@@ -195,6 +217,26 @@ func build(v Variant, nodes int, pki string, cpus pinning) (_ *topology, err err
 	}
 	t.genFrame, err = ethernet(srcMAC, dstMAC, pkt)
 	return t, err
+}
+
+// wireguardLinks makes every link of c a WireGuard device tunnel; stop
+// removes them.
+func wireguardLinks(c *chain.Chain) (stop func(), err error) {
+	var links []*chain.WireGuardLink
+	stop = func() {
+		for _, l := range links {
+			l.Close()
+		}
+	}
+	for k := 0; k+1 < len(c.Nodes); k++ {
+		l, err := c.WireGuardLink(k)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		links = append(links, l)
+	}
+	return stop, nil
 }
 
 // overlayAddr is node's overlay address in the variant's family.

@@ -25,6 +25,12 @@ const (
 	CodeText        byte = 7 // free text, logged
 	CodeTunnelSetup byte = 8 // tunnel request (re6st-bpf)
 	CodeTunnelReply byte = 9 // tunnel reply (re6st-bpf)
+	// CodeKeyBinding carries a newer WireGuard key binding
+	// (wireguard.Binding.Marshal) outside a set-up: a key rotation
+	// (re6st-bpf).
+	CodeKeyBinding byte = 10
+	// CodeKeyBindingAck answers it: empty when taken, otherwise why not.
+	CodeKeyBindingAck byte = 11
 	// RelayFlag marks a request made on behalf of the local registry; the
 	// answer carries it too.
 	RelayFlag byte = 0x80

@@ -88,6 +88,19 @@ type handler struct {
 	setups    []nodeproto.TunnelRequest
 	setupVia  []netip.AddrPort
 	reply     nodeproto.TunnelReply
+	// bindings are the key bindings received (code 10), from whom;
+	// bindingErr refuses them.
+	bindings   [][]byte
+	bindingsBy []netip.Prefix
+	bindingErr error
+}
+
+func (h *handler) KeyBinding(peer nodeproto.Peer, binding []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bindings = append(h.bindings, binding)
+	h.bindingsBy = append(h.bindingsBy, peer.Prefix)
+	return h.bindingErr
 }
 
 func (h *handler) Version() []byte {

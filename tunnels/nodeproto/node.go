@@ -54,6 +54,15 @@ type Handler interface {
 	Topology() string
 }
 
+// BindingHandler is implemented by a Handler that takes newer WireGuard
+// key bindings (code 10); without it, they are refused.
+type BindingHandler interface {
+	// KeyBinding applies a peer's newer key binding to its WireGuard
+	// tunnels; an error says why not (sent back to the peer). A
+	// retransmitted binding must be taken again without harm.
+	KeyBinding(peer Peer, binding []byte) error
+}
+
 // Identity is the node's CA, certificate and key (the fields of
 // registry/client.Identity, which converts to it).
 type Identity struct {
@@ -591,6 +600,17 @@ func (n *Node) dispatch(peer Peer, src netip.Addr, payload []byte) {
 	case code == CodeText:
 		n.log.Info().Str("peer", peer.Bits).Str("text", string(data[:min(len(data), 1024)])).Msg("node protocol: message from peer")
 		n.reply(peer, src, nil, false)
+	case code == CodeKeyBinding:
+		reason := "key bindings not taken"
+		if h, ok := n.cfg.Handler.(BindingHandler); ok {
+			reason = ""
+			if err := h.KeyBinding(peer, data); err != nil {
+				reason = err.Error()
+			}
+		}
+		n.reply(peer, src, append([]byte{CodeKeyBindingAck}, reason...), false)
+	case code == CodeKeyBindingAck:
+		n.deliver(waitKey{peer.Prefix, code, 0}, data)
 	case code == CodeTunnelSetup:
 		n.receiveTunnelSetup(peer, src, data)
 	case code == CodeTunnelReply:

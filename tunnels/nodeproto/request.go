@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -110,6 +111,22 @@ func (n *Node) SetupTunnel(ctx context.Context, peer netip.Prefix, via netip.Add
 	}
 	_, reply, err := parseTunnelReply(data) // checked by dispatch
 	return reply, err
+}
+
+// SendKeyBinding sends a peer our newer WireGuard key binding (code 10),
+// repeating it every Retry, directly to the underlay endpoint via (an
+// invalid via: over the overlay, which may run through the very tunnel
+// whose key changed), and returns once the peer took it, or with the
+// reason it gave for refusing it (code 11).
+func (n *Node) SendKeyBinding(ctx context.Context, peer netip.Prefix, via netip.AddrPort, binding []byte) error {
+	data, err := n.request(ctx, peer, via, append([]byte{CodeKeyBinding}, binding...), keyOf(CodeKeyBindingAck))
+	if err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		return fmt.Errorf("nodeproto: %s refused the key binding: %s", peer, data)
+	}
+	return nil
 }
 
 // KillTunnel asks a peer to tear down our tunnel (code 2), repeating the

@@ -1,6 +1,7 @@
 package nodeproto_test
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -44,4 +45,19 @@ func TestTunnelSetupCarriesWireGuardBindings(t *testing.T) {
 	require.Error(t, err)
 	_, err = a.node.SetupTunnel(ctxTimeout(t, time.Second), b.prefix, netip.AddrPort{}, nodeproto.TunnelRequest{Encap: nodeproto.ProtoFOU, Binding: []byte("x")})
 	require.Error(t, err)
+}
+
+// A key rotation's newer binding goes to the peer outside a set-up (code
+// 10) and is acknowledged (code 11); a refusal comes back with its reason.
+func TestSendKeyBinding(t *testing.T) {
+	_, a, b := pair(t)
+	binding := []byte("newer binding")
+	require.NoError(t, a.node.SendKeyBinding(ctxTimeout(t, 5*time.Second), b.prefix, netip.AddrPort{}, binding))
+	b.handler.get(func(h *handler) {
+		require.Equal(t, [][]byte{binding}, h.bindings)
+		require.Equal(t, []netip.Prefix{a.prefix}, h.bindingsBy, "from the authenticated peer")
+	})
+	b.handler.set(func(h *handler) { h.bindingErr = errors.New("an older generation") })
+	err := a.node.SendKeyBinding(ctxTimeout(t, 5*time.Second), b.prefix, netip.AddrPort{}, binding)
+	require.ErrorContains(t, err, "an older generation")
 }

@@ -178,11 +178,17 @@ type rig struct {
 	common       Common // our end's
 }
 
-func newRig(t *testing.T) rig {
+// requireOpenVPN skips the test when not root, fails it when openvpn is
+// not installed.
+func requireOpenVPN(t *testing.T) {
 	netns.RequireRoot(t)
 	if _, err := exec.LookPath(Binary); err != nil {
 		t.Fatalf("%s not installed (.ci/install-deps installs it)", Binary)
 	}
+}
+
+func newRig(t *testing.T) rig {
+	requireOpenVPN(t)
 	r := rig{pki: newPKI(t, theirCN, ourCN), a: netns.ForTest(t, "ovpn-re6st"), b: netns.ForTest(t, "ovpn-ours"),
 		addrA: netip.MustParseAddr("10.9.0.1"), addrB: netip.MustParseAddr("10.9.0.2"), ourLL: netip.MustParseAddr("fe80::2")}
 	require.NoError(t, netns.Veth(r.a, "eth0", r.b, "eth0"))

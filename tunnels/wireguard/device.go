@@ -2,10 +2,12 @@ package wireguard
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,7 +15,12 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
+
+// errUnsupportedKind is what the kernel answers a link of a kind it has
+// no module for.
+const errUnsupportedKind = syscall.EOPNOTSUPP
 
 // Config describes a Device.
 type Config struct {
@@ -23,41 +30,66 @@ type Config struct {
 	MTU        int
 	// Enter runs fn where the device and its UDP sockets must be made
 	// (a network namespace); nil runs fn in place.
-	Enter  func(fn func() error) error
-	Logger zerolog.Logger
+	Enter func(fn func() error) error
+	// Userspace runs wireguard-go even where the kernel has WireGuard.
+	Userspace bool
+	Logger    zerolog.Logger
 }
 
-// Device is one WireGuard tunnel: wireguard-go over a TUN device, with one
-// peer.
+// Device is one WireGuard tunnel with one peer: the kernel's WireGuard
+// where it exists, otherwise wireguard-go over a TUN device.
 type Device struct {
-	name string
-	dev  *device.Device
-	log  zerolog.Logger
-	pub  Key
-	port uint16
+	name   string
+	kind   Kind
+	engine engine
+	log    zerolog.Logger
+	pub    Key
+	port   uint16
 }
 
-// New creates the TUN device, starts WireGuard on it and opens its UDP
-// port. The device is up once New returns; it has no peer yet.
+// engine is the implementation a Device runs on.
+type engine interface {
+	configure(wgtypes.Config) error
+	status() (Status, error)
+	close()
+}
+
+// New creates the device, starts WireGuard on it and opens its UDP port:
+// a link of kind wireguard where the kernel makes one, otherwise
+// wireguard-go (the reason is logged at debug level). The device is up
+// once New returns; it has no peer yet.
 func New(cfg Config) (*Device, error) {
 	enter := cfg.Enter
 	if enter == nil {
-		enter = func(fn func() error) error { return fn() }
+		enter = inPlace
 	}
 	d := &Device{name: cfg.Name, log: cfg.Logger.With().Str("wireguard", cfg.Name).Logger(), pub: cfg.PrivateKey.Public()}
+	port := int(cfg.ListenPort)
+	priv := wgtypes.Key(cfg.PrivateKey)
 	err := enter(func() error {
+		if !cfg.Userspace {
+			client, err := kernelLink(cfg.Name, cfg.MTU)
+			if err == nil {
+				d.kind, d.engine = KindKernel, &kernelEngine{name: cfg.Name, client: client}
+				return d.configureOrClose(wgtypes.Config{PrivateKey: &priv, ListenPort: &port})
+			}
+			if !errors.Is(err, errNoKernel) {
+				return err
+			}
+			d.log.Debug().Err(err).Msg("wireguard-go instead")
+		}
 		td, err := tun.CreateTUN(cfg.Name, cfg.MTU)
 		if err != nil {
 			return fmt.Errorf("wireguard %s: TUN device: %w", cfg.Name, err)
 		}
-		d.dev = device.NewDevice(td, conn.NewDefaultBind(), d.logger())
+		u := &userspaceEngine{dev: device.NewDevice(td, conn.NewDefaultBind(), d.logger())}
+		d.kind, d.engine = KindUserspace, u
 		// The UDP sockets are opened here, inside enter, by Up.
-		if err := d.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.hex(), cfg.ListenPort)); err != nil {
-			d.dev.Close()
-			return fmt.Errorf("wireguard %s: %w", cfg.Name, err)
+		if err := d.configureOrClose(wgtypes.Config{PrivateKey: &priv, ListenPort: &port}); err != nil {
+			return err
 		}
-		if err := d.dev.Up(); err != nil {
-			d.dev.Close()
+		if err := u.dev.Up(); err != nil {
+			u.close()
 			return fmt.Errorf("wireguard %s: up: %w", cfg.Name, err)
 		}
 		l, err := netlink.LinkByName(cfg.Name)
@@ -65,7 +97,7 @@ func New(cfg Config) (*Device, error) {
 			err = netlink.LinkSetUp(l)
 		}
 		if err != nil {
-			d.dev.Close()
+			u.close()
 			return fmt.Errorf("wireguard %s: link up: %w", cfg.Name, err)
 		}
 		return nil
@@ -82,6 +114,14 @@ func New(cfg Config) (*Device, error) {
 	return d, nil
 }
 
+func (d *Device) configureOrClose(c wgtypes.Config) error {
+	if err := d.engine.configure(c); err != nil {
+		d.engine.close()
+		return fmt.Errorf("wireguard %s: %w", d.name, err)
+	}
+	return nil
+}
+
 // logger sends wireguard-go's messages to zerolog (its verbose ones at
 // debug level).
 func (d *Device) logger() *device.Logger {
@@ -94,6 +134,9 @@ func (d *Device) logger() *device.Logger {
 // Name is the interface name.
 func (d *Device) Name() string { return d.name }
 
+// Kind is the implementation the device runs on.
+func (d *Device) Kind() Kind { return d.kind }
+
 // Port is the UDP port the device listens on.
 func (d *Device) Port() uint16 { return d.port }
 
@@ -102,25 +145,37 @@ func (d *Device) PublicKey() Key { return d.pub }
 
 // SetPeer makes pub at endpoint the device's one peer, replacing any other
 // (and its sessions): everything the data plane routes into the device goes
-// to it. An invalid endpoint leaves the peer to make the first handshake.
+// to it. With an endpoint, the device at once sends a keepalive, which makes
+// the first handshake with the new key (a tunnel set-up, or the peer's key
+// rotation) instead of waiting for traffic; without one, it leaves the peer
+// to make the first handshake.
 func (d *Device) SetPeer(pub Key, endpoint netip.AddrPort) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "replace_peers=true\npublic_key=%s\n", pub.hex())
-	if endpoint.IsValid() {
-		fmt.Fprintf(&b, "endpoint=%s\n", endpoint)
-	}
-	b.WriteString("replace_allowed_ips=true\nallowed_ip=::/0\nallowed_ip=0.0.0.0/0\n")
-	if err := d.dev.IpcSet(b.String()); err != nil {
+	if err := d.engine.configure(peerConfig(pub, endpoint)); err != nil {
 		return fmt.Errorf("wireguard %s: peer: %w", d.name, err)
+	}
+	if !endpoint.IsValid() {
+		return nil
+	}
+	// Turning a persistent keepalive on sends one at once (both
+	// implementations); it goes off again after.
+	for _, interval := range []time.Duration{time.Second, 0} {
+		c := wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: wgtypes.Key(pub), UpdateOnly: true, PersistentKeepaliveInterval: &interval}}}
+		if err := d.engine.configure(c); err != nil {
+			return fmt.Errorf("wireguard %s: peer: handshake: %w", d.name, err)
+		}
 	}
 	return nil
 }
 
-// Rotate replaces the device's private key. The peer must learn the new
-// public key (a newer Binding) to make the next handshake; the device, and
-// so the tunnel, stays.
+// Rotate replaces the device's private key; the device, and so the
+// tunnel, stays. The sessions made with the old key end here; the peer
+// makes the next handshake once it has the new public key (a newer
+// Binding, its SetPeer with an endpoint), so that it must learn it after
+// the rotation, not before (its first initiation would fail, and the next
+// come 5 s later).
 func (d *Device) Rotate(priv Key) error {
-	if err := d.dev.IpcSet("private_key=" + priv.hex() + "\n"); err != nil {
+	k := wgtypes.Key(priv)
+	if err := d.engine.configure(wgtypes.Config{PrivateKey: &k}); err != nil {
 		return fmt.Errorf("wireguard %s: rotate: %w", d.name, err)
 	}
 	d.pub = priv.Public()
@@ -138,9 +193,55 @@ type Status struct {
 }
 
 // Status reads the device's state.
-func (d *Device) Status() (Status, error) {
+func (d *Device) Status() (Status, error) { return d.engine.status() }
+
+// Close stops WireGuard and removes the device.
+func (d *Device) Close() error {
+	d.engine.close()
+	return nil
+}
+
+// userspaceEngine runs a Device on wireguard-go, configured with its
+// configuration protocol's text.
+type userspaceEngine struct {
+	dev *device.Device
+}
+
+func (u *userspaceEngine) configure(c wgtypes.Config) error {
+	var b strings.Builder
+	if c.PrivateKey != nil {
+		fmt.Fprintf(&b, "private_key=%s\n", Key(*c.PrivateKey).hex())
+	}
+	if c.ListenPort != nil {
+		fmt.Fprintf(&b, "listen_port=%d\n", *c.ListenPort)
+	}
+	if c.ReplacePeers {
+		b.WriteString("replace_peers=true\n")
+	}
+	for _, p := range c.Peers {
+		fmt.Fprintf(&b, "public_key=%s\n", Key(p.PublicKey).hex())
+		if p.UpdateOnly {
+			b.WriteString("update_only=true\n")
+		}
+		if p.PersistentKeepaliveInterval != nil {
+			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(*p.PersistentKeepaliveInterval/time.Second))
+		}
+		if p.Endpoint != nil {
+			fmt.Fprintf(&b, "endpoint=%s\n", p.Endpoint.AddrPort())
+		}
+		if p.ReplaceAllowedIPs {
+			b.WriteString("replace_allowed_ips=true\n")
+		}
+		for _, ip := range p.AllowedIPs {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", ip.String())
+		}
+	}
+	return u.dev.IpcSet(b.String())
+}
+
+func (u *userspaceEngine) status() (Status, error) {
 	var s Status
-	text, err := d.dev.IpcGet()
+	text, err := u.dev.IpcGet()
 	if err != nil {
 		return s, err
 	}
@@ -170,7 +271,7 @@ func (d *Device) Status() (Status, error) {
 			s.TxBytes, perr = strconv.ParseUint(v, 10, 64)
 		}
 		if perr != nil {
-			return s, fmt.Errorf("wireguard %s: status %s: %w", d.name, k, perr)
+			return s, fmt.Errorf("status %s: %w", k, perr)
 		}
 	}
 	if sec != 0 || nsec != 0 {
@@ -179,17 +280,13 @@ func (d *Device) Status() (Status, error) {
 	return s, nil
 }
 
+func (u *userspaceEngine) close() { u.dev.Close() }
+
 func parseHexKey(s string, k *Key) error {
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(k) {
 		return fmt.Errorf("bad key %q", s)
 	}
 	copy(k[:], b)
-	return nil
-}
-
-// Close stops WireGuard and removes the device.
-func (d *Device) Close() error {
-	d.dev.Close()
 	return nil
 }

@@ -4,8 +4,10 @@
 // A Device is one point-to-point WireGuard tunnel: a layer-3 device that
 // the data plane uses as a device tunnel (loader.DEVICE), with exactly one
 // peer whose allowed IPs are everything (what the data plane routes into
-// the device goes to that peer). It runs wireguard-go, the userspace
-// implementation over a TUN device, in the node's process.
+// the device goes to that peer). It runs on the kernel's WireGuard where the
+// kernel makes a link of kind wireguard (configured with wgctrl), otherwise
+// on wireguard-go, the userspace implementation over a TUN device, in the
+// node's process (KernelSupported, Device.Kind).
 //
 // A node's WireGuard public key is bound to its re6st certificate: a
 // Binding is the key, the node's prefix and a generation number, signed

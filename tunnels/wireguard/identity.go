@@ -50,6 +50,15 @@ func (id *Identity) PrivateKey() Key {
 	return id.private
 }
 
+// Current is the current key and its binding (as the node protocol
+// carries it), read together: a Rotate between two reads would give a key
+// and another key's binding.
+func (id *Identity) Current() (Key, []byte) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.private, id.binding.Marshal()
+}
+
 // Binding is the current key's binding, as the node protocol carries it.
 func (id *Identity) Binding() []byte {
 	id.mu.Lock()
