@@ -287,7 +287,12 @@ func TestBabeldInterop(t *testing.T) {
 		require.Equal(t, theirView.rttcost, int(babel.DefaultTunnelRTT.Penalty(theirView.rttUs)))
 		require.Equal(t, theirView.cost, theirView.txcost+theirView.rttcost)
 		require.Equal(t, ourView.Cost, ourView.Txcost+ourView.RTTCost)
-		require.Equal(t, theirView.cost, int(ourView.Cost))
+		// Each side measures the RTT itself: under load the two can fall
+		// on either side of the penalty's 10 ms floor (6 ms against 12 ms
+		// was seen), and only equal penalties make equal costs.
+		if theirView.rttcost == int(ourView.RTTCost) {
+			require.Equal(t, theirView.cost, int(ourView.Cost))
+		}
 	}
 
 	// Route metrics add up across implementations: babeld a's metric to b's
