@@ -30,9 +30,13 @@ test: deps
 
 # A whole re6st network on the embedded default internet (docs/demo.md):
 # registry and 9 nodes across two ISPs, a NAT and a LAN, until every node
-# reaches every other. DEMO_KEEP=1 leaves it running (bin/re6st-demo --down).
+# reaches every other; then the two-community gateway scenario
+# (demo-gateways). DEMO_KEEP=1 leaves the network running instead
+# (bin/re6st-demo --down) and skips the second part, which would reuse its
+# namespaces' names.
 demo: build
 	$(BIN)/re6st-demo --bin $(BIN)
+	@if [ -z "$(DEMO_KEEP)" ]; then $(BIN)/re6st-demo --bin $(BIN) --gateways; fi
 
 # Two communities with a BGP gateway each behind bird2 (docs/demo.md): the
 # path from an exterior host into each community, through a gateway's kill

@@ -211,6 +211,18 @@ func (l *links) Routes() []manager.Route {
 	return out
 }
 
+// LANPrefixes implements manager.Babel: the prefixes LAN neighbours
+// announce as their own, with a finite metric.
+func (l *links) LANPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range l.n.router.Dump().Routes {
+		if r.Refmetric == 0 && r.Metric < babel.Infinity && r.Interface != "" && manager.IDOf(r.Interface) == 0 && !r.Source.IsValid() {
+			out = append(out, r.Prefix)
+		}
+	}
+	return out
+}
+
 // Usable implements manager.Babel.
 func (l *links) Usable() map[string]bool {
 	usable := map[string]bool{}

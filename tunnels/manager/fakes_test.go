@@ -134,6 +134,7 @@ type fakeBabel struct {
 	attached map[string]Tunnel
 	draining map[string]bool
 	routes   []Route
+	lan      []netip.Prefix
 	usable   map[string]bool // nil: every attached interface is usable
 	blocked  map[string]bool // encapsulations a firewall drops: never usable
 }
@@ -163,6 +164,12 @@ func (f *fakeBabel) Routes() []Route {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.routes)
+}
+
+func (f *fakeBabel) LANPrefixes() []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lan)
 }
 
 func (f *fakeBabel) Usable() map[string]bool {

@@ -306,11 +306,12 @@ type view struct {
 	loads    []Load
 	known    map[string]netip.Prefix // re6st prefixes Babel routes to, by bits
 	direct   map[string]bool         // peers that are direct Babel neighbours
+	lan      map[string]bool         // direct neighbours heard on a LAN
 	incoming int
 }
 
 func (m *Manager) look() view {
-	v := view{known: map[string]netip.Prefix{}, direct: map[string]bool{}}
+	v := view{known: map[string]netip.Prefix{}, direct: map[string]bool{}, lan: map[string]bool{}}
 	network := m.cfg.Network
 	routesVia := map[uint32]int{}
 	for _, r := range m.cfg.Babel.Routes() {
@@ -329,10 +330,15 @@ func (m *Manager) look() view {
 			v.direct[bits] = true // a LAN neighbour announcing its own prefix
 		}
 	}
+	for _, p := range m.cfg.Babel.LANPrefixes() {
+		if bits, err := nodeproto.BitsOf(network, p); err == nil && bits != m.cfg.Self {
+			v.direct[bits], v.lan[bits] = true, true
+		}
+	}
 	for _, e := range m.tunnels {
 		v.direct[e.Bits] = true
 		v.loads = append(v.loads, Load{ID: e.ID, Routes: routesVia[e.ID],
-			Neighbour: m.isNeighbour(e.Bits), Outgoing: e.Outgoing, Draining: e.draining})
+			Neighbour: m.isNeighbour(e.Bits), Outgoing: e.Outgoing, Draining: e.draining, OnLAN: v.lan[e.Bits]})
 		if !e.Outgoing {
 			v.incoming++
 		}

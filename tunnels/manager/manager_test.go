@@ -141,6 +141,37 @@ func TestRefreshReplacesLeastUseful(t *testing.T) {
 	assert.True(t, replaced, "replaced by a distant peer")
 }
 
+// TestRefreshDropsLANPeer: a tunnel to a peer that is also a Babel
+// neighbour on a LAN is redundant: the refresh replaces it first, although
+// it routes more than the other tunnel, and no new tunnel goes to that peer.
+func TestRefreshDropsLANPeer(t *testing.T) {
+	h := newHarness(t, 2, 10)
+	h.startWith(2, 3)
+	require.Len(t, h.outgoing(), 2)
+	p2, _ := peer(t, 2)
+	p3, _ := peer(t, 3)
+	t2, _ := h.tunnelTo(p2)
+	t3, _ := h.tunnelTo(p3)
+	p7, _ := peer(t, 7)
+	h.babel.setRoutes(Route{Prefix: p2, Interface: t2.Interface()},
+		Route{Prefix: p7, Interface: t2.Interface(), Refmetric: 256})
+	h.babel.mu.Lock()
+	h.babel.lan = []netip.Prefix{p2}
+	h.babel.mu.Unlock()
+	h.step(20)
+	assert.True(t, h.babel.isDraining(t2.Interface()), "the LAN peer's tunnel drains")
+	assert.False(t, h.babel.isDraining(t3.Interface()))
+	// Babel moves the routes off it: p2 to the LAN, p7 to the other tunnel.
+	h.babel.setRoutes(Route{Prefix: p2, Interface: "eth0"},
+		Route{Prefix: p7, Interface: t3.Interface(), Refmetric: 256})
+	h.step(1)
+	h.until(func() bool { _, ok := h.tunnelTo(p2); return !ok }, "drained tunnel removed")
+	h.step(10)
+	h.idle()
+	_, again := h.tunnelTo(p2)
+	assert.False(t, again, "no new tunnel to a LAN neighbour")
+}
+
 // TestDrainAborts: routes that stay on a draining tunnel for 2 × timeout
 // (8 hellos) keep it: the cost goes back to normal.
 func TestDrainAborts(t *testing.T) {

@@ -12,6 +12,9 @@ type Load struct {
 	Neighbour bool // the peer was named with --neighbour
 	Outgoing  bool // we set it up (a client tunnel)
 	Draining  bool // being removed already
+	// OnLAN: the peer is also a Babel neighbour on one of our LANs, which
+	// carries its traffic natively: the tunnel is redundant.
+	OnLAN bool
 }
 
 // ClientLimit is the number of outgoing tunnels to keep: clientCount, or
@@ -35,10 +38,17 @@ func LiveOutgoing(ts []Load) int {
 	return n
 }
 
-// Victim picks the outgoing tunnel to replace once the node has limit of
-// them: one that routes nothing, else one not to a --neighbour peer, else
-// the one that routes the fewest prefixes. ok is false below the limit.
+// Victim picks the outgoing tunnel to replace: first one to a peer on our
+// LAN (redundant, whatever the count: it was made before the LAN
+// neighbour was heard), else, once the node has limit of them, one that
+// routes nothing, else one not to a --neighbour peer, else the one that
+// routes the fewest prefixes. ok is false when none is due.
 func Victim(ts []Load, limit int) (id uint32, ok bool) {
+	for _, t := range ts {
+		if t.Outgoing && !t.Draining && t.OnLAN {
+			return t.ID, true
+		}
+	}
 	if limit <= 0 || LiveOutgoing(ts) < limit {
 		return 0, false
 	}

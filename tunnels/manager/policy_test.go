@@ -27,6 +27,9 @@ func TestVictim(t *testing.T) {
 		{"fewest routes", []Load{{ID: 1, Outgoing: true, Routes: 4}, {ID: 2, Outgoing: true, Routes: 3}, {ID: 3, Outgoing: true, Routes: 7}}, 3, 2, true},
 		{"incoming and draining ignored", []Load{{ID: 1, Routes: 0}, {ID: 2, Outgoing: true, Draining: true}, {ID: 3, Outgoing: true, Routes: 3}, {ID: 4, Outgoing: true, Routes: 2}}, 2, 4, true},
 		{"draining does not count", []Load{{ID: 2, Outgoing: true, Draining: true}, {ID: 3, Outgoing: true, Routes: 3}}, 2, 0, false},
+		{"a LAN peer's tunnel first", []Load{{ID: 1, Outgoing: true, Routes: 0}, {ID: 2, Outgoing: true, Routes: 2, OnLAN: true}, {ID: 3, Outgoing: true, Routes: 1}}, 3, 2, true},
+		{"a LAN peer's tunnel below the limit", []Load{{ID: 1, Outgoing: true, Routes: 4}, {ID: 2, Outgoing: true, Routes: 2, OnLAN: true}}, 3, 2, true},
+		{"an incoming LAN peer's tunnel is not ours to replace", []Load{{ID: 1, Routes: 2, OnLAN: true}, {ID: 2, Outgoing: true, Routes: 2}}, 3, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, ok := Victim(tc.ts, tc.limit)

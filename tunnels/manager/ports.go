@@ -101,6 +101,9 @@ type Babel interface {
 	SetDraining(ifname string, draining bool)
 	// Routes returns the selected routes.
 	Routes() []Route
+	// LANPrefixes returns the prefixes that neighbours on a LAN (not a
+	// tunnel) announce as their own, whether selected or not.
+	LANPrefixes() []netip.Prefix
 	// Usable returns the interfaces with a neighbour of finite cost.
 	Usable() map[string]bool
 }
