@@ -25,7 +25,7 @@ build: deps
 # binary creates a namespace (internal/netns/rundir.go says why).
 test: deps
 	$(GO) vet ./...
-	@if [ "$$(id -u)" = 0 ]; then ip netns add re6st-test-prepare && ip netns del re6st-test-prepare; fi
+	@if [ "$$(id -u)" = 0 ]; then ip netns add re6st-test-prepare 2>/dev/null; ip netns del re6st-test-prepare; fi
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # A whole re6st network on the embedded default internet (docs/demo.md):

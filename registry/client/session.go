@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
@@ -32,9 +33,11 @@ type Session struct {
 	prefix   string
 	caKey    *rsa.PublicKey
 
-	mu         sync.Mutex
-	key        []byte // next chain key, nil before hello
-	handshakes uint64
+	mu  sync.Mutex
+	key []byte // next chain key, nil before hello
+	// handshakes is read without mu, which a call holds for its whole
+	// round trip.
+	handshakes atomic.Uint64
 }
 
 // Session binds the client to a node identity.
@@ -53,11 +56,7 @@ func (c *Client) Session(identity Identity) (*Session, error) {
 // Handshakes counts the session's successful hellos. One after the first
 // means the registry had forgotten the session: it restarted, and forgot
 // with it what the node reported (ReportAddress).
-func (s *Session) Handshakes() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.handshakes
-}
+func (s *Session) Handshakes() uint64 { return s.handshakes.Load() }
 
 // Prefix returns the node's prefix bits.
 func (s *Session) Prefix() string { return s.prefix }
@@ -91,7 +90,7 @@ func (s *Session) call(ctx context.Context, method string, args ...arg) ([]byte,
 			if key, err = s.handshake(ctx); err != nil {
 				return nil, err
 			}
-			s.handshakes++
+			s.handshakes.Add(1)
 		}
 		s.key = wire.NextKey(key)
 		body, mac, err := s.client.do(ctx, method, pathAndQuery, wire.RequestMAC(key, pathAndQuery))

@@ -188,6 +188,12 @@ func (f *fakeBabel) setRoutes(rs ...Route) {
 	f.routes = rs
 }
 
+func (f *fakeBabel) setLAN(ps ...netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lan = ps
+}
+
 func (f *fakeBabel) setUsable(u map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -114,18 +114,25 @@ func TestExtendMesh(t *testing.T) {
 // TestRefreshReplacesLeastUseful: at the limit, each refresh period the
 // outgoing tunnel that routes nothing is drained (cost raised, the peer
 // asked), removed, and replaced by one to a distant peer Babel knows.
-func TestRefreshReplacesLeastUseful(t *testing.T) {
-	h := newHarness(t, 2, 10)
+// busyAndIdle starts a manager with tunnels to peers 2 and 3: t2 carries
+// p2 and p7 (a distant peer), t3 routes nothing.
+func busyAndIdle(t *testing.T) (h *harness, p2, p3, p7 netip.Prefix, t2, t3 Info) {
+	h = newHarness(t, 2, 10)
 	h.startWith(2, 3)
 	require.Len(t, h.outgoing(), 2)
-	p2, _ := peer(t, 2)
-	p3, _ := peer(t, 3)
-	t2, _ := h.tunnelTo(p2)
-	t3, _ := h.tunnelTo(p3)
-	// t2 carries p2 and another prefix, t3 routes nothing: t3 goes.
-	p7, _ := peer(t, 7)
+	p2, _ = peer(t, 2)
+	p3, _ = peer(t, 3)
+	p7, _ = peer(t, 7)
+	t2, _ = h.tunnelTo(p2)
+	t3, _ = h.tunnelTo(p3)
 	h.babel.setRoutes(Route{Prefix: p2, Interface: t2.Interface()},
 		Route{Prefix: p7, Interface: t2.Interface(), Refmetric: 256})
+	return h, p2, p3, p7, t2, t3
+}
+
+func TestRefreshReplacesLeastUseful(t *testing.T) {
+	// t2 carries p2 and another prefix, t3 routes nothing: t3 goes.
+	h, _, p3, p7, _, t3 := busyAndIdle(t)
 	h.proto.addresses[p7] = []nodeproto.Address{{IP: netip.MustParseAddr("198.51.100.7"), Port: 4326, Proto: "fou"}}
 	h.step(19)
 	assert.Empty(t, h.proto.calls(&h.proto.kills), "not before the refresh period")
@@ -145,19 +152,8 @@ func TestRefreshReplacesLeastUseful(t *testing.T) {
 // neighbour on a LAN is redundant: the refresh replaces it first, although
 // it routes more than the other tunnel, and no new tunnel goes to that peer.
 func TestRefreshDropsLANPeer(t *testing.T) {
-	h := newHarness(t, 2, 10)
-	h.startWith(2, 3)
-	require.Len(t, h.outgoing(), 2)
-	p2, _ := peer(t, 2)
-	p3, _ := peer(t, 3)
-	t2, _ := h.tunnelTo(p2)
-	t3, _ := h.tunnelTo(p3)
-	p7, _ := peer(t, 7)
-	h.babel.setRoutes(Route{Prefix: p2, Interface: t2.Interface()},
-		Route{Prefix: p7, Interface: t2.Interface(), Refmetric: 256})
-	h.babel.mu.Lock()
-	h.babel.lan = []netip.Prefix{p2}
-	h.babel.mu.Unlock()
+	h, p2, _, p7, t2, t3 := busyAndIdle(t)
+	h.babel.setLAN(p2)
 	h.step(20)
 	assert.True(t, h.babel.isDraining(t2.Interface()), "the LAN peer's tunnel drains")
 	assert.False(t, h.babel.isDraining(t3.Interface()))
