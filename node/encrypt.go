@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/manager"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/openvpn"
 )
@@ -58,4 +59,23 @@ func checkEncryption(p *netparams.Params, offered []string) error {
 	}
 	return fmt.Errorf("the network requires encrypted tunnels (registry --encrypt) and this node's tunnel types (%s) do not encrypt: it cannot join",
 		strings.Join(offered, ","))
+}
+
+// dropClearTunnels tears down, when newer parameters turn encryption on,
+// the tunnels that carry the network's traffic in clear: FOU and GRE, and
+// OpenVPN clients started without a cipher (every client running then
+// was; one that negotiated a cipher anyway, with a re6st peer, stays). The
+// manager then makes encrypting ones only (tunnelBackend.Carries).
+func (n *Node) dropClearTunnels(old, p *netparams.Params) {
+	if old.Encrypt || !p.Encrypt {
+		return
+	}
+	dropped := n.tunnels.CloseIf("the network encrypts now", func(t manager.Tunnel) bool {
+		if _, ovpn := openvpnTypes[t.Endpoint.Encap]; ovpn {
+			c := n.backend.ovpn.cipher(t.ID)
+			return c == "" || c == openvpn.NoCipher
+		}
+		return !slices.Contains(encryptingTypes, t.Endpoint.Encap)
+	})
+	n.log.Info().Int("tunnels", dropped).Msg("the network encrypts now: tunnels in clear torn down")
 }

@@ -217,6 +217,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 		n.log.Error().Err(err).Msg("the tunnels carry the network's traffic in clear: stop this node")
 	}
 	n.applyLive(old, p)
+	n.dropClearTunnels(old, p)
 	n.checkSelf()
 	n.applyPayload(old, p)
 	n.tunnels.CheckRevoked()

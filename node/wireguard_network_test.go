@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -46,12 +47,36 @@ func TestWireGuardNetwork(t *testing.T) {
 	requireOnlyLiveDevices(t, c, "n2")
 }
 
-// TestEncryptedNetwork: the registry says `encrypt`; the nodes prefer FOU
-// but also offer WireGuard (--tunnel-types fou,wireguard): they start, and
-// use WireGuard only.
+// TestEncryptedNetwork: the nodes prefer FOU but also offer WireGuard
+// (--tunnel-types fou,wireguard). In a network that does not encrypt, every
+// tunnel is FOU. The registry restarted with `--encrypt`, the nodes, left
+// running, tear their FOU tunnels down as soon as they adopt the new
+// parameters (each says so in its log; a tunnel left in clear would stay
+// for good) and make WireGuard ones only: every
+// tunnel then says it encrypts, every pair reaches the others, and a known
+// payload is not on the underlay in clear.
 func TestEncryptedNetwork(t *testing.T) {
-	c := wireguardCluster(t, []string{"--encrypt"}, "fou,wireguard")
-	requireEncryptedTunnels(t, c)
+	c := wireguardCluster(t, nil, "fou,wireguard")
+	for _, name := range c.Nodes() {
+		s := nodeStatus(t, c, name)
+		require.NotEmpty(t, s.Tunnels, name)
+		for _, tu := range s.Tunnels {
+			require.Equal(t, "fou", tu.Type, "%s: tunnel %d to %s, in a network that does not encrypt", name, tu.ID, tu.Peer)
+			require.False(t, tu.Encrypted, "%s: tunnel %d", name, tu.ID)
+		}
+	}
+
+	start := time.Now()
+	newRegistryArgs(t, c, nodeStatus(t, c, "n1").Params.Version, "--encrypt")
+	require.EventuallyWithT(t, func(ct *assert.CollectT) { encryptedTunnels(ct, c) }, reachBound, time.Second)
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability once the network encrypts:\n%v", m)
+	t.Logf("every tunnel WireGuard and every pair reachable %s after the registry restarted with --encrypt", time.Since(start).Round(time.Second))
+	for _, name := range c.Nodes() {
+		log, err := os.ReadFile(c.Node(name).Log())
+		require.NoError(t, err)
+		require.Regexp(t, `"tunnels":[0-9]+.*"message":"the network encrypts now: tunnels in clear torn down"`, string(log), name)
+	}
 	requireNoCleartext(t, c, "n2", "n1")
 }
 
@@ -130,14 +155,28 @@ func wireguardCluster(t *testing.T, registryArgs []string, types string, nodeArg
 // requireEncryptedTunnels: every node has tunnels, and `status --json`
 // says of each that it is WireGuard and encrypted.
 func requireEncryptedTunnels(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	if !encryptedTunnels(t, c) {
+		t.FailNow()
+	}
+}
+
+// encryptedTunnels is requireEncryptedTunnels' check, for a test that
+// waits for it.
+func encryptedTunnels(t assert.TestingT, c *cluster.Cluster) bool {
+	ok := true
 	for _, name := range c.Nodes() {
-		s := nodeStatus(t, c, name)
-		require.NotEmpty(t, s.Tunnels, name)
+		s, err := c.NodeStatus(name)
+		if !assert.NoError(t, err, name) {
+			return false
+		}
+		ok = assert.NotEmpty(t, s.Tunnels, name) && ok
 		for _, tu := range s.Tunnels {
-			require.Equal(t, "wireguard", tu.Type, "%s: tunnel %d to %s", name, tu.ID, tu.Peer)
-			require.True(t, tu.Encrypted, "%s: tunnel %d to %s", name, tu.ID, tu.Peer)
+			ok = assert.Equal(t, "wireguard", tu.Type, "%s: tunnel %d to %s", name, tu.ID, tu.Peer) && ok
+			ok = assert.True(t, tu.Encrypted, "%s: tunnel %d to %s", name, tu.ID, tu.Peer) && ok
 		}
 	}
+	return ok
 }
 
 // requireOnlyLiveDevices: the node's data plane has exactly the tunnels its

@@ -251,6 +251,22 @@ func (m *Manager) checkRevoked() {
 	}
 }
 
+// CloseIf tears down, at once, every tunnel for which drop is true (the
+// network turned encryption on: the tunnels in clear go), and returns how
+// many went. The peer's side goes the same way, or silent.
+func (m *Manager) CloseIf(why string, drop func(Tunnel) bool) int {
+	var n int
+	m.do(func() {
+		for _, e := range m.tunnels {
+			if drop(e.Tunnel) {
+				m.close(e, why)
+				n++
+			}
+		}
+	})
+	return n
+}
+
 // step runs every stepInterval: the tick when due, and the drains.
 func (m *Manager) step() {
 	now := m.clock.Now()

@@ -256,6 +256,31 @@ func TestRevocation(t *testing.T) {
 	assert.Empty(t, h.proto.calls(&h.proto.setups))
 }
 
+// TestCloseIf: the tunnels CloseIf picks go at once, from the table and
+// the backend; the others stay.
+func TestCloseIf(t *testing.T) {
+	h := newHarness(t, 0, 10)
+	h.start()
+	p2, bits2 := peer(t, 2)
+	p3, bits3 := peer(t, 3)
+	for i, tc := range []struct {
+		peer  nodeproto.Peer
+		encap string
+	}{{nodeproto.Peer{Prefix: p2, Bits: bits2}, "fou"}, {nodeproto.Peer{Prefix: p3, Bits: bits3}, "gre"}} {
+		tc.peer.Via = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 2)}), 4326)
+		require.True(t, h.m.Accept(tc.peer, nodeproto.TunnelRequest{Encap: tc.encap, Endpoint: tc.peer.Via, Key: uint32(i + 7)}).Accepted)
+	}
+	fou, ok := h.tunnelTo(p2)
+	require.True(t, ok)
+	assert.Equal(t, 1, h.m.CloseIf("in clear", func(t Tunnel) bool { return t.Endpoint.Encap == "fou" }))
+	_, ok = h.tunnelTo(p2)
+	assert.False(t, ok, "the FOU tunnel went")
+	_, ok = h.tunnelTo(p3)
+	assert.True(t, ok, "the GRE tunnel stayed")
+	assert.Equal(t, []uint32{fou.ID}, h.backend.removed)
+	assert.Zero(t, h.m.CloseIf("in clear", func(Tunnel) bool { return false }))
+}
+
 // TestAccept covers the answers to tunnel requests.
 func TestAccept(t *testing.T) {
 	h := newHarness(t, 0, 1)
