@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin
 
-.PHONY: all deps generate build test demo demo-gateways bench clean
+.PHONY: all deps generate build test demo demo-gateways demo-tunnel-types bench clean
 
 all: build
 
@@ -31,18 +31,24 @@ test: deps
 # A whole re6st network on the embedded default internet (docs/demo.md):
 # registry and 9 nodes across two ISPs, a NAT and a LAN, until every node
 # reaches every other; then the two-community gateway scenario
-# (demo-gateways). DEMO_KEEP=1 leaves the network running instead
-# (bin/re6st-demo --down) and skips the second part, which would reuse its
-# namespaces' names.
+# (demo-gateways) and the tunnel types scenario (demo-tunnel-types).
+# DEMO_KEEP=1 leaves the network running instead (bin/re6st-demo --down)
+# and skips the other parts, which would reuse its namespaces' names.
 demo: build
 	$(BIN)/re6st-demo --bin $(BIN)
-	@if [ -z "$(DEMO_KEEP)" ]; then $(BIN)/re6st-demo --bin $(BIN) --gateways; fi
+	@if [ -z "$(DEMO_KEEP)" ]; then $(BIN)/re6st-demo --bin $(BIN) --gateways && $(BIN)/re6st-demo --bin $(BIN) --tunnel-types; fi
 
 # Two communities with a BGP gateway each behind bird2 (docs/demo.md): the
 # path from an exterior host into each community, through a gateway's kill
 # and restart.
 demo-gateways: build
 	$(BIN)/re6st-demo --bin $(BIN) --gateways
+
+# Nodes offering FOU, WireGuard and OpenVPN over TCP (docs/demo.md): a
+# firewall that drops UDP and GRE moves the tunnels across it to OpenVPN,
+# its removal back to FOU, a network that encrypts to WireGuard.
+demo-tunnel-types: build
+	$(BIN)/re6st-demo --bin $(BIN) --tunnel-types
 
 # re6st-bpf against plain kernel forwarding and OpenVPN on 1- and 3-hop
 # namespace chains, in 5 interleaved rounds (docs/bench.md): prints the

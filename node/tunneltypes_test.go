@@ -13,38 +13,12 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
-// firewall is an nftables table in the core router, between the two ISPs,
-// that drops what rules say.
-func firewall(rules ...string) string {
-	s := "add table ip fw; add chain ip fw forward { type filter hook forward priority 0; }"
-	for _, r := range rules {
-		s += "; add rule ip fw forward " + r + " drop"
-	}
-	return s
-}
-
-// Firewall rules.
-const (
-	dropGRE = "ip protocol gre"
-	dropUDP = "meta l4proto udp"
-)
-
 // typesTest is a network on two ISPs, the registry and n1 on one, n2 and n3
 // on the other, whose nodes run with --tunnel-types types, behind a
 // firewall in the core that drops what rules say.
 func typesTest(t *testing.T, types string, rules ...string) (*internet.Internet, *cluster.Cluster) {
-	in := internet.ForTest(t, internet.Spec{
-		ISPs: []internet.ISP{
-			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
-			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
-		},
-		Hosts: []internet.HostSpec{
-			{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"},
-			{Name: "n2", On: "isp2"}, {Name: "n3", On: "isp2"},
-		},
-	})
-	_, err := in.NS("core").Run("nft", firewall(rules...))
-	require.NoError(t, err)
+	in := internet.ForTest(t, internet.TwoISPs([]string{"registry", "n1"}, []string{"n2", "n3"}))
+	require.NoError(t, in.Firewall(internet.Core, rules...))
 	c := cluster.ForTest(t, cluster.Options{Internet: in, TunnelRefresh: fastRefresh, NodeArgs: func(*cluster.Node) []string {
 		return []string{"--tunnel-types", types}
 	}})
@@ -80,19 +54,13 @@ func typed(t *testing.T, c *cluster.Cluster, within, acrossType string, across *
 	}
 }
 
-// removeFirewall deletes the core's firewall.
-func removeFirewall(t *testing.T, in *internet.Internet) {
-	_, err := in.NS("core").Run("nft", "delete table ip fw")
-	require.NoError(t, err)
-}
-
 // TestTunnelTypesFallBack: every node prefers GRE (--tunnel-types gre,fou)
 // and the core between the two ISPs drops GRE. The nodes on both sides
 // still reach each other: a tunnel across the core gets no Babel hello
 // through, and its node falls back to FOU; tunnels within an ISP stay GRE.
 func TestTunnelTypesFallBack(t *testing.T) {
 	clusterTest(t)
-	in, c := typesTest(t, "gre,fou", dropGRE)
+	in, c := typesTest(t, "gre,fou", internet.DropGRE)
 	// Tunnels being replaced when reachability was reached go within a
 	// timeout: wait until every tunnel has its expected type.
 	across := 0
@@ -102,7 +70,7 @@ func TestTunnelTypesFallBack(t *testing.T) {
 
 	// The firewall goes: at the refreshes after FOU's fallback is a refresh
 	// period old, each node replaces a FOU tunnel, and the new ones are GRE.
-	removeFirewall(t, in)
+	require.NoError(t, in.RemoveFirewall(internet.Core))
 	require.Eventually(t, typed(t, c, nodeproto.ProtoGRE, nodeproto.ProtoGRE, &across), 8*fastRefresh*time.Second, time.Second,
 		"every tunnel back to GRE")
 	m, err := c.WaitReachable(context.Background(), reachBound)
@@ -118,7 +86,7 @@ func TestTunnelTypesFallBack(t *testing.T) {
 // at the refreshes after FOU's failure is a refresh period old.
 func TestOpenVPNThroughFirewall(t *testing.T) {
 	clusterTest(t)
-	in, c := typesTest(t, "fou,openvpn-tcp", dropUDP, dropGRE)
+	in, c := typesTest(t, "fou,openvpn-tcp", internet.DropUDP, internet.DropGRE)
 	across := 0
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoOpenVPNTCP, &across), reachBound, time.Second,
 		"tunnels across the core are OpenVPN over TCP, within an ISP FOU")
@@ -144,7 +112,7 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 		}
 	}
 
-	removeFirewall(t, in)
+	require.NoError(t, in.RemoveFirewall(internet.Core))
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
 		"every tunnel back to FOU")
 	m, err := c.WaitReachable(context.Background(), reachBound)

@@ -137,13 +137,7 @@ const liveRotationLoss = 300
 // other.
 func wireguardCluster(t *testing.T, registryArgs []string, types string, nodeArgs ...string) *cluster.Cluster {
 	clusterTest(t)
-	in := internet.ForTest(t, internet.Spec{
-		ISPs: []internet.ISP{
-			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
-			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
-		},
-		Hosts: []internet.HostSpec{{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"}, {Name: "n2", On: "isp2"}},
-	})
+	in := internet.ForTest(t, internet.TwoISPs([]string{"registry", "n1"}, []string{"n2"}))
 	c := cluster.ForTest(t, cluster.Options{Internet: in, RegistryArgs: registryArgs,
 		NodeArgs: func(*cluster.Node) []string { return append([]string{"--tunnel-types", types}, nodeArgs...) }})
 	require.NoError(t, c.StartNodes())

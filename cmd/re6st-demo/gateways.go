@@ -29,7 +29,7 @@ func runGateways(ctx context.Context, bin, dir string, timeout time.Duration) (e
 		return err
 	}
 	defer func() { err = errors.Join(err, in.Close()) }()
-	describe(in)
+	describe(in, func(*internet.Host) string { return "--encap fou" })
 	opts, err := cluster.TwoGatewaysOptions(in, filepath.Join(dir, "registry-files"))
 	if err != nil {
 		return err
@@ -162,14 +162,20 @@ func (p *paths) show(node, gateway string) error {
 
 // wait polls cond every second until it holds or the timeout.
 func (p *paths) wait(what string, cond func() bool) error {
-	deadline := time.Now().Add(p.timeout)
+	return waitUntil(p.ctx, p.timeout, what, cond)
+}
+
+// waitUntil polls cond every second until it holds, timeout passes or ctx
+// ends.
+func waitUntil(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s", what, p.timeout)
+			return fmt.Errorf("%s: not within %s", what, timeout)
 		}
 		select {
-		case <-p.ctx.Done():
-			return p.ctx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}

@@ -28,6 +28,7 @@ func main() {
 	dir := flag.String("dir", filepath.Join(os.TempDir(), "re6st-demo"), "work directory: CA, registry database, node files, logs")
 	timeout := flag.Duration("timeout", 120*time.Second, "how long to wait for every node to reach every other")
 	down := flag.Bool("down", false, "tear down a demo left running with DEMO_KEEP=1, and exit")
+	tunnelTypes := flag.Bool("tunnel-types", false, "the tunnel types scenario instead: nodes offering "+demoTunnelTypes+" behind a core that drops UDP and GRE, then without it, then in a network that encrypts (docs/demo.md; DEMO_KEEP is ignored)")
 	gateways := flag.Bool("gateways", false, "the two-community scenario instead: a BGP gateway per community behind bird2, the path from an exterior host to each community (docs/demo.md; DEMO_KEEP is ignored)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns a re6st-bpf network in network namespaces (see docs/demo.md).\nDEMO_KEEP=1 leaves it running.\n\n", os.Args[0])
@@ -49,9 +50,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *gateways {
-		err := runGateways(ctx, *bin, *dir, *timeout)
-		if err != nil {
+	if *gateways || *tunnelTypes {
+		scenario := runGateways
+		if *tunnelTypes {
+			scenario = runTunnelTypes
+		}
+		if err := scenario(ctx, *bin, *dir, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, "re6st-demo:", err)
 			os.Exit(1)
 		}
@@ -106,7 +110,12 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 		}
 		err = errors.Join(err, in.Close())
 	}()
-	describe(in)
+	describe(in, func(h *internet.Host) string {
+		if usesGRE(h) {
+			return "--encap gre"
+		}
+		return "--encap fou"
+	})
 
 	c, err = cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Detach: keep, Logf: logf, RegistryArgs: payloadArgs,
 		NodeArgs: func(n *cluster.Node) []string {
@@ -154,8 +163,9 @@ func run(ctx context.Context, bin, dir string, timeout time.Duration, keep bool)
 // the nodes behind one keep FOU).
 func usesGRE(h *internet.Host) bool { return h.ISP == "isp2" && h.Site == "" }
 
-// describe prints the hosts of the internet.
-func describe(in *internet.Internet) {
+// describe prints the hosts of the internet, each with the options its
+// node runs with.
+func describe(in *internet.Internet, options func(*internet.Host) string) {
 	logf("demo: internet built, namespaces %s*", in.Prefix)
 	for _, h := range in.Hosts() {
 		where := "on " + h.ISP
@@ -165,11 +175,7 @@ func describe(in *internet.Internet) {
 		case h.Site != "":
 			where = fmt.Sprintf("on LAN %s routed by %s", h.Site, h.ISP)
 		}
-		encap := "fou"
-		if usesGRE(h) {
-			encap = "gre"
-		}
-		logf("  %-9s %-15s %-38s --encap %s", h.Name, h.Addr, where, encap)
+		logf("  %-9s %-15s %-38s %s", h.Name, h.Addr, where, options(h))
 	}
 }
 

@@ -86,6 +86,23 @@ func TwoGateways() Spec {
 	}
 }
 
+// TwoISPs is two ISPs joined by the core, isp1 (198.18.0.0/16) with the
+// hosts named in onISP1, isp2 (198.19.0.0/16) with those in onISP2: the
+// smallest internet where a path between ISPs can block what a path within
+// one lets through (Firewall on Core).
+func TwoISPs(onISP1, onISP2 []string) Spec {
+	s := Spec{ISPs: []ISP{
+		{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
+		{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
+	}}
+	for i, names := range [][]string{onISP1, onISP2} {
+		for _, n := range names {
+			s.Hosts = append(s.Hosts, HostSpec{Name: n, On: s.ISPs[i].Name})
+		}
+	}
+	return s
+}
+
 // Core is the name of the core router joining the ISPs.
 const Core = "core"
 
