@@ -190,7 +190,8 @@ func (n *Node) Status() Status {
 	return s
 }
 
-// serveControl answers GET /status on the control socket until ctx ends.
+// serveControl answers GET /status and POST /wireguard/rotate on the
+// control socket until ctx ends.
 func (n *Node) serveControl(ctx context.Context) error {
 	path := SocketPath(n.cfg.RunDir)
 	os.Remove(path)
@@ -202,6 +203,15 @@ func (n *Node) serveControl(ctx context.Context) error {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(n.Status())
+	})
+	mux.HandleFunc("POST /wireguard/rotate", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		rot, err := n.RotateWireGuardKey(r.Context())
+		if err != nil {
+			w.WriteHeader(http.StatusConflict)
+			rot.Error = err.Error()
+		}
+		json.NewEncoder(w).Encode(rot)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.serveHTTP(ctx, srv, l, "control socket", func() { os.Remove(path) })

@@ -408,7 +408,7 @@ func (h *protoHandler) TunnelKill(peer nodeproto.Peer) bool { return h.tunnels.K
 // WireGuard key.
 func (h *protoHandler) KeyBinding(peer nodeproto.Peer, binding []byte) error {
 	if h.backend == nil || h.backend.wg == nil {
-		return errors.New("wireguard is not among this node's tunnel types")
+		return errNoWireGuard
 	}
 	return h.backend.wg.takeBinding(peer, binding)
 }

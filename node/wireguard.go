@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,9 @@ type tunnelBackend struct {
 }
 
 func (n *Node) newTunnelBackend() (*tunnelBackend, error) {
+	if err := n.removeStaleWireGuardDevices(); err != nil {
+		return nil, err
+	}
 	b := &tunnelBackend{n: n, bpf: (*bpfBackend)(n),
 		ovpn: &ovpnBackend{n: n, servers: map[string]*openvpn.Process{}, clients: map[uint32]*openvpn.Process{}}}
 	if err := b.ovpn.startServers(); err != nil {
@@ -94,7 +98,7 @@ func (b *tunnelBackend) LocalFor(remote netip.Addr) (netip.Addr, error) {
 func (b *tunnelBackend) Add(id uint32, ep manager.Endpoint) error {
 	if ep.Encap == nodeproto.ProtoWireGuard {
 		if b.wg == nil {
-			return errors.New("wireguard is not among this node's tunnel types")
+			return errNoWireGuard
 		}
 		return b.wg.add(id, ep)
 	}
@@ -133,7 +137,7 @@ func (b *tunnelBackend) Credential(encap string) ([]byte, error) {
 		return nil, nil
 	}
 	if b.wg == nil {
-		return nil, errors.New("wireguard is not among this node's tunnel types")
+		return nil, errNoWireGuard
 	}
 	return b.wg.identity.Binding(), nil
 }
@@ -184,8 +188,11 @@ func (b *tunnelBackend) close() {
 type wgBackend struct {
 	n        *Node
 	identity *wireguard.Identity
-	// rotations counts the key rotations made while running.
+	// rotations counts the key rotations made while running; rotating
+	// orders them (the timer's and the control socket's): each sets its key
+	// on every device before the next makes another.
 	rotations atomic.Int64
+	rotating  sync.Mutex
 	// ctx ends, and pending waits for, the bindings sent in the background
 	// (confirmBinding); closeAll does both.
 	ctx     context.Context
@@ -207,8 +214,33 @@ type wgTunnel struct {
 	via        netip.AddrPort
 }
 
+// wgDevicePrefix starts the name of every WireGuard device of the node.
+const wgDevicePrefix = "re6stwg"
+
 // wgDeviceName is tunnel id's device.
-func wgDeviceName(id uint32) string { return fmt.Sprintf("re6stwg%d", id) }
+func wgDeviceName(id uint32) string { return fmt.Sprintf("%s%d", wgDevicePrefix, id) }
+
+// removeStaleWireGuardDevices deletes the WireGuard devices a killed run
+// left: a kernel WireGuard link outlives its node (wireguard-go's TUN dies
+// with it), and no WireGuard tunnel is taken over at start, since each
+// start makes a new key.
+func (n *Node) removeStaleWireGuardDevices() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if !strings.HasPrefix(name, wgDevicePrefix) {
+			continue
+		}
+		if err := netlink.LinkDel(l); err != nil {
+			return fmt.Errorf("remove %s, a WireGuard device a previous run left: %w", name, err)
+		}
+		n.log.Info().Str("device", name).Str("kind", l.Type()).Msg("removed a WireGuard device a previous run left")
+	}
+	return nil
+}
 
 func (w *wgBackend) has(id uint32) bool {
 	w.mu.Lock()
@@ -342,9 +374,11 @@ func (w *wgBackend) closeAll() {
 // until the peer takes it), which sets it on its device and makes the new
 // handshake at once (Device.SetPeer). A peer that does not take it in time
 // keeps a silent tunnel, which the manager replaces.
-func (w *wgBackend) rotate(ctx context.Context) error {
+func (w *wgBackend) rotate(ctx context.Context) (WireGuardRotation, error) {
+	w.rotating.Lock()
+	defer w.rotating.Unlock()
 	if err := w.identity.Rotate(); err != nil {
-		return err
+		return WireGuardRotation{}, err
 	}
 	priv, binding := w.identity.Current()
 	w.mu.Lock()
@@ -376,7 +410,36 @@ func (w *wgBackend) rotate(ctx context.Context) error {
 	}
 	wg.Wait()
 	w.rotations.Add(1)
-	return errors.Join(errs...)
+	return WireGuardRotation{Generation: w.identity.Generation(), Tunnels: len(tunnels)}, errors.Join(errs...)
+}
+
+// WireGuardRotation is what a key rotation did: the new key's generation,
+// and the number of tunnels whose device took it and whose peer was sent
+// its binding.
+type WireGuardRotation struct {
+	Generation uint64 `json:"generation"`
+	Tunnels    int    `json:"tunnels"`
+	// Error says what failed (a peer that did not acknowledge): the
+	// devices have the new key all the same.
+	Error string `json:"error,omitempty"`
+}
+
+// errNoWireGuard: WireGuard asked of a node that does not offer it.
+var errNoWireGuard = errors.New("wireguard is not among this node's tunnel types")
+
+// RotateWireGuardKey rotates the node's WireGuard key now (re6stnet
+// wireguard rotate, over the control socket), as --wireguard-rotate does
+// at each tick.
+func (n *Node) RotateWireGuardKey(ctx context.Context) (WireGuardRotation, error) {
+	if n.backend == nil || n.backend.wg == nil {
+		return WireGuardRotation{}, errNoWireGuard
+	}
+	r, err := n.backend.wg.rotate(ctx)
+	if err != nil {
+		r.Error = err.Error()
+	}
+	n.log.Info().Uint64("generation", r.Generation).Int("tunnels", r.Tunnels).Str("error", r.Error).Msg("wireguard key rotated on request")
+	return r, nil
 }
 
 // takeBinding applies a peer's newer binding (a key rotation) to the
@@ -426,7 +489,7 @@ func (w *wgBackend) rotateEvery(ctx context.Context, interval time.Duration) err
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			switch err := w.rotate(ctx); {
+			switch _, err := w.rotate(ctx); {
 			case ctx.Err() != nil:
 			case err != nil:
 				w.n.log.Warn().Err(err).Msg("wireguard key rotation")

@@ -3,6 +3,8 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,29 +16,59 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/node"
 )
 
 // TestWireGuardNetwork: every node runs --tunnel-types wireguard. Every
 // pair reaches each other; every tunnel is WireGuard and says it encrypts;
 // a known payload sent between two nodes is not seen in clear on the
-// sender's underlay. A node killed and started again makes new WireGuard
-// tunnels: its devices died with it, and it does not take over what the
-// data plane kept of them; so does a node stopped cleanly and started.
+// sender's underlay. A key rotation asked with `re6stnet wireguard rotate`
+// keeps the tunnels and the reachability. A node killed and started again makes new WireGuard
+// tunnels: its devices died with it (a device of the name a kernel
+// WireGuard link a killed run left would have is removed at start), and it
+// does not take over what the data plane kept of them; so does a node
+// stopped cleanly and started.
 func TestWireGuardNetwork(t *testing.T) {
 	c := wireguardCluster(t, nil, "wireguard")
 	requireEncryptedTunnels(t, c)
 	requireNoCleartext(t, c, "n1", "n2")
 
-	require.NoError(t, c.KillNode("n1"))
-	require.NoError(t, c.StartNode("n1"))
+	// A rotation asked on the command line: the tunnels stay, traffic goes
+	// on with the new key.
+	before := nodeStatus(t, c, "n1").Tunnels
+	out, err := c.Control("n1", "wireguard", "rotate", "--json")
+	require.NoError(t, err, "%s", out)
+	var rot node.WireGuardRotation
+	require.NoError(t, json.Unmarshal(out, &rot), "%s", out)
+	require.Equal(t, node.WireGuardRotation{Generation: 2, Tunnels: len(before)}, rot)
+	after := nodeStatus(t, c, "n1")
+	require.EqualValues(t, 1, after.WireGuardRotations)
+	require.Equal(t, tunnelIDs(before), tunnelIDs(after.Tunnels), "the tunnels stayed")
 	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability after a key rotation:\n%v", m)
+
+	// A kernel WireGuard link outlives a killed node; this kernel has no
+	// WireGuard (nor dummy links), so a bridge of that name stands for it.
+	require.NoError(t, c.KillNode("n1"))
+	left := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "re6stwg99"}}
+	require.NoError(t, c.Node("n1").Host.NS.Do(func() error { return netlink.LinkAdd(left) }))
+	require.NoError(t, c.StartNode("n1"))
+	m, err = c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability after a restart:\n%v", m)
 	requireEncryptedTunnels(t, c)
 	requireOnlyLiveDevices(t, c, "n1")
+	require.NoError(t, c.Node("n1").Host.NS.Do(func() error {
+		_, err := netlink.LinkByName("re6stwg99")
+		if !errors.As(err, new(netlink.LinkNotFoundError)) {
+			return fmt.Errorf("the device a killed run left is still there (%v)", err)
+		}
+		return nil
+	}))
 
 	// A clean stop removes the node's WireGuard tunnels from the data plane
 	// (routes first) before its devices go.
@@ -88,13 +120,7 @@ func TestEncryptedNetwork(t *testing.T) {
 // same peers).
 func TestWireGuardKeyRotationLive(t *testing.T) {
 	c := wireguardCluster(t, nil, "wireguard", "--wireguard-rotate", "4s")
-	tunnelsOf := func(name string) map[uint32]netip.Prefix {
-		out := map[uint32]netip.Prefix{}
-		for _, tu := range nodeStatus(t, c, name).Tunnels {
-			out[tu.ID] = tu.Peer
-		}
-		return out
-	}
+	tunnelsOf := func(name string) map[uint32]netip.Prefix { return tunnelIDs(nodeStatus(t, c, name).Tunnels) }
 	// Tunnels that have seen a rotation already (every node rotated at
 	// least once since they were made) and stay.
 	require.Eventually(t, func() bool {
@@ -144,6 +170,15 @@ func wireguardCluster(t *testing.T, registryArgs []string, types string, nodeArg
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
 	return c
+}
+
+// tunnelIDs are the ids of tunnels, with their peers.
+func tunnelIDs(tunnels []node.TunnelStatus) map[uint32]netip.Prefix {
+	out := map[uint32]netip.Prefix{}
+	for _, tu := range tunnels {
+		out[tu.ID] = tu.Peer
+	}
+	return out
 }
 
 // requireEncryptedTunnels: every node has tunnels, and `status --json`

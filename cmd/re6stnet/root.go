@@ -58,7 +58,7 @@ tested on its own and how a host can stand in for babeld on a LAN.`,
 	root.PersistentFlags().IntVarP(&verbose, "verbose", "v", 2, "re6st's log level, instead of --log-level: 0 off, 1 warnings, 2 info, 3 debug, 4 trace")
 	version.AddFlag(root)
 	addNodeFlags(root, &nf)
-	root.AddCommand(babelCommand(), statusCommand())
+	root.AddCommand(babelCommand(), statusCommand(), wireguardCommand())
 	return root
 }
 

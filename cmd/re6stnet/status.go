@@ -50,20 +50,32 @@ func statusCommand() *cobra.Command {
 }
 
 func fetchStatus(runDir string) ([]byte, error) {
-	path := node.SocketPath(runDir)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	body, code, err := askControl(runDir, http.MethodGet, "/status")
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("control socket: %s", http.StatusText(code))
+	}
+	return body, err
+}
+
+// askControl sends a request to the control socket of the node whose
+// runtime directory is runDir, and returns the answer's body and status.
+func askControl(runDir, method, path string) ([]byte, int, error) {
+	socket := node.SocketPath(runDir)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		}}}
-	resp, err := hc.Get("http://re6stnet/status")
+	req, err := http.NewRequest(method, "http://re6stnet"+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("no node answers on %s (is re6stnet running with -r %s?)", path, runDir)
+		return nil, 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("no node answers on %s (is re6stnet running with -r %s?)", socket, runDir)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("control socket: %s", resp.Status)
-	}
-	return io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	return body, resp.StatusCode, err
 }
 
 func printStatus(w io.Writer, s *node.Status) {

@@ -436,11 +436,17 @@ func (c *Cluster) signalNode(name string, sig syscall.Signal) error {
 
 // Status returns `re6stnet status --json` of a node.
 func (c *Cluster) Status(name string) ([]byte, error) {
+	return c.Control(name, "status", "--json")
+}
+
+// Control runs `re6stnet <args> -r <run dir>` against node name's control
+// socket (re6stnet wireguard rotate, say) and returns its standard output.
+func (c *Cluster) Control(name string, args ...string) ([]byte, error) {
 	n, err := c.node(name)
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command(c.bin("re6stnet"), "status", "--json", "-r", n.RunDir()).Output()
+	out, err := exec.Command(c.bin("re6stnet"), append(args, "-r", n.RunDir())...).Output()
 	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 	}

@@ -59,6 +59,14 @@ func (id *Identity) Current() (Key, []byte) {
 	return id.private, id.binding.Marshal()
 }
 
+// Generation is the current key's generation: 1 for the first key, one
+// more at each Rotate.
+func (id *Identity) Generation() uint64 {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.binding.Generation
+}
+
 // Binding is the current key's binding, as the node protocol carries it.
 func (id *Identity) Binding() []byte {
 	id.mu.Lock()
