@@ -51,10 +51,16 @@ func (c *Chain) WireGuardLink(i int) (_ *WireGuardLink, err error) {
 		devs[side] = d
 	}
 	l.Left, l.Right = devs[0], devs[1]
-	if err := l.Left.SetPeer(l.Right.PublicKey(), netip.AddrPortFrom(LinkV4(i, 2), l.Right.Port())); err != nil {
+	// One end makes the first handshake, as a node's tunnel set-up does:
+	// the right end knows the left's key first and learns its endpoint
+	// from the handshake. Two initiations that cross each replace their
+	// sender's own handshake, so that neither response is taken, and both
+	// ends retry 5 s later, where they can cross again (a link took 15 s
+	// to come up so).
+	if err := l.Right.SetPeer(l.Left.PublicKey(), netip.AddrPort{}); err != nil {
 		return nil, err
 	}
-	if err := l.Right.SetPeer(l.Left.PublicKey(), netip.AddrPortFrom(LinkV4(i, 1), l.Left.Port())); err != nil {
+	if err := l.Left.SetPeer(l.Right.PublicKey(), netip.AddrPortFrom(LinkV4(i, 2), l.Right.Port())); err != nil {
 		return nil, err
 	}
 	for _, ends := range [][2]int{{i, i + 1}, {i + 1, i}} {
