@@ -29,11 +29,6 @@ import (
 // listens on that port + id.
 const DefaultWireGuardPort = 51820
 
-// wireguardOverhead is what WireGuard adds over IPv4 (outer IPv4 and UDP,
-// its header and tag: 20 + 8 + 32); the overlay's MTU already leaves room
-// for FOU's 28.
-const wireguardOverhead = 60
-
 // offersWireGuard: the node's tunnel types include WireGuard.
 func (c *Config) offersWireGuard() bool {
 	return slices.Contains(c.TunnelTypes, nodeproto.ProtoWireGuard)
@@ -269,7 +264,8 @@ func (w *wgBackend) add(id uint32, ep manager.Endpoint) (err error) {
 		return err
 	}
 	name := wgDeviceName(id)
-	mtu := w.n.dp.State.MTU + loader.FOU.Overhead(false) - wireguardOverhead
+	// The overlay's MTU leaves room for FOU's 28 bytes on the underlay.
+	mtu := wireguard.MTUOver(w.n.dp.State.MTU + loader.FOU.Overhead(false))
 	port := int(w.n.cfg.WireGuardPort) + int(id)
 	if port > 0xffff {
 		return fmt.Errorf("tunnel %d: wireguard port %d out of range", id, port)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/wireguard"
 )
 
@@ -24,8 +25,9 @@ type WireGuardLink struct {
 }
 
 // WireGuardLink replaces the tunnel between nodes i and i+1 by a WireGuard
-// device tunnel (wireguard-go; MTU the overlay's less WireGuard's 60 bytes
-// over IPv4). Close removes the devices and their programs.
+// device tunnel (wireguard-go), of the MTU a node gives it: its WireGuard
+// packets fill the underlay's MTU, which is the overlay's plus FOU's 28
+// bytes. Close removes the devices and their programs.
 func (c *Chain) WireGuardLink(i int) (_ *WireGuardLink, err error) {
 	l := &WireGuardLink{}
 	defer func() {
@@ -33,7 +35,7 @@ func (c *Chain) WireGuardLink(i int) (_ *WireGuardLink, err error) {
 			l.Close()
 		}
 	}()
-	mtu := c.Nodes[i].Datapath.State.MTU - 60 // WireGuard over IPv4: 20 + 8 + 32
+	mtu := wireguard.MTUOver(c.Nodes[i].Datapath.State.MTU + loader.FOU.Overhead(false))
 	devs := make([]*wireguard.Device, 2)
 	for side := range devs {
 		n := c.Nodes[i+side]
@@ -49,10 +51,16 @@ func (c *Chain) WireGuardLink(i int) (_ *WireGuardLink, err error) {
 		devs[side] = d
 	}
 	l.Left, l.Right = devs[0], devs[1]
-	if err := l.Left.SetPeer(l.Right.PublicKey(), netip.AddrPortFrom(LinkV4(i, 2), l.Right.Port())); err != nil {
+	// One end makes the first handshake, as a node's tunnel set-up does:
+	// the right end knows the left's key first and learns its endpoint
+	// from the handshake. Two initiations that cross each replace their
+	// sender's own handshake, so that neither response is taken, and both
+	// ends retry 5 s later, where they can cross again (a link took 15 s
+	// to come up so).
+	if err := l.Right.SetPeer(l.Left.PublicKey(), netip.AddrPort{}); err != nil {
 		return nil, err
 	}
-	if err := l.Right.SetPeer(l.Left.PublicKey(), netip.AddrPortFrom(LinkV4(i, 1), l.Left.Port())); err != nil {
+	if err := l.Left.SetPeer(l.Right.PublicKey(), netip.AddrPortFrom(LinkV4(i, 2), l.Right.Port())); err != nil {
 		return nil, err
 	}
 	for _, ends := range [][2]int{{i, i + 1}, {i + 1, i}} {

@@ -22,6 +22,15 @@ import (
 // no module for.
 const errUnsupportedKind = syscall.EOPNOTSUPP
 
+// IPv4Overhead is what WireGuard adds to a packet it carries over IPv4:
+// the outer IPv4 and UDP headers, its header and its tag (20 + 8 + 16 + 16).
+const IPv4Overhead = 60
+
+// MTUOver is the MTU of a device whose WireGuard packets cross, over IPv4,
+// an underlay of MTU underlayMTU: its largest WireGuard packet fills the
+// underlay's MTU exactly.
+func MTUOver(underlayMTU int) int { return underlayMTU - IPv4Overhead }
+
 // Config describes a Device.
 type Config struct {
 	Name       string // interface name
