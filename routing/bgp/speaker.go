@@ -255,6 +255,7 @@ func (s *Speaker) Stop() { s.once.Do(s.stop) }
 func (s *Speaker) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.closeSessions(ctx)
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		s.log.Debug().Err(err).Msg("stop")
 	}
@@ -262,6 +263,41 @@ func (s *Speaker) stop() {
 	close(s.stopCh)
 	s.srv.Stop()
 	s.wg.Wait()
+}
+
+// closeSessions disables every peer (a Cease to each) and waits, until
+// ctx ends, until no session is established. StopBgp must come after: it
+// clears the global configuration that an established session's receiving
+// goroutine reads for each UPDATE (a data race in GoBGP 3.37, fsm.go's
+// recvMessageWithError against StopBgp, seen under -race), and that
+// goroutine has ended once its session has left ESTABLISHED.
+func (s *Speaker) closeSessions(ctx context.Context) {
+	established := func() (addrs []string) {
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.State.GetSessionState() == api.PeerState_ESTABLISHED {
+				addrs = append(addrs, p.Conf.GetNeighborAddress())
+			}
+		})
+		if err != nil {
+			s.log.Debug().Err(err).Msg("list peers")
+			return nil
+		}
+		return addrs
+	}
+	up := established()
+	for _, a := range up {
+		if err := s.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: a, Communication: "re6stnet stopping"}); err != nil {
+			s.log.Debug().Err(err).Str("peer", a).Msg("disable")
+		}
+	}
+	for len(up) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		up = established()
+	}
 }
 
 // onEvent runs on GoBGP's watch goroutine: it hands the event to ours.

@@ -248,10 +248,11 @@ func TestSpeakerWithBird(t *testing.T) {
 
 // TestSpeakerWrongPassword: bird requires a TCP MD5 password the speaker
 // does not have: no session, nothing learned; with the right one, the
-// session comes up.
+// session comes up. Stopped, the speaker closes it with an administrative
+// shutdown.
 func TestSpeakerWrongPassword(t *testing.T) {
 	netns.RequireRoot(t)
-	upstream(t, "right")
+	up := upstream(t, "right")
 	wrong := startSpeaker(t, "wrong", &logBuffer{}, nil)
 	never := time.After(3 * time.Second)
 	for {
@@ -267,4 +268,13 @@ func TestSpeakerWrongPassword(t *testing.T) {
 	wrong.Stop()
 	right := startSpeaker(t, "right", &logBuffer{}, nil)
 	require.Eventually(t, func() bool { return right.LearnedCount() == 2 }, 20*time.Second, 50*time.Millisecond)
+
+	// A stop closes the session first (an administrative shutdown, not
+	// the deconfiguration StopBgp would send), before GoBGP stops.
+	right.Stop()
+	var out string
+	require.Eventually(t, func() bool {
+		out, _ = up.Show("show", "protocols", "all", "re6st")
+		return strings.Contains(out, "Received: Administrative shutdown") && strings.Contains(out, "re6stnet stopping")
+	}, 5*time.Second, 50*time.Millisecond, "%s", out)
 }
