@@ -78,7 +78,7 @@ func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err != nil {
 		return err
 	}
-	if old.endpoint() != t.endpoint() || (t.Type == DEVICE && old.Ifindex != t.Ifindex) {
+	if old.endpoint() != t.endpoint() || (t.Type == DEVICE && (old.Ifindex != t.Ifindex || old.NextHop != t.NextHop)) {
 		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key; device) cannot change: delete and add the tunnel", t.ID)
 	}
 	v, id := t.value(), t.ID
@@ -91,7 +91,7 @@ func (d *Datapath) Tunnel(id uint32) (Tunnel, error) {
 	if err := d.maps.Tunnels.Lookup(&id, &v); err != nil {
 		return Tunnel{}, fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
 	}
-	return tunnelFromValue(id, &v), nil
+	return d.tunnelFromValue(id, &v), nil
 }
 
 // DeleteTunnel removes a tunnel. It refuses while routes still use it.
@@ -127,16 +127,20 @@ func (d *Datapath) Tunnels() ([]Tunnel, error) {
 	var v datapathTunnel
 	it := d.maps.Tunnels.Iterate()
 	for it.Next(&id, &v) {
-		out = append(out, tunnelFromValue(id, &v))
+		out = append(out, d.tunnelFromValue(id, &v))
 	}
 	return out, it.Err()
 }
 
 // claimEndpoint records how received packets find tunnel t: its outer
-// source, type and key, or for a device tunnel its device.
+// source, type and key, for a layer-3 device tunnel its device, for a
+// layer-2 one its device and neighbour (and the neighbour's next hop).
 func (d *Datapath) claimEndpoint(t *Tunnel) error {
 	id := t.ID
 	var err error
+	if t.Type == DEVICE && t.NextHop.IsValid() {
+		return d.claimNeighbour(t)
+	}
 	if t.Type == DEVICE {
 		err = d.maps.DeviceTunnels.Update(&t.Ifindex, &id, ebpf.UpdateNoExist)
 	} else {
@@ -154,6 +158,9 @@ func (d *Datapath) claimEndpoint(t *Tunnel) error {
 
 // releaseEndpoint undoes claimEndpoint.
 func (d *Datapath) releaseEndpoint(t *Tunnel) error {
+	if t.Type == DEVICE && t.NextHop.IsValid() {
+		return d.releaseNeighbour(t)
+	}
 	if t.Type == DEVICE {
 		return d.maps.DeviceTunnels.Delete(&t.Ifindex)
 	}
