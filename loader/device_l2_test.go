@@ -117,3 +117,34 @@ func TestLayer2DeviceTunnelTransit(t *testing.T) {
 		})
 	}
 }
+
+// A layer-2 device tunnel's neighbour changes in place (UpdateTunnel); two
+// tunnels cannot share one.
+func TestLayer2DeviceTunnelNeighbour(t *testing.T) {
+	netns.RequireRoot(t)
+	c := chain.Build(t, chain.Options{Nodes: 2, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
+	a := c.Nodes[0]
+	ifindex, err := a.NS.Ifindex("lo")
+	require.NoError(t, err)
+	first := loader.Tunnel{ID: 7, Type: loader.DEVICE, Ifindex: uint32(ifindex), MTU: 1400, NextHop: l2AddrB}
+	require.NoError(t, a.Datapath.AddTunnel(first))
+	moved := first
+	moved.NextHop = l2AddrC
+	require.NoError(t, a.Datapath.UpdateTunnel(moved))
+	got, err := a.Datapath.Tunnel(first.ID)
+	require.NoError(t, err)
+	require.Equal(t, l2AddrC, got.NextHop)
+	// The old neighbour is free again, the new one taken.
+	second := first
+	second.ID = 8
+	require.NoError(t, a.Datapath.AddTunnel(second))
+	second.ID, second.NextHop = 9, l2AddrC
+	require.True(t, errors.Is(a.Datapath.AddTunnel(second), loader.ErrExists))
+	moved.NextHop = l2AddrB
+	require.Error(t, a.Datapath.UpdateTunnel(moved), "taken by tunnel 8")
+	got, err = a.Datapath.Tunnel(first.ID)
+	require.NoError(t, err)
+	require.Equal(t, l2AddrC, got.NextHop, "a refused change keeps the neighbour")
+	require.NoError(t, a.Datapath.DeleteTunnel(7))
+	require.NoError(t, a.Datapath.DeleteTunnel(8))
+}

@@ -68,8 +68,9 @@ func (d *Datapath) AddTunnel(t Tunnel) error {
 }
 
 // UpdateTunnel changes an existing tunnel's parameters in place (MTU, next
-// hop, port...); its endpoint (remote, type, key), by which received packets
-// find it, must stay the same.
+// hop, port...); its endpoint (remote, type, key; a device tunnel's
+// device), by which received packets find it, must stay the same, except
+// a layer-2 device tunnel's neighbour (NextHop).
 func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -78,8 +79,24 @@ func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err != nil {
 		return err
 	}
-	if old.endpoint() != t.endpoint() || (t.Type == DEVICE && (old.Ifindex != t.Ifindex || old.NextHop != t.NextHop)) {
+	changed := old.Type != t.Type
+	if !changed && t.Type == DEVICE {
+		changed = old.Ifindex != t.Ifindex || old.NextHop.IsValid() != t.NextHop.IsValid()
+	} else if !changed {
+		changed = old.endpoint() != t.endpoint()
+	}
+	if changed {
 		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key; device) cannot change: delete and add the tunnel", t.ID)
+	}
+	if t.Type == DEVICE && old.NextHop != t.NextHop {
+		// Another neighbour behind the same layer-2 device (its
+		// OpenVPN restarted with another address).
+		if err := d.releaseNeighbour(&old); err != nil {
+			return err
+		}
+		if err := d.claimNeighbour(&t); err != nil {
+			return errors.Join(err, d.claimNeighbour(&old))
+		}
 	}
 	v, id := t.value(), t.ID
 	return d.maps.Tunnels.Update(&id, &v, ebpf.UpdateExist)
