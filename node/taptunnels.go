@@ -185,10 +185,20 @@ func (t *tapTunnels) run(ctx context.Context) error {
 }
 
 // serverClients are the clients of the node's OpenVPN servers as status
-// shows them: incoming tunnels of the server's type, each a Babel
-// neighbour on the server's device, its peer the prefix it announces as
-// its own.
+// shows them: incoming tunnels of the server's type, each a usable Babel
+// neighbour on the server's device (one that stopped is no longer shown,
+// though Babel keeps it a while), its peer the prefix it announces as its
+// own.
 func (t *tapTunnels) serverClients(dump babel.Dump, encrypted bool) []TunnelStatus {
+	usable := map[string]map[netip.Addr]bool{}
+	for _, nb := range dump.Neighbours {
+		if nb.Cost < babel.Infinity {
+			if usable[nb.Interface] == nil {
+				usable[nb.Interface] = map[netip.Addr]bool{}
+			}
+			usable[nb.Interface][nb.Address.WithZone("")] = true
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []TunnelStatus
@@ -197,6 +207,9 @@ func (t *tapTunnels) serverClients(dump babel.Dump, encrypted bool) []TunnelStat
 			continue
 		}
 		for a, id := range d.neighbours {
+			if !usable[dev][a] {
+				continue
+			}
 			ts := TunnelStatus{ID: id, Encap: loader.DEVICE, Type: d.encap, Encrypted: encrypted,
 				Age: Duration(time.Since(d.since[id]))}
 			for _, r := range dump.Routes {
@@ -223,8 +236,8 @@ func (t *tapTunnels) serverClients(dump babel.Dump, encrypted bool) []TunnelStat
 }
 
 // serverClientCount is the number of clients Babel hears on the node's
-// OpenVPN servers' devices: incoming tunnels outside the manager's table,
-// counted against max_clients beside its own.
+// OpenVPN servers' devices (usable neighbours): incoming tunnels outside
+// the manager's table, counted against max_clients beside its own.
 func (n *Node) serverClientCount() int {
 	servers := map[string]bool{}
 	for encap := range openvpnTypes {
@@ -237,7 +250,7 @@ func (n *Node) serverClientCount() int {
 	}
 	c := 0
 	for _, nb := range n.router.Dump().Neighbours {
-		if servers[nb.Interface] {
+		if servers[nb.Interface] && nb.Cost < babel.Infinity {
 			c++
 		}
 	}

@@ -143,6 +143,26 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
 		}
 	}
+	// The OpenVPN tunnels are the data plane's device tunnels: a client's
+	// (outgoing) and each client of a server (incoming, the peer the prefix
+	// it announces) carry traffic through the data plane's counters.
+	require.Eventually(t, func() bool {
+		var in, out bool
+		for _, name := range c.Nodes() {
+			for _, tu := range nodeStatus(t, c, name).Tunnels {
+				if tu.Type != nodeproto.ProtoOpenVPNTCP {
+					continue
+				}
+				require.Equal(t, "device", tu.Encap.String(), "%s: tunnel %d", name, tu.ID)
+				if tu.Outgoing {
+					out = out || (tu.Traffic.TxBytes > 0 && tu.Traffic.RxBytes > 0)
+				} else {
+					in = in || (tu.Peer.IsValid() && tu.Traffic.TxBytes > 0 && tu.Traffic.RxBytes > 0)
+				}
+			}
+		}
+		return in && out
+	}, reachBound, time.Second, "OpenVPN tunnels, outgoing and incoming, carry traffic in the data plane")
 
 	removeFirewall(t, in)
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
