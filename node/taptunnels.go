@@ -113,6 +113,9 @@ func (t *tapTunnels) lookup(dev string, neighbour netip.Addr) (id uint32, ok boo
 		return id, true
 	}
 	lt := loader.Tunnel{Type: loader.DEVICE, Ifindex: d.ifindex, MTU: d.mtu, NextHop: neighbour}
+	if l, err := netlink.LinkByIndex(int(d.ifindex)); err == nil {
+		lt.MTU = uint16(l.Attrs().MTU) // as openvpn left it
+	}
 	var err error
 	switch {
 	case d.client != 0 && len(d.neighbours) > 0:
@@ -139,6 +142,21 @@ func (t *tapTunnels) lookup(dev string, neighbour netip.Addr) (id uint32, ok boo
 	d.neighbours[neighbour] = lt.ID
 	d.since[lt.ID] = time.Now()
 	return lt.ID, true
+}
+
+// serverTunnels are the ids of the tunnels of the servers' clients.
+func (t *tapTunnels) serverTunnels() []uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint32
+	for _, d := range t.devices {
+		if d.client == 0 {
+			for _, id := range d.neighbours {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // sweep removes the tunnels of a server's clients Babel no longer hears.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
@@ -169,6 +170,23 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 		"every tunnel back to FOU")
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
+	// The servers' clients' tunnels leave the data planes once Babel no
+	// longer hears the clients (16 Hellos missed).
+	for _, name := range c.Nodes() {
+		dp, err := loader.Open(c.Node(name).Instance())
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			list, err := dp.Tunnels()
+			require.NoError(t, err)
+			for _, tu := range list {
+				if tu.Type == loader.DEVICE {
+					return false
+				}
+			}
+			return true
+		}, 2*reachBound, time.Second, "%s: OpenVPN device tunnels left", name)
+		dp.Close()
+	}
 }
 
 // fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel
