@@ -144,11 +144,16 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
 		}
 	}
-	// The OpenVPN tunnels are the data plane's device tunnels: a client's
-	// (outgoing) and each client of a server (incoming, the peer the prefix
-	// it announces) carry traffic through the data plane's counters.
+	// The OpenVPN tunnels are the data plane's device tunnels, outgoing
+	// ones and each client of a server (an incoming tunnel, its peer the
+	// prefix it announces). Both count what comes out of their device (rx:
+	// Babel's packets at least, once the data plane learnt the neighbour's
+	// MAC from them), and the data plane sends the traffic of Babel's
+	// routes into them (tx: the packets Babel itself sends do not pass the
+	// data plane); which side of a TAP link the routes use depends on the
+	// link costs each end measures.
 	require.Eventually(t, func() bool {
-		var in, out bool
+		var in, out, carried bool
 		for _, name := range c.Nodes() {
 			for _, tu := range nodeStatus(t, c, name).Tunnels {
 				if tu.Type != nodeproto.ProtoOpenVPNTCP {
@@ -156,14 +161,15 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 				}
 				require.Equal(t, "device", tu.Encap.String(), "%s: tunnel %d", name, tu.ID)
 				if tu.Outgoing {
-					out = out || (tu.Traffic.TxBytes > 0 && tu.Traffic.RxBytes > 0)
+					out = out || tu.Traffic.RxBytes > 0
 				} else {
-					in = in || (tu.Peer.IsValid() && tu.Traffic.TxBytes > 0 && tu.Traffic.RxBytes > 0)
+					in = in || (tu.Peer.IsValid() && tu.Traffic.RxBytes > 0)
 				}
+				carried = carried || (tu.Routes > 0 && tu.Traffic.TxBytes > 0)
 			}
 		}
-		return in && out
-	}, reachBound, time.Second, "OpenVPN tunnels, outgoing and incoming, carry traffic in the data plane")
+		return in && out && carried
+	}, reachBound, time.Second, "OpenVPN tunnels in the data plane, outgoing and incoming, and carrying their routes' traffic")
 
 	removeFirewall(t, in)
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
