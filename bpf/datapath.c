@@ -9,7 +9,8 @@
  *   underlay_xdp     the same at XDP, for native-XDP NICs
  *   native_ingress   tcx ingress of a gateway's upstream interface: from
  *                    the internet into the overlay (native.h)
- *   device_ingress   tcx ingress of a device tunnel (device.h)
+ *   device_ingress   tcx ingress of a layer-3 device tunnel (device.h)
+ *   device_l2_ingress  the same on a layer-2 device (an OpenVPN TAP)
  */
 #include "include/common.h"
 #include "include/underlay.h"
@@ -70,7 +71,7 @@ static __always_inline int encap_xmit(struct __sk_buff *skb, const struct tunnel
 	if (t->type == TUNNEL_DEVICE) {
 		count(REASON_DEVICE_OUT);
 		count_tunnel(id, skb->len - ETH_HLEN, 1);
-		return device_xmit(t);
+		return device_send(t, id);
 	}
 	bool inner4 = skb->protocol == bpf_htons(ETH_P_IP);
 	__u16 sport = (__u16)bpf_get_hash_recalc(skb);

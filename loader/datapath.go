@@ -163,7 +163,8 @@ func pinnedMaps(spec *ebpf.CollectionSpec) []string {
 
 // addedMaps are the maps added to the object after instances were up
 // without them: Open makes them where they are missing.
-var addedMaps = map[string]bool{datapathMapDeviceTunnels: true, datapathMapNativeRoutes: true, datapathMapNativeCounters: true}
+var addedMaps = map[string]bool{datapathMapDeviceTunnels: true, datapathMapNativeRoutes: true, datapathMapNativeCounters: true,
+	datapathMapDeviceNexthops: true, datapathMapDeviceNeighbours: true, datapathMapDeviceMacs: true}
 
 // openPinnedMaps opens every pinned map of the object from its pin, by the
 // name the object gives it.

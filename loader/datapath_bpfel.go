@@ -44,6 +44,24 @@ type datapathCsumScratch struct {
 	Buf [256]uint8
 }
 
+type datapathDeviceMac struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     [2]uint8
+}
+
+type datapathDeviceNeighbour struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Addr    [16]uint8
+}
+
+type datapathDeviceNexthop struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type datapathEndpointKey struct {
 	_      structs.HostLayout
 	Remote uint32
@@ -167,6 +185,7 @@ type datapathTunnelFlags uint32
 const (
 	datapathTunnelFlagsTUNNEL_F_KEY         datapathTunnelFlags = 1
 	datapathTunnelFlagsTUNNEL_F_FIXED_SPORT datapathTunnelFlags = 2
+	datapathTunnelFlagsTUNNEL_F_NEIGH       datapathTunnelFlags = 4
 )
 
 type datapathTunnelL2 struct {
@@ -201,6 +220,9 @@ const (
 	datapathMapClassNextBucket       = "class_next_bucket"
 	datapathMapClasses               = "classes"
 	datapathMapCsumScratch           = "csum_scratch"
+	datapathMapDeviceMacs            = "device_macs"
+	datapathMapDeviceNeighbours      = "device_neighbours"
+	datapathMapDeviceNexthops        = "device_nexthops"
 	datapathMapDeviceTunnels         = "device_tunnels"
 	datapathMapEndpoints             = "endpoints"
 	datapathMapIpv4Self              = "ipv4_self"
@@ -216,6 +238,7 @@ const (
 	datapathMapTunnelL2s             = "tunnel_l2s"
 	datapathMapTunnels               = "tunnels"
 	datapathProgDeviceIngress        = "device_ingress"
+	datapathProgDeviceL2Ingress      = "device_l2_ingress"
 	datapathProgNativeIngress        = "native_ingress"
 	datapathProgOverlayEgress        = "overlay_egress"
 	datapathProgUnderlayTc           = "underlay_tc"
@@ -279,36 +302,40 @@ type datapathSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathProgramSpecs struct {
-	DeviceIngress *ebpf.ProgramSpec `ebpf:"device_ingress"`
-	NativeIngress *ebpf.ProgramSpec `ebpf:"native_ingress"`
-	OverlayEgress *ebpf.ProgramSpec `ebpf:"overlay_egress"`
-	UnderlayTc    *ebpf.ProgramSpec `ebpf:"underlay_tc"`
-	UnderlayXdp   *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
+	DeviceIngress   *ebpf.ProgramSpec `ebpf:"device_ingress"`
+	DeviceL2Ingress *ebpf.ProgramSpec `ebpf:"device_l2_ingress"`
+	NativeIngress   *ebpf.ProgramSpec `ebpf:"native_ingress"`
+	OverlayEgress   *ebpf.ProgramSpec `ebpf:"overlay_egress"`
+	UnderlayTc      *ebpf.ProgramSpec `ebpf:"underlay_tc"`
+	UnderlayXdp     *ebpf.ProgramSpec `ebpf:"underlay_xdp"`
 }
 
 // datapathMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
-	ClassCounters   *ebpf.MapSpec `ebpf:"class_counters"`
-	ClassFlows      *ebpf.MapSpec `ebpf:"class_flows"`
-	ClassNextBucket *ebpf.MapSpec `ebpf:"class_next_bucket"`
-	Classes         *ebpf.MapSpec `ebpf:"classes"`
-	CsumScratch     *ebpf.MapSpec `ebpf:"csum_scratch"`
-	DeviceTunnels   *ebpf.MapSpec `ebpf:"device_tunnels"`
-	Endpoints       *ebpf.MapSpec `ebpf:"endpoints"`
-	Ipv4Self        *ebpf.MapSpec `ebpf:"ipv4_self"`
-	Limiters        *ebpf.MapSpec `ebpf:"limiters"`
-	NativeCounters  *ebpf.MapSpec `ebpf:"native_counters"`
-	NativeRoutes    *ebpf.MapSpec `ebpf:"native_routes"`
-	QueueCounters   *ebpf.MapSpec `ebpf:"queue_counters"`
-	ReasonCounters  *ebpf.MapSpec `ebpf:"reason_counters"`
-	Routes          *ebpf.MapSpec `ebpf:"routes"`
-	Routes4         *ebpf.MapSpec `ebpf:"routes4"`
-	SourceRoutes    *ebpf.MapSpec `ebpf:"source_routes"`
-	TunnelCounters  *ebpf.MapSpec `ebpf:"tunnel_counters"`
-	TunnelL2s       *ebpf.MapSpec `ebpf:"tunnel_l2s"`
-	Tunnels         *ebpf.MapSpec `ebpf:"tunnels"`
+	ClassCounters    *ebpf.MapSpec `ebpf:"class_counters"`
+	ClassFlows       *ebpf.MapSpec `ebpf:"class_flows"`
+	ClassNextBucket  *ebpf.MapSpec `ebpf:"class_next_bucket"`
+	Classes          *ebpf.MapSpec `ebpf:"classes"`
+	CsumScratch      *ebpf.MapSpec `ebpf:"csum_scratch"`
+	DeviceMacs       *ebpf.MapSpec `ebpf:"device_macs"`
+	DeviceNeighbours *ebpf.MapSpec `ebpf:"device_neighbours"`
+	DeviceNexthops   *ebpf.MapSpec `ebpf:"device_nexthops"`
+	DeviceTunnels    *ebpf.MapSpec `ebpf:"device_tunnels"`
+	Endpoints        *ebpf.MapSpec `ebpf:"endpoints"`
+	Ipv4Self         *ebpf.MapSpec `ebpf:"ipv4_self"`
+	Limiters         *ebpf.MapSpec `ebpf:"limiters"`
+	NativeCounters   *ebpf.MapSpec `ebpf:"native_counters"`
+	NativeRoutes     *ebpf.MapSpec `ebpf:"native_routes"`
+	QueueCounters    *ebpf.MapSpec `ebpf:"queue_counters"`
+	ReasonCounters   *ebpf.MapSpec `ebpf:"reason_counters"`
+	Routes           *ebpf.MapSpec `ebpf:"routes"`
+	Routes4          *ebpf.MapSpec `ebpf:"routes4"`
+	SourceRoutes     *ebpf.MapSpec `ebpf:"source_routes"`
+	TunnelCounters   *ebpf.MapSpec `ebpf:"tunnel_counters"`
+	TunnelL2s        *ebpf.MapSpec `ebpf:"tunnel_l2s"`
+	Tunnels          *ebpf.MapSpec `ebpf:"tunnels"`
 }
 
 // datapathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -352,25 +379,28 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
-	ClassCounters   *ebpf.Map `ebpf:"class_counters"`
-	ClassFlows      *ebpf.Map `ebpf:"class_flows"`
-	ClassNextBucket *ebpf.Map `ebpf:"class_next_bucket"`
-	Classes         *ebpf.Map `ebpf:"classes"`
-	CsumScratch     *ebpf.Map `ebpf:"csum_scratch"`
-	DeviceTunnels   *ebpf.Map `ebpf:"device_tunnels"`
-	Endpoints       *ebpf.Map `ebpf:"endpoints"`
-	Ipv4Self        *ebpf.Map `ebpf:"ipv4_self"`
-	Limiters        *ebpf.Map `ebpf:"limiters"`
-	NativeCounters  *ebpf.Map `ebpf:"native_counters"`
-	NativeRoutes    *ebpf.Map `ebpf:"native_routes"`
-	QueueCounters   *ebpf.Map `ebpf:"queue_counters"`
-	ReasonCounters  *ebpf.Map `ebpf:"reason_counters"`
-	Routes          *ebpf.Map `ebpf:"routes"`
-	Routes4         *ebpf.Map `ebpf:"routes4"`
-	SourceRoutes    *ebpf.Map `ebpf:"source_routes"`
-	TunnelCounters  *ebpf.Map `ebpf:"tunnel_counters"`
-	TunnelL2s       *ebpf.Map `ebpf:"tunnel_l2s"`
-	Tunnels         *ebpf.Map `ebpf:"tunnels"`
+	ClassCounters    *ebpf.Map `ebpf:"class_counters"`
+	ClassFlows       *ebpf.Map `ebpf:"class_flows"`
+	ClassNextBucket  *ebpf.Map `ebpf:"class_next_bucket"`
+	Classes          *ebpf.Map `ebpf:"classes"`
+	CsumScratch      *ebpf.Map `ebpf:"csum_scratch"`
+	DeviceMacs       *ebpf.Map `ebpf:"device_macs"`
+	DeviceNeighbours *ebpf.Map `ebpf:"device_neighbours"`
+	DeviceNexthops   *ebpf.Map `ebpf:"device_nexthops"`
+	DeviceTunnels    *ebpf.Map `ebpf:"device_tunnels"`
+	Endpoints        *ebpf.Map `ebpf:"endpoints"`
+	Ipv4Self         *ebpf.Map `ebpf:"ipv4_self"`
+	Limiters         *ebpf.Map `ebpf:"limiters"`
+	NativeCounters   *ebpf.Map `ebpf:"native_counters"`
+	NativeRoutes     *ebpf.Map `ebpf:"native_routes"`
+	QueueCounters    *ebpf.Map `ebpf:"queue_counters"`
+	ReasonCounters   *ebpf.Map `ebpf:"reason_counters"`
+	Routes           *ebpf.Map `ebpf:"routes"`
+	Routes4          *ebpf.Map `ebpf:"routes4"`
+	SourceRoutes     *ebpf.Map `ebpf:"source_routes"`
+	TunnelCounters   *ebpf.Map `ebpf:"tunnel_counters"`
+	TunnelL2s        *ebpf.Map `ebpf:"tunnel_l2s"`
+	Tunnels          *ebpf.Map `ebpf:"tunnels"`
 }
 
 func (m *datapathMaps) Close() error {
@@ -380,6 +410,9 @@ func (m *datapathMaps) Close() error {
 		m.ClassNextBucket,
 		m.Classes,
 		m.CsumScratch,
+		m.DeviceMacs,
+		m.DeviceNeighbours,
+		m.DeviceNexthops,
 		m.DeviceTunnels,
 		m.Endpoints,
 		m.Ipv4Self,
@@ -422,16 +455,18 @@ type datapathVariables struct {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathPrograms struct {
-	DeviceIngress *ebpf.Program `ebpf:"device_ingress"`
-	NativeIngress *ebpf.Program `ebpf:"native_ingress"`
-	OverlayEgress *ebpf.Program `ebpf:"overlay_egress"`
-	UnderlayTc    *ebpf.Program `ebpf:"underlay_tc"`
-	UnderlayXdp   *ebpf.Program `ebpf:"underlay_xdp"`
+	DeviceIngress   *ebpf.Program `ebpf:"device_ingress"`
+	DeviceL2Ingress *ebpf.Program `ebpf:"device_l2_ingress"`
+	NativeIngress   *ebpf.Program `ebpf:"native_ingress"`
+	OverlayEgress   *ebpf.Program `ebpf:"overlay_egress"`
+	UnderlayTc      *ebpf.Program `ebpf:"underlay_tc"`
+	UnderlayXdp     *ebpf.Program `ebpf:"underlay_xdp"`
 }
 
 func (p *datapathPrograms) Close() error {
 	return _DatapathClose(
 		p.DeviceIngress,
+		p.DeviceL2Ingress,
 		p.NativeIngress,
 		p.OverlayEgress,
 		p.UnderlayTc,

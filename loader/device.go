@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -26,13 +27,35 @@ type IngressAttachment struct {
 	Mode      AttachMode `json:"mode"`
 }
 
-// AttachDevice attaches the device tunnels' ingress program to the
-// layer-3 device ifname, in the data plane's namespace and attachment mode
-// (tcx or legacy, as `up` chose). Packets coming out of the device are then
-// routed like decapsulated traffic once a device tunnel names the device
-// (AddTunnel with Type DEVICE).
+// AttachDevice attaches the device tunnels' ingress program to the device
+// ifname, in the data plane's namespace and attachment mode (tcx or legacy,
+// as `up` chose): device_ingress on a layer-3 device, device_l2_ingress on
+// an Ethernet one (a TAP). Packets coming out of the device are then routed
+// like decapsulated traffic once a device tunnel names the device (AddTunnel
+// with Type DEVICE; on a layer-2 device with the neighbour's NextHop, and
+// from the neighbour's first control packet, which gives its MAC).
 func (d *Datapath) AttachDevice(ifname string) (*IngressAttachment, error) {
-	return d.attachIngress(ifname, datapathProgDeviceIngress, legacyPriority)
+	prog := datapathProgDeviceIngress
+	err := InNetns(d.State.Netns, func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return fmt.Errorf("%s: unknown interface %q", prog, ifname)
+		}
+		if layer2(l) {
+			prog = datapathProgDeviceL2Ingress
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d.attachIngress(ifname, prog, legacyPriority)
+}
+
+// layer2 reports whether l has an Ethernet header (a TAP, a veth) rather
+// than none (TUN, WireGuard).
+func layer2(l netlink.Link) bool {
+	return l.Attrs().EncapType == "ether" || len(l.Attrs().HardwareAddr) == 6
 }
 
 // AttachNative attaches the border gateway's upstream ingress program to
@@ -137,11 +160,72 @@ func (t *Tunnel) validateDevice() error {
 	if t.Ifindex == 0 {
 		return fmt.Errorf("tunnel %d: a device tunnel needs the device's ifindex", t.ID)
 	}
-	if t.Local.IsValid() || t.Remote.IsValid() || t.NextHop.IsValid() || t.Port != 0 || t.HasKey || t.FixedSourcePort {
+	if t.Local.IsValid() || t.Remote.IsValid() || t.Port != 0 || t.HasKey || t.FixedSourcePort {
 		return fmt.Errorf("tunnel %d: a device tunnel has no addresses, port or key: the device carries it", t.ID)
+	}
+	if t.NextHop.IsValid() && (!t.NextHop.Is6() || t.NextHop.Is4In6() || t.NextHop.Zone() != "") {
+		return fmt.Errorf("tunnel %d: a device tunnel's next hop is the neighbour's IPv6 address on a layer-2 device, without zone (got %s)", t.ID, t.NextHop)
 	}
 	if t.MTU < 1280 {
 		return fmt.Errorf("tunnel %d: MTU %d is below the IPv6 minimum of 1280", t.ID, t.MTU)
 	}
 	return nil
+}
+
+// claimNeighbour records layer-2 device tunnel t: its neighbour's next hop
+// for the way out, and the neighbour by its address on the device, by
+// which device_l2_ingress learns its MAC. ErrExists when another tunnel
+// has that neighbour.
+func (d *Datapath) claimNeighbour(t *Tunnel) error {
+	id := t.ID
+	nk := datapathDeviceNeighbour{Ifindex: t.Ifindex, Addr: t.NextHop.As16()}
+	if err := d.maps.DeviceNeighbours.Update(&nk, &id, ebpf.UpdateNoExist); err != nil {
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			return fmt.Errorf("tunnel %d: a tunnel to %s on device %d %w", t.ID, t.NextHop, t.Ifindex, ErrExists)
+		}
+		return err
+	}
+	nh := datapathDeviceNexthop{Addr: t.NextHop.As16()}
+	if err := d.maps.DeviceNexthops.Update(&id, &nh, ebpf.UpdateAny); err != nil {
+		return errors.Join(err, d.maps.DeviceNeighbours.Delete(&nk))
+	}
+	return nil
+}
+
+// releaseNeighbour undoes claimNeighbour, and forgets the MACs learnt for
+// the tunnel.
+func (d *Datapath) releaseNeighbour(t *Tunnel) error {
+	id := t.ID
+	nk := datapathDeviceNeighbour{Ifindex: t.Ifindex, Addr: t.NextHop.As16()}
+	errs := []error{d.maps.DeviceNeighbours.Delete(&nk), d.maps.DeviceNexthops.Delete(&id)}
+	var mk datapathDeviceMac
+	var owner uint32
+	var learnt []datapathDeviceMac
+	it := d.maps.DeviceMacs.Iterate()
+	for it.Next(&mk, &owner) {
+		if owner == id && mk.Ifindex == t.Ifindex {
+			learnt = append(learnt, mk)
+		}
+	}
+	errs = append(errs, it.Err())
+	for _, k := range learnt {
+		if err := d.maps.DeviceMacs.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tunnelFromValue is the package's tunnelFromValue with a layer-2 device
+// tunnel's next hop.
+func (d *Datapath) tunnelFromValue(id uint32, v *datapathTunnel) Tunnel {
+	t := tunnelFromValue(id, v)
+	if t.Type != DEVICE || v.Flags&uint8(datapathTunnelFlagsTUNNEL_F_NEIGH) == 0 {
+		return t
+	}
+	var nh datapathDeviceNexthop
+	if err := d.maps.DeviceNexthops.Lookup(&id, &nh); err == nil {
+		t.NextHop = netip.AddrFrom16(nh.Addr)
+	}
+	return t
 }

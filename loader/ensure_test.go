@@ -127,6 +127,27 @@ func TestEnsure(t *testing.T) {
 				requireReplaced(t, opts.Instance, ids)
 			}
 
+			// An instance brought up by an object without the layer-2
+			// device tunnels' maps: Open makes them, Ensure replaces the
+			// programs and keeps the tunnels (struct tunnel's layout is
+			// the same).
+			for _, name := range []string{"device_nexthops", "device_neighbours", "device_macs"} {
+				require.NoError(t, os.Remove(loader.PinDir(opts.Instance)+"/"+name))
+			}
+			d, err = loader.Open(opts.Instance)
+			require.NoError(t, err)
+			d.Close()
+			staleState(t, opts.Instance)
+			ids = programIDs(t, opts.Instance)
+			d, reused, err = loader.Ensure(opts)
+			require.NoError(t, err)
+			require.True(t, reused)
+			tunnels, err = d.Tunnels()
+			require.NoError(t, err)
+			require.Len(t, tunnels, 1, "tunnels lost with the programs")
+			d.Close()
+			requireReplaced(t, opts.Instance, ids)
+
 			other := opts
 			other.Address = netip.MustParsePrefix("2001:db8:9::1/32")
 			_, _, err = loader.Ensure(other)

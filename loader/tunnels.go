@@ -68,8 +68,9 @@ func (d *Datapath) AddTunnel(t Tunnel) error {
 }
 
 // UpdateTunnel changes an existing tunnel's parameters in place (MTU, next
-// hop, port...); its endpoint (remote, type, key), by which received packets
-// find it, must stay the same.
+// hop, port...); its endpoint (remote, type, key; a device tunnel's
+// device), by which received packets find it, must stay the same, except
+// a layer-2 device tunnel's neighbour (NextHop).
 func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -78,8 +79,24 @@ func (d *Datapath) UpdateTunnel(t Tunnel) error {
 	if err != nil {
 		return err
 	}
-	if old.endpoint() != t.endpoint() || (t.Type == DEVICE && old.Ifindex != t.Ifindex) {
+	changed := old.Type != t.Type
+	if !changed && t.Type == DEVICE {
+		changed = old.Ifindex != t.Ifindex || old.NextHop.IsValid() != t.NextHop.IsValid()
+	} else if !changed {
+		changed = old.endpoint() != t.endpoint()
+	}
+	if changed {
 		return fmt.Errorf("tunnel %d: the endpoint (remote, type, key; device) cannot change: delete and add the tunnel", t.ID)
+	}
+	if t.Type == DEVICE && old.NextHop != t.NextHop {
+		// Another neighbour behind the same layer-2 device (its
+		// OpenVPN restarted with another address).
+		if err := d.releaseNeighbour(&old); err != nil {
+			return err
+		}
+		if err := d.claimNeighbour(&t); err != nil {
+			return errors.Join(err, d.claimNeighbour(&old))
+		}
 	}
 	v, id := t.value(), t.ID
 	return d.maps.Tunnels.Update(&id, &v, ebpf.UpdateExist)
@@ -91,7 +108,7 @@ func (d *Datapath) Tunnel(id uint32) (Tunnel, error) {
 	if err := d.maps.Tunnels.Lookup(&id, &v); err != nil {
 		return Tunnel{}, fmt.Errorf("tunnel %d: %w", id, ErrNotFound)
 	}
-	return tunnelFromValue(id, &v), nil
+	return d.tunnelFromValue(id, &v), nil
 }
 
 // DeleteTunnel removes a tunnel. It refuses while routes still use it.
@@ -127,16 +144,20 @@ func (d *Datapath) Tunnels() ([]Tunnel, error) {
 	var v datapathTunnel
 	it := d.maps.Tunnels.Iterate()
 	for it.Next(&id, &v) {
-		out = append(out, tunnelFromValue(id, &v))
+		out = append(out, d.tunnelFromValue(id, &v))
 	}
 	return out, it.Err()
 }
 
 // claimEndpoint records how received packets find tunnel t: its outer
-// source, type and key, or for a device tunnel its device.
+// source, type and key, for a layer-3 device tunnel its device, for a
+// layer-2 one its device and neighbour (and the neighbour's next hop).
 func (d *Datapath) claimEndpoint(t *Tunnel) error {
 	id := t.ID
 	var err error
+	if t.Type == DEVICE && t.NextHop.IsValid() {
+		return d.claimNeighbour(t)
+	}
 	if t.Type == DEVICE {
 		err = d.maps.DeviceTunnels.Update(&t.Ifindex, &id, ebpf.UpdateNoExist)
 	} else {
@@ -154,6 +175,9 @@ func (d *Datapath) claimEndpoint(t *Tunnel) error {
 
 // releaseEndpoint undoes claimEndpoint.
 func (d *Datapath) releaseEndpoint(t *Tunnel) error {
+	if t.Type == DEVICE && t.NextHop.IsValid() {
+		return d.releaseNeighbour(t)
+	}
 	if t.Type == DEVICE {
 		return d.maps.DeviceTunnels.Delete(&t.Ifindex)
 	}

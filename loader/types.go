@@ -18,8 +18,11 @@ type TunnelType uint8
 const (
 	FOU TunnelType = TunnelType(datapathTunnelTypeTUNNEL_FOU)
 	GRE TunnelType = TunnelType(datapathTunnelTypeTUNNEL_GRE)
-	// DEVICE is a layer-3 network device (TUN, WireGuard): the data plane
-	// redirects the inner packet to it and routes what comes out of it.
+	// DEVICE is a network device: a layer-3 one (TUN, WireGuard), to
+	// which the data plane redirects the inner packet, or a layer-2 one
+	// (an OpenVPN TAP) with the neighbour's IPv6 next hop (Tunnel.NextHop),
+	// to which it sends the packet with the kernel's neighbour resolution;
+	// it routes what comes out of the device.
 	DEVICE TunnelType = TunnelType(datapathTunnelTypeTUNNEL_DEVICE)
 )
 
@@ -80,7 +83,10 @@ type Tunnel struct {
 	// tunnel, the device itself.
 	Ifindex uint32 `json:"ifindex"`
 	// NextHop is the IPv4 neighbour on Ifindex the tunnel's packets go to:
-	// Remote itself, or the gateway the kernel routes Remote through.
+	// Remote itself, or the gateway the kernel routes Remote through. For
+	// a DEVICE tunnel on a layer-2 device, the neighbour's IPv6 address on
+	// it (link-local: the next hop of Babel's routes through it); invalid
+	// for a layer-3 device.
 	NextHop netip.Addr `json:"next_hop"`
 }
 
@@ -115,7 +121,11 @@ func (t *Tunnel) Validate() error {
 
 func (t *Tunnel) value() datapathTunnel {
 	if t.Type == DEVICE {
-		return datapathTunnel{Ifindex: t.Ifindex, Mtu: t.MTU, Type: uint8(DEVICE)}
+		v := datapathTunnel{Ifindex: t.Ifindex, Mtu: t.MTU, Type: uint8(DEVICE)}
+		if t.NextHop.IsValid() {
+			v.Flags = uint8(datapathTunnelFlagsTUNNEL_F_NEIGH)
+		}
+		return v
 	}
 	v := datapathTunnel{
 		Local:   be32(t.Local),

@@ -13,7 +13,7 @@ import (
 func TestVerifierAcceptsEveryProgram(t *testing.T) {
 	netns.RequireRoot(t)
 	spec := unpinnedSpec(t)
-	require.Len(t, spec.Programs, 5)
+	require.Len(t, spec.Programs, 6)
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}})
 	require.NoError(t, err)
 	defer coll.Close()

@@ -48,6 +48,7 @@ type Node struct {
 	fibw    *fib.Writer
 	conn    *control.Conn
 	links   *links
+	taps    *tapTunnels // the OpenVPN TAP devices' tunnels
 	backend *tunnelBackend
 	proto   *nodeproto.Node
 	tunnels *manager.Manager
@@ -210,6 +211,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.links = newLinks(n)
+	n.taps = newTAPTunnels(n)
 	n.routes = fib.NewSplit(&fib.Dataplane{Map: n.dp, Tunnel: n.links.tunnelOf,
 		Class: n.payload.classOf}, n.log)
 	if err := n.routes.SetLocal(n.id.prefix); err != nil {
@@ -246,6 +248,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.router.EndHandover()
 	n.fibw.PruneAfter(3 * n.params.Hello())
 	n.run.Go(func() error { return n.tunnels.Run(ctx) })
+	n.run.Go(func() error { return n.taps.run(ctx) })
 	n.run.Go(func() error { return n.conn.Serve(ctx, n.links, n.proto) })
 	if n.backend.wg != nil && n.cfg.WireGuardRotate > 0 {
 		n.run.Go(func() error { return n.backend.wg.rotateEvery(ctx, n.cfg.WireGuardRotate) })

@@ -31,12 +31,9 @@ func (c *Config) offersOpenVPN(encap string) bool {
 // OpenVPN type the node offers, a server (one TAP device re6stnet-<proto>
 // for all its clients, as re6st runs it) started with the node; for each
 // outgoing tunnel of such a type, a client whose TAP device is the
-// tunnel's Babel interface, t<id>. Babel runs natively on the TAP devices
-// and the routes through them go into the kernel, like a LAN's (fib.Split):
-// packets take the data plane's slow path into them, and what comes out of
-// them is routed by the kernel (into the overlay device, whose program
-// carries transit on into a BPF tunnel). The data plane's device tunnels
-// are layer-3 only.
+// tunnel's Babel interface, t<id>. Babel runs natively on the TAP devices;
+// the routes through them go into the data plane, each neighbour on a TAP
+// device a layer-2 device tunnel (tapTunnels).
 type ovpnBackend struct {
 	n *Node
 
@@ -79,7 +76,7 @@ func (o *ovpnBackend) startServers() error {
 		if err := o.start(dev, proto, args, func(p *openvpn.Process) { o.servers[dev] = p }); err != nil {
 			return err
 		}
-		if err := o.n.links.attachTAP(dev); err != nil {
+		if err := o.n.links.attachTAP(dev, 0, encap); err != nil {
 			return err
 		}
 	}
@@ -148,8 +145,8 @@ func (o *ovpnBackend) remove(id uint32) error {
 		return fmt.Errorf("tunnel %d: no openvpn client", id)
 	}
 	dev := manager.Tunnel{ID: id}.Interface()
+	o.n.taps.detach(dev)
 	p.Stop()
-	o.n.routes.RemoveLAN(dev)
 	return openvpn.DeleteTAP(dev)
 }
 
@@ -166,6 +163,7 @@ func (o *ovpnBackend) closeAll() {
 	o.clients, o.servers = map[uint32]*openvpn.Process{}, map[string]*openvpn.Process{}
 	o.mu.Unlock()
 	for dev, p := range all {
+		o.n.taps.detach(dev)
 		p.Stop()
 		if err := openvpn.DeleteTAP(dev); err != nil {
 			o.n.log.Warn().Err(err).Str("device", dev).Msg("remove openvpn device")
@@ -201,17 +199,18 @@ func (o *ovpnBackend) serverStatuses(neighbours []babel.NeighbourInfo) []OpenVPN
 	return out
 }
 
-// attachTAP runs Babel natively on an OpenVPN TAP device (a link with one
-// peer, or a server's with several), as on a LAN: the routes through it go
-// into the kernel.
-func (l *links) attachTAP(dev string) error {
+// attachTAP runs Babel natively on an OpenVPN TAP device of type encap (a
+// link with one peer, tunnel client's, or with a server's several clients
+// when client is 0), and makes the routes through it go into the data
+// plane as layer-2 device tunnels (tapTunnels).
+func (l *links) attachTAP(dev string, client uint32, encap string) error {
 	tr, err := babel.ListenUDP(dev)
 	if err != nil {
 		return err
 	}
-	l.n.routes.AddLAN(dev)
+	l.n.taps.attach(dev, client, encap)
 	if err := l.n.router.AddInterface(dev, l.n.babelInterface(babel.LinkTunnel), tr); err != nil {
-		l.n.routes.RemoveLAN(dev)
+		l.n.taps.detach(dev)
 		tr.Close()
 		return err
 	}

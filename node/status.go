@@ -187,6 +187,7 @@ func (n *Node) Status() Status {
 		ts.Traffic, _ = n.dp.TunnelCounters(t.ID)
 		s.Tunnels = append(s.Tunnels, ts)
 	}
+	s.Tunnels = append(s.Tunnels, n.taps.serverClients(dump, p.Encrypt)...)
 	return s
 }
 

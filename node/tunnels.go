@@ -31,8 +31,9 @@ func (n *Node) managerConfig() manager.Config {
 		Tick: n.cfg.TickInterval, Saved: n.loadTunnels(), SavedAt: n.stoppedAt, Save: n.saveTunnels,
 		Backend: n.backend, Babel: n.links, Protocol: n.proto, Cache: n.cache,
 		Registry: (*bootstrapRegistry)(n), Params: n.params, Countries: (*countries)(n),
-		RegistryBits: func() string { return n.params.get().RegistryPrefix },
-		Logger:       n.log.With().Str("part", "tunnels").Logger(),
+		RegistryBits:  func() string { return n.params.get().RegistryPrefix },
+		OtherIncoming: n.serverClientCount,
+		Logger:        n.log.With().Str("part", "tunnels").Logger(),
 	}
 }
 
@@ -160,7 +161,7 @@ func (l *links) Attach(t manager.Tunnel) error {
 		return l.attachDevice(t, wgDeviceName(t.ID))
 	}
 	if _, ok := openvpnTypes[t.Endpoint.Encap]; ok {
-		return l.attachTAP(t.Interface())
+		return l.attachTAP(t.Interface(), t.ID, t.Endpoint.Encap)
 	}
 	to := control.Tunnel{Remote: t.Endpoint.Remote, GRE: t.Endpoint.Encap == nodeproto.ProtoGRE, Key: t.Endpoint.Key}
 	local := l.n.linkLocal()
@@ -248,8 +249,11 @@ func (l *links) ByEndpoint(remote netip.Addr, gre bool, key uint32) (control.Lin
 }
 
 // tunnelOf maps a Babel next hop to its data-plane tunnel (fib's
-// TunnelLookup).
-func (l *links) tunnelOf(ifname string, _ netip.Addr) (uint32, bool) {
+// TunnelLookup): on an OpenVPN TAP device, the neighbour's (tapTunnels).
+func (l *links) tunnelOf(ifname string, neighbour netip.Addr) (uint32, bool) {
+	if id, ok := l.n.taps.lookup(ifname, neighbour); ok {
+		return id, true
+	}
 	id := manager.IDOf(ifname)
 	l.mu.Lock()
 	defer l.mu.Unlock()

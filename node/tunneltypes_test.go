@@ -10,6 +10,7 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/cluster"
 	"github.com/re6st-bpf/re6st-bpf/internal/internet"
+	"github.com/re6st-bpf/re6st-bpf/loader"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
@@ -111,12 +112,55 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
 		}
 	}
+	// The OpenVPN tunnels are the data plane's device tunnels, outgoing
+	// ones and each client of a server (an incoming tunnel, its peer the
+	// prefix it announces). Both count what comes out of their device (rx:
+	// Babel's packets at least, once the data plane learnt the neighbour's
+	// MAC from them), and the data plane sends the traffic of Babel's
+	// routes into them (tx: the packets Babel itself sends do not pass the
+	// data plane); which side of a TAP link the routes use depends on the
+	// link costs each end measures.
+	require.Eventually(t, func() bool {
+		var in, out, carried bool
+		for _, name := range c.Nodes() {
+			for _, tu := range nodeStatus(t, c, name).Tunnels {
+				if tu.Type != nodeproto.ProtoOpenVPNTCP {
+					continue
+				}
+				require.Equal(t, "device", tu.Encap.String(), "%s: tunnel %d", name, tu.ID)
+				if tu.Outgoing {
+					out = out || tu.Traffic.RxBytes > 0
+				} else {
+					in = in || (tu.Peer.IsValid() && tu.Traffic.RxBytes > 0)
+				}
+				carried = carried || (tu.Routes > 0 && tu.Traffic.TxBytes > 0)
+			}
+		}
+		return in && out && carried
+	}, reachBound, time.Second, "OpenVPN tunnels in the data plane, outgoing and incoming, and carrying their routes' traffic")
 
 	require.NoError(t, in.RemoveFirewall(internet.Core))
 	require.Eventually(t, typed(t, c, nodeproto.ProtoFOU, nodeproto.ProtoFOU, &across), 4*fastRefresh*time.Second, time.Second,
 		"every tunnel back to FOU")
 	m, err := c.WaitReachable(context.Background(), reachBound)
 	require.NoError(t, err, "reachability:\n%v", m)
+	// The servers' clients' tunnels leave the data planes once Babel no
+	// longer hears the clients (16 Hellos missed).
+	for _, name := range c.Nodes() {
+		dp, err := loader.Open(c.Node(name).Instance())
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			list, err := dp.Tunnels()
+			require.NoError(t, err)
+			for _, tu := range list {
+				if tu.Type == loader.DEVICE {
+					return false
+				}
+			}
+			return true
+		}, 2*reachBound, time.Second, "%s: OpenVPN device tunnels left", name)
+		dp.Close()
+	}
 }
 
 // fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel

@@ -123,8 +123,15 @@ func (b *tunnelBackend) Unannounced(encap string) bool { return b.n.cfg.offersOp
 // device dies with the process that made it; the data-plane tunnel a
 // previous run left for it (if it did not stop cleanly) is listed with the
 // encap "device", which no saved tunnel has, so the manager removes it
-// instead of taking it over.
-func (b *tunnelBackend) List() (map[uint32]manager.Endpoint, error) { return b.bpf.List() }
+// instead of taking it over. So are an OpenVPN server's clients' tunnels
+// a previous run left, but not this run's, which are not the manager's.
+func (b *tunnelBackend) List() (map[uint32]manager.Endpoint, error) {
+	list, err := b.bpf.List()
+	for _, id := range b.n.taps.serverTunnels() {
+		delete(list, id)
+	}
+	return list, err
+}
 
 // Credential implements manager.Credentials: our WireGuard key binding.
 func (b *tunnelBackend) Credential(encap string) ([]byte, error) {

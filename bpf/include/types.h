@@ -26,12 +26,13 @@ struct route {
 enum tunnel_type {
 	TUNNEL_FOU = 1, /* IPv6 in UDP in IPv4 */
 	TUNNEL_GRE = 2, /* IPv6 in GRE in IPv4 */
-	TUNNEL_DEVICE = 3, /* a layer-3 network device (bpf/include/device.h) */
+	TUNNEL_DEVICE = 3, /* a network device (bpf/include/device.h) */
 };
 
 enum tunnel_flags {
 	TUNNEL_F_KEY = 1,          /* GRE key present */
 	TUNNEL_F_FIXED_SPORT = 2, /* FOU source port = our FOU port (NAT-friendly) */
+	TUNNEL_F_NEIGH = 4,       /* DEVICE on a layer-2 device (TAP): its IPv6 next hop is in device_nexthops */
 };
 
 struct tunnel {
@@ -53,6 +54,25 @@ struct endpoint_key {
 	__u32 key;    /* GRE key, 0 for FOU and for GRE without key */
 	__u8 type;    /* enum tunnel_type */
 	__u8 pad[3];
+};
+
+/* A layer-2 device tunnel's neighbour: its IPv6 next hop on the device
+ * (Babel's, a link-local address). */
+struct device_neighbour {
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+/* A layer-2 device tunnel's neighbour by the Ethernet source of its
+ * packets, learnt from its control traffic. */
+struct device_mac {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u8 pad[2];
+};
+
+struct device_nexthop {
+	__u8 addr[16];
 };
 
 /* Link-layer addresses towards a tunnel's remote, learnt by the XDP program

@@ -146,6 +146,9 @@ func printTunnels(rows []tunnelRow) {
 		local, remote := r.Local.String(), r.Remote.String()
 		if r.Type == loader.DEVICE {
 			local, remote, pk = "-", "ifindex "+strconv.FormatUint(uint64(r.Ifindex), 10), "-"
+			if r.NextHop.IsValid() { // a layer-2 device: the neighbour behind it
+				remote += " via " + r.NextHop.String()
+			}
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Type, local, remote, pk, r.MTU,
 			r.Counters.RxPackets, r.Counters.RxBytes, r.Counters.TxPackets, r.Counters.TxBytes)

@@ -113,7 +113,11 @@ func printStatus(w io.Writer, s *node.Status) {
 		if t.Encrypted {
 			encrypted = "yes"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%d\t%d\t%s\t%s\n", t.ID, t.Peer, dir, t.Type, encrypted, t.Remote,
+		remote := "-" // an OpenVPN server's client: openvpn does not say from where
+		if t.Remote.IsValid() {
+			remote = t.Remote.String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%d\t%d\t%s\t%s\n", t.ID, t.Peer, dir, t.Type, encrypted, remote,
 			float64(t.RTTMicros)/1000, t.Cost, t.Routes, bytes(t.Traffic.RxBytes), bytes(t.Traffic.TxBytes))
 	}
 	tw.Flush()

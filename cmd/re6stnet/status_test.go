@@ -38,10 +38,13 @@ func TestPrintStatusTunnelTypes(t *testing.T) {
 			Remote: netip.MustParseAddrPort("198.18.1.2:5555")},
 		{ID: 2, Peer: netip.MustParsePrefix("2001:db8:42:2::/64"), Encap: loader.FOU, Type: "fou",
 			Remote: netip.MustParseAddrPort("198.18.2.2:5555")},
+		// An OpenVPN server's client: no remote.
+		{ID: 1 << 31, Peer: netip.MustParsePrefix("2001:db8:42:3::/64"), Encap: loader.DEVICE, Type: "openvpn-tcp"},
 	}})
 	require.Regexp(t, regexp.MustCompile(`(?m)^TUNNEL\s+PEER\s+DIR\s+TYPE\s+ENCRYPTED\s+REMOTE`), out.String())
 	require.Regexp(t, regexp.MustCompile(`(?m)^1\s+2001:db8:42:1::/64\s+out\s+wireguard\s+yes\s+198\.18\.1\.2:5555\s`), out.String())
 	require.Regexp(t, regexp.MustCompile(`(?m)^2\s+2001:db8:42:2::/64\s+in\s+fou\s+no\s+198\.18\.2\.2:5555\s`), out.String())
+	require.Regexp(t, regexp.MustCompile(`(?m)^2147483648\s+2001:db8:42:3::/64\s+in\s+openvpn-tcp\s+no\s+-\s`), out.String())
 }
 
 // The text status gives the OpenVPN servers and their clients.

@@ -19,6 +19,12 @@ import (
 // j (j = i-1 or i+1), in place of the encapsulated tunnel of that side.
 // The returned attachment is the device program's: closing it detaches it.
 func (c *Chain) UseDevice(i, j int, id uint32, ifname string, mtu int) (*loader.IngressAttachment, error) {
+	return c.UseDeviceVia(i, j, id, ifname, mtu, netip.Addr{})
+}
+
+// UseDeviceVia is UseDevice with the neighbour's IPv6 address on a layer-2
+// device ifname (invalid for a layer-3 one).
+func (c *Chain) UseDeviceVia(i, j int, id uint32, ifname string, mtu int, nexthop netip.Addr) (*loader.IngressAttachment, error) {
 	n := c.Nodes[i]
 	ifindex, err := n.NS.Ifindex(ifname)
 	if err != nil {
@@ -28,7 +34,7 @@ func (c *Chain) UseDevice(i, j int, id uint32, ifname string, mtu int) (*loader.
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Datapath.AddTunnel(loader.Tunnel{ID: id, Type: loader.DEVICE, Ifindex: uint32(ifindex), MTU: uint16(mtu)}); err != nil {
+	if err := n.Datapath.AddTunnel(loader.Tunnel{ID: id, Type: loader.DEVICE, Ifindex: uint32(ifindex), MTU: uint16(mtu), NextHop: nexthop}); err != nil {
 		att.Close()
 		return nil, err
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	// a bootstrap peer (partition recovery). Nil: only when Babel knows
 	// nobody.
 	RegistryBits func() string
+	// OtherIncoming counts the incoming tunnels outside the table (an
+	// OpenVPN server's clients), which max_clients bounds with the
+	// table's; nil: none.
+	OtherIncoming func() int
 	// Countries applies the network's same_country rule; nil: none.
 	Countries Countries
 	Params    Params
@@ -359,6 +363,7 @@ func (m *Manager) look() view {
 			v.incoming++
 		}
 	}
+	v.incoming += m.otherIncoming()
 	return v
 }
 

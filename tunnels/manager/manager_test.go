@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"sync/atomic"
 	"time"
 
 	"errors"
@@ -434,4 +435,26 @@ func TestAcceptGRE(t *testing.T) {
 	info, _ := h.tunnelTo(p2)
 	assert.Equal(t, Endpoint{Encap: "gre", Local: netip.MustParseAddr("192.0.2.1"), Remote: via, Key: 77}, info.Endpoint)
 	assert.Equal(t, info.Endpoint, h.backend.tunnels[info.ID])
+}
+
+// TestOtherIncomingCounted: the incoming tunnels outside the table (an
+// OpenVPN server's clients) take places of max_clients.
+func TestOtherIncomingCounted(t *testing.T) {
+	h := newHarness(t, 0, 2)
+	var others atomic.Int32
+	others.Store(1)
+	h.cfg.OtherIncoming = func() int { return int(others.Load()) }
+	h.start()
+	via := netip.MustParseAddrPort("198.51.100.2:4326")
+	p2, bits2 := peer(t, 2)
+	p3, bits3 := peer(t, 3)
+	r := h.m.Accept(nodeproto.Peer{Prefix: p2, Bits: bits2, Via: via}, nodeproto.TunnelRequest{Encap: "fou", Endpoint: via})
+	require.True(t, r.Accepted, r.Reason)
+	via3 := netip.MustParseAddrPort("198.51.100.3:4326")
+	req3 := nodeproto.TunnelRequest{Encap: "fou", Endpoint: via3}
+	r = h.m.Accept(nodeproto.Peer{Prefix: p3, Bits: bits3, Via: via3}, req3)
+	assert.Contains(t, r.Reason, "no room", "one in the table and one other fill the two places")
+	others.Store(0)
+	r = h.m.Accept(nodeproto.Peer{Prefix: p3, Bits: bits3, Via: via3}, req3)
+	assert.True(t, r.Accepted, r.Reason)
 }

@@ -96,14 +96,22 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 	return reply
 }
 
+// incoming counts the incoming tunnels, the table's and the others.
 func (m *Manager) incoming() int {
-	c := 0
+	c := m.otherIncoming()
 	for _, e := range m.tunnels {
 		if !e.Outgoing {
 			c++
 		}
 	}
 	return c
+}
+
+func (m *Manager) otherIncoming() int {
+	if m.cfg.OtherIncoming == nil {
+		return 0
+	}
+	return m.cfg.OtherIncoming()
 }
 
 // Kill is the peer draining the tunnel between us (the node protocol's

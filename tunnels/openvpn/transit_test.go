@@ -8,19 +8,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/re6st-bpf/re6st-bpf/internal/bench"
 	"github.com/re6st-bpf/re6st-bpf/internal/chain"
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/loader"
 )
 
 // A —FOU— B —WireGuard— C —OpenVPN— D, as a node lays them out: the data
-// plane carries FOU and WireGuard (a device tunnel); OpenVPN's TAP link is
-// a LAN of the kernel's, C's data plane having no route to D (its slow
-// path hands the packets coming out of WireGuard to the kernel, which
-// routes them into the TAP device), and what comes back out of it is
-// routed by C's kernel into the overlay device, whose program sends it
-// into WireGuard. TCP both ways arrives whole (SHA-256), through every
-// link.
+// plane carries every hop, FOU, WireGuard and OpenVPN (device tunnels, the
+// TAP device's a layer-2 one with the neighbour's link-local address as
+// next hop). C carries what comes out of WireGuard into the TAP device,
+// and what comes out of the TAP device into WireGuard, in BPF: its
+// kernel forwards none of it. TCP both ways arrives whole (SHA-256),
+// through every link.
 func TestTransitAcrossKinds(t *testing.T) {
 	requireOpenVPN(t)
 	c := chain.Build(t, chain.Options{Nodes: 4, Overlay: true, Encap: loader.FOU, Hook: loader.HookTC})
@@ -44,13 +44,22 @@ func TestTransitAcrossKinds(t *testing.T) {
 	cl := ours(t, cn.NS, "ovc", TCP, llC, clArgs)
 	waitPing(t, cn.NS, "ovc", llD, srv, cl)
 
-	// Routes as the node's fib.Split writes them for a LAN neighbour: into
-	// the kernel, out of the data plane.
-	require.NoError(t, cn.Datapath.DeleteRoute(chain.OverlayPrefix(3), netip.Prefix{}))
-	route(t, cn.NS, chain.OverlayPrefix(3), llD, "ovc")
-	for k := 0; k < 3; k++ {
-		route(t, d.NS, chain.OverlayPrefix(k), llC, "ovs")
+	// The TAP devices as the node uses them: a layer-2 device tunnel at
+	// each end, to the other's link-local address, the routes of that
+	// side through it.
+	for _, end := range []struct {
+		i, j      int
+		dev       string
+		neighbour netip.Addr
+	}{{2, 3, "ovc", llD}, {3, 2, "ovs", llC}} {
+		att, err := c.UseDeviceVia(end.i, end.j, tapTunnel, end.dev, deviceMTU(t, c.Nodes[end.i].NS, end.dev), end.neighbour)
+		require.NoError(t, err)
+		t.Cleanup(func() { att.Close() })
 	}
+	// Each end learns the other's MAC from its control traffic (Babel's
+	// in a node; the answer to a ping of its link-local address here).
+	waitPing(t, cn.NS, "ovc", llD, srv, cl)
+	waitPing(t, d.NS, "ovs", llC, srv, cl)
 
 	require.Eventually(t, func() bool {
 		_, err := a.NS.Run("ping", "-c", "1", "-W", "1", d.Overlay.String())
@@ -61,20 +70,44 @@ func TestTransitAcrossKinds(t *testing.T) {
 	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, 64<<10))
 	const size = 4 << 20
 	wgBefore := tunnelBytes(t, b, chain.WireGuardTunnel(1))
-	tapBefore := linkBytes(t, cn.NS, "ovc")
+	tapBefore := tunnelBytes(t, cn, tapTunnel)
+	forwBefore := forwarded(t, cn.NS)
 	require.NoError(t, chain.TCPTransfer(a.NS, d.NS, d.Overlay, size))
 	require.NoError(t, chain.TCPTransfer(d.NS, a.NS, a.Overlay, size))
 	wgAfter := tunnelBytes(t, b, chain.WireGuardTunnel(1))
-	tapAfter := linkBytes(t, cn.NS, "ovc")
+	tapAfter := tunnelBytes(t, cn, tapTunnel)
 	require.Greater(t, wgAfter[0]-wgBefore[0], uint64(size), "B sent A's transfer into WireGuard")
 	require.Greater(t, wgAfter[1]-wgBefore[1], uint64(size), "B got D's transfer out of WireGuard")
-	require.Greater(t, tapAfter[0]-tapBefore[0], uint64(size), "C sent A's transfer into OpenVPN")
-	require.Greater(t, tapAfter[1]-tapBefore[1], uint64(size), "C got D's transfer out of OpenVPN")
+	require.Greater(t, tapAfter[0]-tapBefore[0], uint64(size), "C's data plane sent A's transfer into OpenVPN")
+	require.Greater(t, tapAfter[1]-tapBefore[1], uint64(size), "C's data plane got D's transfer out of OpenVPN")
+	rs, err := cn.Datapath.Reasons()
+	require.NoError(t, err)
+	require.Equal(t, forwBefore, forwarded(t, cn.NS), "C's kernel forwarded overlay traffic; C's data plane counted %v", rs)
 }
 
-func route(t *testing.T, ns *netns.NS, dst netip.Prefix, via netip.Addr, dev string) {
-	_, err := ns.Run("ip", "-6", "route", "add", dst.String(), "via", via.String(), "dev", dev)
+// tapTunnel is the id of the TAP device's tunnel at C and D.
+const tapTunnel = 40
+
+// deviceMTU is dev's MTU in ns.
+func deviceMTU(t *testing.T, ns *netns.NS, dev string) int {
+	var mtu int
+	require.NoError(t, ns.Do(func() error {
+		l, err := netlink.LinkByName(dev)
+		if err == nil {
+			mtu = l.Attrs().MTU
+		}
+		return err
+	}))
+	return mtu
+}
+
+// forwarded is the number of IPv6 packets ns's kernel forwarded.
+func forwarded(t *testing.T, ns *netns.NS) uint64 {
+	dump, err := ns.Run("cat", "/proc/net/snmp6")
 	require.NoError(t, err)
+	v, err := bench.ParseSnmp6(dump, "Ip6OutForwDatagrams")
+	require.NoError(t, err)
+	return v
 }
 
 // tunnelBytes are the bytes node's data plane sent into and got out of
@@ -83,19 +116,4 @@ func tunnelBytes(t *testing.T, node *chain.Node, id uint32) [2]uint64 {
 	st, err := node.Datapath.TunnelCounters(id)
 	require.NoError(t, err)
 	return [2]uint64{st.TxBytes, st.RxBytes}
-}
-
-// linkBytes are the bytes dev sent and received.
-func linkBytes(t *testing.T, ns *netns.NS, dev string) [2]uint64 {
-	var s [2]uint64
-	require.NoError(t, ns.Do(func() error {
-		l, err := netlink.LinkByName(dev)
-		if err != nil {
-			return err
-		}
-		st := l.Attrs().Statistics
-		s = [2]uint64{st.TxBytes, st.RxBytes}
-		return nil
-	}))
-	return s
 }
