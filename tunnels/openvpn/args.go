@@ -90,8 +90,8 @@ func seconds(d time.Duration) string { return strconv.Itoa(max(1, int(d/time.Sec
 // as re6st runs one per protocol.
 type ServerConfig struct {
 	Common
-	Port       uint16
-	Proto      string // TCP or UDP
+	Port  uint16
+	Proto string // TCP or UDP
 	// IPv6: the server listens on IPv6 (re6st's tcp6 and udp6 items), on
 	// IPv6 only (--bind ipv6only), so that it shares its port with the
 	// IPv4 server of the same transport; otherwise on IPv4.
