@@ -205,7 +205,9 @@ func (np *netParams) newerVersion(signed []byte) {
 }
 
 // adoptParams switches to newer parameters: the CRL and the counts apply
-// at once (the tunnel manager tears down revoked peers' tunnels), the
+// at once (the tunnel manager tears down revoked peers' tunnels; the
+// OpenVPN servers refuse revoked clients and restart when their arguments
+// change: ovpnBackend.newParams), the
 // Babel hello interval and keys in place (applyLive), the traffic classes
 // and the IPv4 payload by setting up and withdrawing what changed
 // (applyPayload), without the restart re6st needs. The version is passed on.
@@ -220,6 +222,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	n.checkSelf()
 	n.applyPayload(old, p)
 	n.tunnels.CheckRevoked()
+	n.backend.ovpn.newParams()
 	for _, t := range n.tunnels.Tunnels() {
 		n.proto.Gossip(t.Peer)
 	}
