@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,12 +20,18 @@ import (
 // that changes (a server needs one that stays).
 const unusableIPv6 = unix.IFA_F_TENTATIVE | unix.IFA_F_DADFAILED | unix.IFA_F_DEPRECATED | unix.IFA_F_TEMPORARY
 
+// globalIPv6 is a global unicast address in 2000::/3, where the kernel's
+// route tells the interface and source towards the IPv6 internet.
+var globalIPv6 = net.ParseIP("2000::")
+
 // ipv6Underlay are the IPv6 addresses advertised for the OpenVPN servers:
-// --ipv6's, or else the global ones the underlay interfaces have now (the
-// kernel's scope global: unique local addresses too, as the IPv4 side
-// takes private addresses), never one of the overlay network's (OpenVPN
-// must not run over re6st itself, which re6st's --default also avoids);
-// none with --ipv6 none or without an OpenVPN type.
+// --ipv6's, or else those found now: the global addresses of the underlay
+// interfaces (the kernel's scope global: unique local addresses too, as
+// the IPv4 side takes private addresses) and the source the kernel picks
+// towards the IPv6 internet (through the default IPv6 route, which may
+// leave by an interface without IPv4); never one of the overlay network's
+// (OpenVPN must not run over re6st itself, which re6st's --default also
+// avoids). None with --ipv6 none or without an OpenVPN type.
 func (n *Node) ipv6Underlay() []netip.Addr {
 	if n.cfg.NoIPv6 || len(n.cfg.ovpnServers()) == 0 {
 		return nil
@@ -33,18 +40,28 @@ func (n *Node) ipv6Underlay() []netip.Addr {
 		return n.cfg.IPv6
 	}
 	var out []netip.Addr
-	for _, name := range n.dp.State.Underlays() {
-		l, err := netlink.LinkByName(name)
-		if err != nil {
-			continue
-		}
+	// add takes the usable global addresses of link; only src if valid.
+	add := func(l netlink.Link, src netip.Addr) {
 		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V6)
 		for _, a := range addrs {
 			ip, ok := netip.AddrFromSlice(a.IP)
-			if ok && ip.Is6() && !ip.Is4In6() && a.Scope == unix.RT_SCOPE_UNIVERSE && a.Flags&unusableIPv6 == 0 &&
-				ip.IsGlobalUnicast() && !n.id.network.Contains(ip) {
+			if !ok || src.IsValid() && ip != src || a.Scope != unix.RT_SCOPE_UNIVERSE || a.Flags&unusableIPv6 != 0 {
+				continue
+			}
+			if !ip.Is4In6() && ip.IsGlobalUnicast() && !n.id.network.Contains(ip) && !slices.Contains(out, ip) {
 				out = append(out, ip)
 			}
+		}
+	}
+	for _, name := range n.dp.State.Underlays() {
+		if l, err := netlink.LinkByName(name); err == nil {
+			add(l, netip.Addr{})
+		}
+	}
+	if routes, err := netlink.RouteGet(globalIPv6); err == nil && len(routes) > 0 {
+		src, ok := netip.AddrFromSlice(routes[0].Src)
+		if l, err := netlink.LinkByIndex(routes[0].LinkIndex); ok && err == nil {
+			add(l, src)
 		}
 	}
 	return out

@@ -25,8 +25,9 @@ func firewall(rules ...string) string {
 
 // Firewall rules.
 const (
-	dropGRE = "ip protocol gre"
-	dropUDP = "meta l4proto udp"
+	dropGRE        = "ip protocol gre"
+	dropUDP        = "meta l4proto udp"
+	dropOpenVPNTCP = "tcp dport 1194"
 )
 
 // typesTest is a network on two ISPs, the registry and n1 on one, n2 and n3
@@ -136,9 +137,11 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 	}, reachBound, time.Second, "OpenVPN servers hear their clients")
 	for _, name := range c.Nodes() {
 		s := nodeStatus(t, c, name)
-		require.Len(t, s.OpenVPNServers, 1, name)
-		require.True(t, s.OpenVPNServers[0].Running, name)
-		require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
+		require.Len(t, s.OpenVPNServers, 2, "%s: a server over IPv4 and one over IPv6", name)
+		for i, dev := range []string{"re6stnet-tcp", "re6stnet-tcp6"} {
+			require.True(t, s.OpenVPNServers[i].Running, name)
+			require.Equal(t, dev, s.OpenVPNServers[i].Device)
+		}
 		for _, tu := range s.Tunnels {
 			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
 		}
@@ -154,3 +157,58 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 // fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel
 // types tests: short, so that tunnels move back soon after a firewall goes.
 const fastRefresh = 15
+
+// TestOpenVPNOverIPv6: n1 and n2, on two ISPs, also have IPv6 through the
+// upstream router (their default IPv6 route, on an interface without
+// IPv4), outside the IPv4 internet, whose core drops UDP, GRE and TCP to
+// the OpenVPN port. Every node offers FOU and OpenVPN over TCP and finds
+// its IPv6 address itself (no --ipv6). Across the core, n1 and n2 fall
+// back from FOU (no set-up answer) and from OpenVPN over IPv4 (no hello
+// through) to OpenVPN over IPv6 (re6st's tcp6 item): a usable tunnel to
+// the peer's IPv6 address with a Babel neighbour on it, the peer's
+// re6stnet-tcp6 server hearing its client, and every pair of nodes
+// reaching the others, the registry's node and n2 through n1.
+func TestOpenVPNOverIPv6(t *testing.T) {
+	clusterTest(t)
+	in := internet.ForTest(t, internet.Spec{
+		ISPs: []internet.ISP{
+			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
+			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
+		},
+		Hosts: []internet.HostSpec{
+			{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"}, {Name: "n2", On: "isp2"},
+		},
+		Upstream: []string{"n1", "n2"},
+	})
+	_, err := in.NS("core").Run("nft", firewall(dropUDP, dropGRE, dropOpenVPNTCP))
+	require.NoError(t, err)
+	c := cluster.ForTest(t, cluster.Options{Internet: in, TunnelRefresh: fastRefresh, NodeArgs: func(*cluster.Node) []string {
+		return []string{"--tunnel-types", "fou,openvpn-tcp"}
+	}})
+	require.NoError(t, c.StartNodes())
+	ipv6Of := map[string]netip.Addr{"n1": in.Upstream().Link("n1").HostAddr, "n2": in.Upstream().Link("n2").HostAddr}
+	// overIPv6: a has an OpenVPN tunnel to b's IPv6 address with a Babel
+	// neighbour on it (a cost), and b's IPv6 server hears a client.
+	overIPv6 := func(a, b string) bool {
+		sa, errA := c.NodeStatus(a)
+		sb, errB := c.NodeStatus(b)
+		if errA != nil || errB != nil { // a status that times out under load: asked again
+			return false
+		}
+		heard := false
+		for _, o := range sb.OpenVPNServers {
+			heard = heard || o.Device == "re6stnet-tcp6" && o.IPv6 && o.Running && o.Clients > 0
+		}
+		for _, tu := range sa.Tunnels {
+			if heard && tu.Peer == c.Node(b).Subnet && tu.Outgoing && tu.Type == nodeproto.ProtoOpenVPNTCP &&
+				tu.Remote == netip.AddrPortFrom(ipv6Of[b], 1194) && tu.Cost > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return overIPv6("n1", "n2") || overIPv6("n2", "n1") }, 2*reachBound, time.Second,
+		"n1 and n2 linked by OpenVPN over IPv6")
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability:\n%v", m)
+}
