@@ -308,7 +308,8 @@ func TestInteropRe6st(t *testing.T) {
 // TestInteropRe6stIPv6: over an underlay that carries IPv6 only, re6st's
 // server and client of its tcp6 and udp6 items (--proto tcp6-server,
 // udp6; tcp6, udp6 with its IPv6 link MTU) connect to ours both ways, and
-// a ping crosses the TAP link (request and reply). Our IPv6 server shares its port
+// a ping crosses the TAP link (request and reply), one of our TAP
+// devices' MTU too. Our IPv6 server shares its port
 // with our IPv4 server of the same transport, as the node runs them.
 func TestInteropRe6stIPv6(t *testing.T) {
 	r := newRigOn(t, "fd00:9::1/64", "fd00:9::2/64")
@@ -341,6 +342,9 @@ func TestInteropRe6stIPv6(t *testing.T) {
 			cl := re6stClient(t, a, p, theirCN, "re6stc"+item, ourCN, item, netip.AddrPortFrom(r.addrB, port))
 			waitPing(t, a, "re6stc"+item, ourLL, srv, cl)
 			require.Contains(t, srv.Output(), re6stCipher)
+			// A packet the size of our TAP device's MTU passes over IPv6.
+			out, err := a.Run("ping", "-6", "-c", "2", "-W", "2", "-M", "do", "-s", strconv.Itoa(TAPMTU(proto, overlayMTU)-48), ourLL.String()+"%re6stc"+item)
+			require.NoError(t, err, "%s\nserver:\n%s\nclient:\n%s", out, srv.Output(), cl.Output())
 		})
 	}
 }
