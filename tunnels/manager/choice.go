@@ -12,9 +12,10 @@ import (
 // choice is what the manager remembers of one peer's tunnel types: the
 // one that last worked, and those that failed (a tunnel of that type over
 // which Babel never got a usable link: a firewall on the path drops it),
-// with when, by path (a type over one underlay family: pathOf). A set-up tries the types in preference order, a type that
-// failed within the refresh period last; so after a failure the next type
-// is tried, and the faster one again once its failure is that old.
+// with when, by path (a type over one underlay family: pathOf). A set-up
+// tries the types in preference order, a path that failed within the
+// refresh period last; so after a failure the next path is tried, and the
+// faster one again once its failure is that old.
 type choice struct {
 	worked string
 	failed map[string]time.Time
