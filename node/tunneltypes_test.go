@@ -30,15 +30,18 @@ const (
 	dropOpenVPNTCP = "tcp dport 1194"
 )
 
+// twoISPs are the internet's ISPs in the tunnel types tests.
+var twoISPs = []internet.ISP{
+	{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
+	{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
+}
+
 // typesTest is a network on two ISPs, the registry and n1 on one, n2 and n3
 // on the other, whose nodes run with --tunnel-types types, behind a
 // firewall in the core that drops what rules say.
 func typesTest(t *testing.T, types string, rules ...string) (*internet.Internet, *cluster.Cluster) {
 	in := internet.ForTest(t, internet.Spec{
-		ISPs: []internet.ISP{
-			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
-			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
-		},
+		ISPs: twoISPs,
 		Hosts: []internet.HostSpec{
 			{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"},
 			{Name: "n2", On: "isp2"}, {Name: "n3", On: "isp2"},
@@ -171,10 +174,7 @@ const fastRefresh = 15
 func TestOpenVPNOverIPv6(t *testing.T) {
 	clusterTest(t)
 	in := internet.ForTest(t, internet.Spec{
-		ISPs: []internet.ISP{
-			{Name: "isp1", Range: netip.MustParsePrefix("198.18.0.0/16")},
-			{Name: "isp2", Range: netip.MustParsePrefix("198.19.0.0/16")},
-		},
+		ISPs: twoISPs,
 		Hosts: []internet.HostSpec{
 			{Name: "registry", On: "isp1"}, {Name: "n1", On: "isp1"}, {Name: "n2", On: "isp2"},
 		},

@@ -19,6 +19,18 @@ func (b ovpnBackend) Carries(encap string) bool {
 
 func (b ovpnBackend) Unannounced(encap string) bool { return encap == nodeproto.ProtoOpenVPNTCP }
 
+// ovpnHarness is a harness of one outgoing tunnel whose backend carries
+// OpenVPN over TCP, with the preference list types, and peer 2, whose
+// addresses are addrs, in the peer cache.
+func ovpnHarness(t *testing.T, addrs string, types ...string) (*harness, netip.Prefix, string) {
+	h := newHarness(t, 1, 10)
+	h.cfg.Backend = ovpnBackend{h.backend}
+	h.cfg.Types = types
+	p2, bits2 := peer(t, 2)
+	require.NoError(t, h.cache.Put(bits2, addrs))
+	return h, p2, bits2
+}
+
 // TestUnannouncedType: the peer offers FOU and OpenVPN over TCP, and its
 // answers never come (a firewall drops UDP). The FOU set-up times out; the
 // OpenVPN tunnel is made with no set-up exchange, to the peer's advertised
@@ -26,11 +38,7 @@ func (b ovpnBackend) Unannounced(encap string) bool { return encap == nodeproto.
 // FOU's failure is remembered (the refresh replaces the tunnel by a FOU
 // one only once that failure is a refresh period old).
 func TestUnannouncedType(t *testing.T) {
-	h := newHarness(t, 1, 10)
-	h.cfg.Backend = ovpnBackend{h.backend}
-	h.cfg.Types = []string{nodeproto.ProtoFOU, nodeproto.ProtoOpenVPNTCP}
-	p2, bits2 := peer(t, 2)
-	require.NoError(t, h.cache.Put(bits2, "198.51.100.2,4326,fou;198.51.100.2,1194,tcp"))
+	h, p2, bits2 := ovpnHarness(t, "198.51.100.2,4326,fou;198.51.100.2,1194,tcp", nodeproto.ProtoFOU, nodeproto.ProtoOpenVPNTCP)
 	h.proto.silent[p2] = true
 	h.start()
 	h.step(1)
@@ -71,11 +79,8 @@ func TestUnannouncedTypeNotRequested(t *testing.T) {
 // through it (a firewall drops that family), the IPv6 one at once: the
 // failure is remembered for OpenVPN over IPv4, not for the type.
 func TestUnannouncedOverIPv6(t *testing.T) {
-	h := newHarness(t, 1, 10)
-	h.cfg.Backend = ovpnBackend{h.backend}
-	h.cfg.Types = []string{nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoFOU}
-	p2, bits2 := peer(t, 2)
-	require.NoError(t, h.cache.Put(bits2, "2001:db8::2,4326,fou;198.51.100.2,1194,tcp;2001:db8::2,1194,tcp6"))
+	h, p2, bits2 := ovpnHarness(t, "2001:db8::2,4326,fou;198.51.100.2,1194,tcp;2001:db8::2,1194,tcp6",
+		nodeproto.ProtoOpenVPNTCP, nodeproto.ProtoFOU)
 	h.babel.block(nodeproto.ProtoOpenVPNTCP, true) // over IPv4
 	h.start()
 	h.step(1)

@@ -161,6 +161,17 @@ func waitOutput(t *testing.T, p *Process, s string) {
 	}
 }
 
+// waitExit waits until p ends; if it does not within 30 s, the test
+// fails with why and its output.
+func waitExit(t *testing.T, p *Process, why string) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s:\n%s", why, p.Output())
+	}
+}
+
 // waitPing waits until ns pings the link-local address ll over dev; on
 // failure, the test shows both ends' output.
 func waitPing(t *testing.T, ns *netns.NS, dev string, ll netip.Addr, srv, cl *Process) {
@@ -219,6 +230,21 @@ func newRigOn(t *testing.T, a, b string) rig {
 	return r
 }
 
+// re6stServerOurClient starts re6st's server of item (tcp, udp, tcp6,
+// udp6) in a, on port, and our client of transport proto to it in b, and
+// waits until a ping crosses their TAP link.
+func (r rig) re6stServerOurClient(t *testing.T, item, proto string, port uint16) (srv, cl *Process) {
+	srv = re6stServer(t, r.a, r.pki, theirCN, item, port)
+	waitOutput(t, srv, ready)
+	c := r.common
+	c.Dev = "ovc" + item
+	args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(r.addrA, port), Proto: proto, PeerName: theirCN})
+	require.NoError(t, err)
+	cl = ours(t, r.b, c.Dev, proto, r.ourLL, args)
+	waitPing(t, r.a, "re6stnet-"+item, r.ourLL, srv, cl)
+	return srv, cl
+}
+
 // TestInteropRe6st: an OpenVPN server and client started with re6st's
 // arguments connect to ours (ServerArgs, ClientArgs) over TCP and UDP,
 // both ways, without a cipher (the network does not encrypt); the TAP link
@@ -226,18 +252,9 @@ func newRigOn(t *testing.T, a, b string) rig {
 func TestInteropRe6st(t *testing.T) {
 	r := newRig(t)
 	p, a, b, addrB, ourLL, common := r.pki, r.a, r.b, r.addrB, r.ourLL, r.common
-	addrA := r.addrA
 	for i, proto := range []string{TCP, UDP} {
 		t.Run("re6st-server-"+proto, func(t *testing.T) {
-			port := uint16(1194 + i)
-			srv := re6stServer(t, a, p, theirCN, proto, port)
-			waitOutput(t, srv, ready)
-			c := common
-			c.Dev = "ovc" + proto
-			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrA, port), Proto: proto, PeerName: theirCN})
-			require.NoError(t, err)
-			cl := ours(t, b, c.Dev, proto, ourLL, args)
-			waitPing(t, a, "re6stnet-"+proto, ourLL, srv, cl)
+			_, cl := r.re6stServerOurClient(t, proto, proto, uint16(1194+i))
 			require.Equal(t, "AES-256-GCM", cl.Cipher(), "OpenVPN 2.6 ignores re6st's --cipher none")
 		})
 		// ourServer starts our server in b, on port.
@@ -295,11 +312,7 @@ func TestInteropRe6st(t *testing.T) {
 		// The client checks the server's certificate names the peer it
 		// wants: a server with another node's certificate is refused.
 		_, cl := ourPair(t, 1495, false, "3/16")
-		select {
-		case <-cl.Done():
-		case <-time.After(20 * time.Second):
-			t.Fatalf("the client went on with the wrong server:\n%s", cl.Output())
-		}
+		waitExit(t, cl, "the client went on with the wrong server")
 		require.Contains(t, cl.Output(), "VERIFY X509NAME ERROR")
 		require.NotContains(t, cl.Output(), ready)
 	})
@@ -317,16 +330,8 @@ func TestInteropRe6stIPv6(t *testing.T) {
 	for i, proto := range []string{TCP, UDP} {
 		item := proto + "6"
 		t.Run("re6st-server-"+item, func(t *testing.T) {
-			port := uint16(1194 + i)
-			srv := re6stServer(t, a, p, theirCN, item, port)
-			waitOutput(t, srv, ready)
-			c := common
-			c.Dev = "ovc" + item
-			args, err := ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(r.addrA, port), Proto: proto, PeerName: theirCN})
-			require.NoError(t, err)
-			require.Contains(t, args, item)
-			cl := ours(t, b, c.Dev, proto, ourLL, args)
-			waitPing(t, a, "re6stnet-"+item, ourLL, srv, cl)
+			_, cl := r.re6stServerOurClient(t, item, proto, uint16(1194+i))
+			require.Contains(t, cl.cmd.Args, item, "our client's protocol is re6st's item")
 		})
 		t.Run("re6st-client-"+item, func(t *testing.T) {
 			port := uint16(1294 + i)
@@ -369,11 +374,7 @@ func TestCRL(t *testing.T) {
 	// re6st's client, whose serial is revoked: refused at the handshake.
 	cl := re6stClient(t, a, p, theirCN, "re6stc", ourCN, "tcp", netip.AddrPortFrom(r.addrB, 1194))
 	waitOutput(t, srv, "VERIFY CRL: depth=0, CN=1/16, serial=2 is revoked")
-	select {
-	case <-cl.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the revoked client went on:\n%s\nserver:\n%s", cl.Output(), srv.Output())
-	}
+	waitExit(t, cl, "the revoked client went on")
 	require.NotContains(t, cl.Output(), ready)
 
 	// No longer listed: the same server takes it.
@@ -388,11 +389,7 @@ func TestCRL(t *testing.T) {
 	args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(r.addrB, 1194), Proto: TCP, PeerName: ourCN})
 	require.NoError(t, err)
 	ourCl := ours(t, a, c.Dev, TCP, netip.MustParseAddr("fe80::1"), args)
-	select {
-	case <-ourCl.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the client went on with a revoked server:\n%s", ourCl.Output())
-	}
+	waitExit(t, ourCl, "the client went on with a revoked server")
 	require.Contains(t, ourCl.Output(), "VERIFY CRL: depth=0, CN=2/16, serial=3 is revoked")
 	require.NotContains(t, ourCl.Output(), ready)
 }
