@@ -121,6 +121,7 @@ func (o *ovpnBackend) writeCRL() (fresh bool, err error) {
 	return fresh, nil
 }
 
+// serverArgs are server s's arguments under the parameters in force.
 func (o *ovpnBackend) serverArgs(s ovpnServer) ([]string, error) {
 	return openvpn.ServerArgs(openvpn.ServerConfig{Common: o.common(s.device()), Port: o.n.cfg.OpenVPNPort,
 		Proto: openvpnTypes[s.encap], IPv6: s.ipv6, MaxClients: max(1, o.n.params.maxClients())})
@@ -190,9 +191,9 @@ func (o *ovpnBackend) certificateRenewed() {
 
 // restartServers restarts the servers whose arguments changed, or all of
 // them if all; each keeps its TAP device (persistent), so Babel's
-// interface on it stays, and its clients connect again (re6st's clients
-// exit and their node sets a tunnel up again; ours likewise). The caller
-// holds serversMu.
+// interface on it stays, and its clients connect again (a client's openvpn
+// exits, at once over TCP, at its --ping-exit over UDP, and its node sets a
+// tunnel up again). The caller holds serversMu.
 func (o *ovpnBackend) restartServers(all bool, why string) {
 	for _, s := range o.n.cfg.ovpnServers() {
 		dev := s.device()
