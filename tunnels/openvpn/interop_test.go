@@ -290,8 +290,9 @@ func TestInteropRe6st(t *testing.T) {
 		})
 	}
 	// ourPair starts our server in b (cipher or not) and our client to it
-	// in a, which wants the server named peerName.
-	ourPair := func(t *testing.T, port uint16, encrypt bool, peerName string) (srv, cl *Process) {
+	// in a, which wants the server named peerName and encrypts as the
+	// server does, or as clientEncrypts says.
+	ourPair := func(t *testing.T, port uint16, encrypt bool, peerName string, clientEncrypts ...bool) (srv, cl *Process) {
 		c := common
 		c.Dev, c.Encrypt = "ovsx", encrypt
 		args, err := ServerArgs(ServerConfig{Common: c, Port: port, Proto: TCP, MaxClients: 4})
@@ -299,6 +300,9 @@ func TestInteropRe6st(t *testing.T) {
 		srv = ours(t, b, c.Dev, TCP, ourLL, args)
 		waitOutput(t, srv, ready)
 		c.Dev, c.Cert, c.Key = "ovcx", p.nodes[theirCN][0], p.nodes[theirCN][1]
+		if len(clientEncrypts) > 0 {
+			c.Encrypt = clientEncrypts[0]
+		}
 		args, err = ClientArgs(ClientConfig{Common: c, Remote: netip.AddrPortFrom(addrB, port), Proto: TCP, PeerName: peerName})
 		require.NoError(t, err)
 		return srv, ours(t, a, c.Dev, TCP, netip.MustParseAddr("fe80::1"), args)
@@ -307,6 +311,13 @@ func TestInteropRe6st(t *testing.T) {
 		srv, cl := ourPair(t, 1494, true, ourCN)
 		waitPing(t, a, "ovcx", ourLL, srv, cl)
 		require.Equal(t, "AES-256-GCM", cl.Cipher(), "a network that encrypts: a cipher")
+	})
+	t.Run("clear-client-encrypting-server", func(t *testing.T) {
+		// encrypt turned on: the restarted server offers ciphers only, and
+		// a client started before (no cipher first) negotiates one.
+		srv, cl := ourPair(t, 1496, true, ourCN, false)
+		waitPing(t, a, "ovcx", ourLL, srv, cl)
+		require.Equal(t, "AES-256-GCM", cl.Cipher())
 	})
 	t.Run("wrong-name", func(t *testing.T) {
 		// The client checks the server's certificate names the peer it
