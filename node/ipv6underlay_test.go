@@ -10,6 +10,8 @@ import (
 
 	"github.com/re6st-bpf/re6st-bpf/internal/netns"
 	"github.com/re6st-bpf/re6st-bpf/loader"
+	"github.com/re6st-bpf/re6st-bpf/registry/server"
+	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
 // TestIPv6Underlay: in a namespace whose underlay eth0 has a global, a
@@ -92,4 +94,28 @@ func TestIPv6Underlay(t *testing.T) {
 	require.Empty(t, n.ipv6Underlay(), "--ipv6 none")
 	_, err := n.ipv6Source(netip.MustParseAddr("2001:db8:77::2"))
 	require.Error(t, err, "--ipv6 none: no OpenVPN over IPv6")
+}
+
+// The registry takes at most 8 items in 200 bytes, and refuses a longer
+// list whole: the report drops the last items (OpenVPN's IPv6 ones) to fit.
+func TestReportable(t *testing.T) {
+	var addrs []nodeproto.Address
+	for _, p := range []string{"fou", "gre", "wireguard", "openvpn-tcp", "openvpn-udp"} {
+		port := uint16(1194)
+		if p == "gre" {
+			port = 0
+		}
+		addrs = append(addrs, nodeproto.Address{IP: netip.MustParseAddr("198.18.2.2"), Port: port, Proto: p, Country: "FR"})
+	}
+	for _, ip := range []string{"2001:db8:1234:5678:9abc:def0:1234:5678", "2001:db8:1234:5678:9abc:def0:1234:5679"} {
+		for _, p := range []string{"openvpn-tcp", "openvpn-udp"} {
+			addrs = append(addrs, nodeproto.Address{IP: netip.MustParseAddr(ip), Port: 1194, Proto: p, Country: "FR"})
+		}
+	}
+	got := reportable(addrs)
+	require.LessOrEqual(t, len(nodeproto.FormatAddresses(got)), server.MaxAddressLength)
+	require.Equal(t, addrs[:len(got)], got, "the head of the list")
+	require.Len(t, got, 6, "the IPv4 items and the first IPv6 one fit")
+	require.Equal(t, addrs[:2], reportable(addrs[:2]), "a short list whole")
+	require.Len(t, reportable(append(addrs[:5:5], addrs[:5]...)), server.MaxAddressesPerNode)
 }
