@@ -22,10 +22,17 @@ type Config struct {
 	StateDir string // peer cache, cached network parameters, tunnel state
 	RunDir   string // control socket
 
-	Instance   string       // data-plane instance
-	Netns      string       // named network namespace the node runs in ("" when none): recorded in the data plane's state
-	Underlays  []string     // underlay interfaces; empty: every IPv4 interface but lo
-	IPs        []netip.Addr // advertised underlay addresses; empty: the underlays'
+	Instance  string       // data-plane instance
+	Netns     string       // named network namespace the node runs in ("" when none): recorded in the data plane's state
+	Underlays []string     // underlay interfaces; empty: every IPv4 interface but lo
+	IPs       []netip.Addr // advertised underlay addresses; empty: the underlays'
+	// IPv6 are the IPv6 underlay addresses advertised for the OpenVPN
+	// servers (re6st's --ipv6: its tcp6 and udp6 items); empty: the
+	// underlays' global IPv6 addresses, found at each use (ipv6Underlay).
+	IPv6 []netip.Addr
+	// NoIPv6 (--ipv6 none): no OpenVPN over IPv6, neither servers nor
+	// items.
+	NoIPv6     bool
 	Encap      loader.TunnelType
 	FOUPort    uint16
 	Hook       loader.Hook
@@ -123,8 +130,16 @@ func (c *Config) check() error {
 	}
 	for _, ip := range c.IPs {
 		if !ip.Is4() {
-			return fmt.Errorf("--ip %s: the underlay is IPv4", ip)
+			return fmt.Errorf("--ip %s: the underlay is IPv4 (IPv6 addresses of the OpenVPN servers: --ipv6)", ip)
 		}
+	}
+	for _, ip := range c.IPv6 {
+		if !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() || ip.Zone() != "" {
+			return fmt.Errorf("--ipv6 %s: want a global IPv6 address", ip)
+		}
+	}
+	if c.NoIPv6 && len(c.IPv6) > 0 {
+		return errors.New("--ipv6 none with --ipv6 addresses")
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir

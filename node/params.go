@@ -14,6 +14,7 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/internal/secfile"
 	"github.com/re6st-bpf/re6st-bpf/registry/ca"
 	"github.com/re6st-bpf/re6st-bpf/registry/netparams"
+	"github.com/re6st-bpf/re6st-bpf/registry/server"
 	"github.com/re6st-bpf/re6st-bpf/registry/wire"
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
@@ -205,7 +206,9 @@ func (np *netParams) newerVersion(signed []byte) {
 }
 
 // adoptParams switches to newer parameters: the CRL and the counts apply
-// at once (the tunnel manager tears down revoked peers' tunnels), the
+// at once (the tunnel manager tears down revoked peers' tunnels; the
+// OpenVPN servers refuse revoked clients and restart when their arguments
+// change: ovpnBackend.newParams), the
 // Babel hello interval and keys in place (applyLive), the traffic classes
 // and the IPv4 payload by setting up and withdrawing what changed
 // (applyPayload), without the restart re6st needs. The version is passed on.
@@ -221,6 +224,7 @@ func (n *Node) adoptParams(p *netparams.Params) {
 	n.checkSelf()
 	n.applyPayload(old, p)
 	n.tunnels.CheckRevoked()
+	n.backend.ovpn.newParams()
 	for _, t := range n.tunnels.Tunnels() {
 		n.proto.Gossip(t.Peer)
 	}
@@ -274,7 +278,7 @@ func (n *Node) reportAddress(ctx context.Context) {
 	if !due || n.params.SelfRevoked() || len(n.cfg.IPs) == 0 && n.behindNAT() {
 		return
 	}
-	addrs := n.advertised()
+	addrs := reportable(n.advertised())
 	if len(addrs) == 0 {
 		return
 	}
@@ -287,6 +291,18 @@ func (n *Node) reportAddress(ctx context.Context) {
 		r.reported, r.reportedIn = time.Now(), n.session.Handshakes()
 		r.mu.Unlock()
 	}
+}
+
+// reportable is the head of addrs that the registry takes: at most
+// server.MaxAddressesPerNode items in server.MaxAddressLength bytes (it
+// refuses a longer list whole). The last items go first: OpenVPN's IPv6
+// ones, after the IPv4 items. Peers asking us get the whole list.
+func reportable(addrs []nodeproto.Address) []nodeproto.Address {
+	addrs = addrs[:min(len(addrs), server.MaxAddressesPerNode)]
+	for len(addrs) > 0 && len(nodeproto.FormatAddresses(addrs)) > server.MaxAddressLength {
+		addrs = addrs[:len(addrs)-1]
+	}
+	return addrs
 }
 
 // behindNAT: a peer saw our tunnel traffic come from another address.

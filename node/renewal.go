@@ -133,6 +133,9 @@ func (n *Node) renew(ctx context.Context) (renewed bool, err error) {
 	n.cert.mu.Lock()
 	n.cert.cert = cert
 	n.cert.mu.Unlock()
+	if n.backend != nil {
+		n.backend.ovpn.certificateRenewed()
+	}
 	n.log.Info().Str("serial", cert.SerialNumber.String()).Time("expires", cert.NotAfter).Time("next_renewal", renewAt(cert)).Msg("certificate renewed")
 	return true, nil
 }

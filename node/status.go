@@ -106,12 +106,13 @@ type TunnelStatus struct {
 	Traffic   loader.TunnelStats `json:"traffic"`
 }
 
-// OpenVPNServerStatus is one OpenVPN server: its device, type and port,
-// whether openvpn runs, and its clients Babel hears (neighbours on the
-// device).
+// OpenVPNServerStatus is one OpenVPN server: its device, type, underlay
+// family and port, whether openvpn runs, and its clients Babel hears
+// (neighbours on the device).
 type OpenVPNServerStatus struct {
 	Device  string `json:"device"`
 	Type    string `json:"type"`
+	IPv6    bool   `json:"ipv6,omitempty"` // over IPv6 (re6st's tcp6, udp6); otherwise IPv4
 	Port    uint16 `json:"port"`
 	Running bool   `json:"running"`
 	Clients int    `json:"clients"`

@@ -258,10 +258,8 @@ func (t *tapTunnels) serverClients(dump babel.Dump, encrypted bool) []TunnelStat
 // the manager's table, counted against max_clients beside its own.
 func (n *Node) serverClientCount() int {
 	servers := map[string]bool{}
-	for encap := range openvpnTypes {
-		if n.cfg.offersOpenVPN(encap) {
-			servers[ovpnServerDevice(encap)] = true
-		}
+	for _, s := range n.cfg.ovpnServers() {
+		servers[s.device()] = true
 	}
 	if len(servers) == 0 {
 		return 0

@@ -378,7 +378,7 @@ func (n *Node) advertised() []nodeproto.Address {
 			}
 		}
 	}
-	return n.withCountry(out)
+	return n.withCountry(append(out, n.ipv6Items()...))
 }
 
 // protoHandler answers the node protocol's requests.

@@ -14,6 +14,10 @@ import (
 	"github.com/re6st-bpf/re6st-bpf/tunnels/nodeproto"
 )
 
+// dropOpenVPNTCP is a firewall rule (internet.Firewall) that drops TCP to
+// the OpenVPN servers' default port.
+const dropOpenVPNTCP = "tcp dport 1194"
+
 // typesTest is a network on two ISPs, the registry and n1 on one, n2 and n3
 // on the other, whose nodes run with --tunnel-types types, behind a
 // firewall in the core that drops what rules say.
@@ -105,9 +109,11 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 	}, reachBound, time.Second, "OpenVPN servers hear their clients")
 	for _, name := range c.Nodes() {
 		s := nodeStatus(t, c, name)
-		require.Len(t, s.OpenVPNServers, 1, name)
-		require.True(t, s.OpenVPNServers[0].Running, name)
-		require.Equal(t, "re6stnet-tcp", s.OpenVPNServers[0].Device)
+		require.Len(t, s.OpenVPNServers, 2, "%s: a server over IPv4 and one over IPv6", name)
+		for i, dev := range []string{"re6stnet-tcp", "re6stnet-tcp6"} {
+			require.True(t, s.OpenVPNServers[i].Running, name)
+			require.Equal(t, dev, s.OpenVPNServers[i].Device)
+		}
 		for _, tu := range s.Tunnels {
 			require.False(t, tu.Encrypted, "%s: %s tunnel", name, tu.Type)
 		}
@@ -166,3 +172,52 @@ func TestOpenVPNThroughFirewall(t *testing.T) {
 // fastRefresh (seconds) is the registry's tunnel_refresh for the tunnel
 // types tests: short, so that tunnels move back soon after a firewall goes.
 const fastRefresh = 15
+
+// TestOpenVPNOverIPv6: n1 and n2, on two ISPs, also have IPv6 through the
+// upstream router (their default IPv6 route, on an interface without
+// IPv4), outside the IPv4 internet, whose core drops TCP to the OpenVPN
+// port. Every node's tunnels are OpenVPN over TCP, and each finds its IPv6
+// address itself (no --ipv6). Across the core, n1 and n2 try the peer's
+// IPv4 item first (the peer's order), get no hello through, and take its
+// IPv6 one (re6st's tcp6 item): a tunnel to the peer's IPv6 address with a
+// Babel neighbour on it, the peer's re6stnet-tcp6 server hearing its
+// client, and every pair of nodes reaching the others, the registry's
+// node and n2 through n1. One type only, and the cluster's tunnel refresh
+// (60 s): with a faster type first, the move back at each refresh would
+// retry that type, then OpenVPN over IPv4, before IPv6 again.
+func TestOpenVPNOverIPv6(t *testing.T) {
+	clusterTest(t)
+	spec := internet.TwoISPs([]string{"registry", "n1"}, []string{"n2"})
+	spec.Upstream = []string{"n1", "n2"}
+	in := internet.ForTest(t, spec)
+	require.NoError(t, in.Firewall(internet.Core, dropOpenVPNTCP))
+	c := cluster.ForTest(t, cluster.Options{Internet: in, NodeArgs: func(*cluster.Node) []string {
+		return []string{"--tunnel-types", "openvpn-tcp"}
+	}})
+	require.NoError(t, c.StartNodes())
+	ipv6Of := map[string]netip.Addr{"n1": in.Upstream().Link("n1").HostAddr, "n2": in.Upstream().Link("n2").HostAddr}
+	// overIPv6: a has an OpenVPN tunnel to b's IPv6 address with a Babel
+	// neighbour on it (a cost), and b's IPv6 server hears a client.
+	overIPv6 := func(a, b string) bool {
+		sa, errA := c.NodeStatus(a)
+		sb, errB := c.NodeStatus(b)
+		if errA != nil || errB != nil { // a status that times out under load: asked again
+			return false
+		}
+		heard := false
+		for _, o := range sb.OpenVPNServers {
+			heard = heard || o.Device == "re6stnet-tcp6" && o.IPv6 && o.Running && o.Clients > 0
+		}
+		for _, tu := range sa.Tunnels {
+			if heard && tu.Peer == c.Node(b).Subnet && tu.Outgoing && tu.Type == nodeproto.ProtoOpenVPNTCP &&
+				tu.Remote == netip.AddrPortFrom(ipv6Of[b], 1194) && tu.Cost > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return overIPv6("n1", "n2") || overIPv6("n2", "n1") }, 2*reachBound, time.Second,
+		"n1 and n2 linked by OpenVPN over IPv6")
+	m, err := c.WaitReachable(context.Background(), reachBound)
+	require.NoError(t, err, "reachability:\n%v", m)
+}

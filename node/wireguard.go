@@ -84,8 +84,12 @@ func (b *tunnelBackend) Carries(encap string) bool {
 // Keyed implements manager.Backend.
 func (b *tunnelBackend) Keyed(encap string) bool { return b.bpf.Keyed(encap) }
 
-// LocalFor implements manager.Backend.
+// LocalFor implements manager.Backend: the IPv6 underlay is OpenVPN's
+// (the manager takes IPv6 items of unannounced types only).
 func (b *tunnelBackend) LocalFor(remote netip.Addr) (netip.Addr, error) {
+	if remote.Is6() {
+		return b.n.ipv6Source(remote)
+	}
 	return b.bpf.LocalFor(remote)
 }
 

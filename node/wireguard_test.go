@@ -103,7 +103,35 @@ func TestAdvertisedWireGuard(t *testing.T) {
 	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,51820,wireguard", nodeproto.FormatAddresses(n.advertised()))
 	n.cfg.TunnelTypes = []string{"fou"}
 	require.Equal(t, "198.18.1.2,5555,fou", nodeproto.FormatAddresses(n.advertised()))
-	// OpenVPN: re6st's items, at --openvpn-port.
+	// OpenVPN: re6st's items, at --openvpn-port; over IPv6 (--ipv6) its
+	// tcp6 and udp6 items after the IPv4 ones; none with --ipv6 none.
 	n.cfg.TunnelTypes, n.cfg.OpenVPNPort = []string{"fou", "openvpn-tcp", "openvpn-udp"}, 1194
+	n.cfg.IPv6 = []netip.Addr{netip.MustParseAddr("2001:db8::2")}
+	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,1194,tcp;198.18.1.2,1194,udp;2001:db8::2,1194,tcp6;2001:db8::2,1194,udp6",
+		nodeproto.FormatAddresses(n.advertised()))
+	n.cfg.IPv6, n.cfg.NoIPv6 = nil, true
 	require.Equal(t, "198.18.1.2,5555,fou;198.18.1.2,1194,tcp;198.18.1.2,1194,udp", nodeproto.FormatAddresses(n.advertised()))
+}
+
+// --ipv6 takes global IPv6 addresses only, and not beside none.
+func TestIPv6Option(t *testing.T) {
+	base := Config{Registry: "http://r/", CA: "ca", Cert: "c", Key: "k", Encap: loader.FOU}
+	for _, bad := range []string{"198.18.1.2", "::ffff:198.18.1.2", "fe80::1", "ff02::1", "::1"} {
+		c := base
+		c.IPv6 = []netip.Addr{netip.MustParseAddr(bad)}
+		require.Error(t, c.check(), bad)
+	}
+	c := base
+	c.IPv6 = []netip.Addr{netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("fd00::2")}
+	require.NoError(t, c.check())
+	c.NoIPv6 = true
+	require.Error(t, c.check(), "none with addresses")
+	c.IPv6 = nil
+	require.NoError(t, c.check())
+	require.Empty(t, c.ovpnServers(), "no OpenVPN type: no server")
+	c.TunnelTypes = []string{"fou", "openvpn-udp"}
+	require.Equal(t, []ovpnServer{{encap: "openvpn-udp"}}, c.ovpnServers(), "--ipv6 none: IPv4 only")
+	c.NoIPv6 = false
+	require.Equal(t, []ovpnServer{{encap: "openvpn-udp"}, {encap: "openvpn-udp", ipv6: true}}, c.ovpnServers())
+	require.Equal(t, "re6stnet-udp6", c.ovpnServers()[1].device())
 }

@@ -26,6 +26,7 @@ type nodeFlags struct {
 	hook    string
 	attach  string
 	ips     []string
+	ipv6    []string
 	ignored []string
 	// classPeers are the --class-peer NAME=PEER[,PEER…] options.
 	classPeers []string
@@ -36,17 +37,16 @@ type nodeFlags struct {
 // ignoredOptions are re6st's node options that have no meaning here
 // (docs/node.md says why): an operator's re6stnet.conf keeps working.
 var ignoredOptions = []atfile.Ignored{
-	{Name: "pp", Values: 2, Why: "no OpenVPN servers: tunnels are FOU or GRE on --fou-port"},
-	{Name: "dh", Values: 1, Why: "no OpenVPN: no Diffie-Hellman parameters"},
-	{Name: "openvpn-arg", Shorthand: "O", Values: 1, Why: "no OpenVPN"},
-	{Name: "ovpnlog", Why: "no OpenVPN"},
+	{Name: "pp", Values: 2, Why: "the OpenVPN servers listen on --openvpn-port, over IPv4 and IPv6, for the OpenVPN types of --tunnel-types"},
+	{Name: "dh", Values: 1, Why: "the OpenVPN servers run with --dh none (ECDHE): no Diffie-Hellman parameters"},
+	{Name: "openvpn-arg", Shorthand: "O", Values: 1, Why: "openvpn gets re6st's own arguments, made by the node"},
+	{Name: "ovpnlog", Why: "openvpn's output goes to the node's log, at debug level"},
 	{Name: "babel-arg", Shorthand: "B", Values: 1, Why: "Babel runs in process, not babeld"},
 	{Name: "table", Values: 1, Why: "obsolete in re6st too; the default route is source-specific"},
 	{Name: "default", Shorthand: "D", Why: "the overlay's default route is always source-specific (the data plane routes by source)"},
 	{Name: "client", Values: 1, Why: "no light mode: use --client-count 1 --max-clients 0 --neighbour CN"},
 	{Name: "remote-gateway", Values: 1, Why: "tunnels follow the host's IPv4 routing"},
-	{Name: "disable-proto", Values: 1, Why: "no OpenVPN protocols: --encap chooses FOU or GRE"},
-	{Name: "ipv6", Values: 1, Why: "the underlay is IPv4"},
+	{Name: "disable-proto", Values: 1, Why: "--tunnel-types lists the tunnel types used (openvpn-tcp, openvpn-udp…); --ipv6 none: no OpenVPN over IPv6"},
 	{Name: "log", Shorthand: "l", Values: 1, Why: "logs go to standard error (journald); see --log-format"},
 	{Name: "multicast", Shorthand: "m", Why: "no PIM-DM"},
 	{Name: "console", Values: 1, Why: "no Python console: use re6stnet status"},
@@ -64,9 +64,10 @@ func addNodeFlags(cmd *cobra.Command, f *nodeFlags) {
 	fl.StringVar(&f.cfg.Instance, "instance", "re6st", "data-plane instance name")
 	fl.StringArrayVar(&f.cfg.Underlays, "underlay", nil, "underlay interface (repeatable; default: every interface with an IPv4 address but lo)")
 	fl.StringArrayVar(&f.ips, "ip", nil, "IPv4 address to advertise to peers and the registry (repeatable; default: the underlays')")
+	fl.StringArrayVar(&f.ipv6, "ipv6", nil, "IPv6 address to advertise for the OpenVPN servers, which also listen on IPv6 (re6st's tcp6 and udp6 items; repeatable; 'none': no OpenVPN over IPv6; default: the global IPv6 addresses of the underlays and of the default IPv6 route, found at each use)")
 	fl.StringVar(&f.encap, "encap", "fou", "encapsulation of the tunnels this node sets up: fou or gre (GRE does not cross NATs)")
-	fl.StringSliceVar(&f.cfg.TunnelTypes, "tunnel-types", nil, "tunnel types in order of preference, among fou, gre, wireguard, openvpn-tcp and openvpn-udp, e.g. fou,gre,openvpn-tcp: per peer, the first both offer; the next when no Babel hello comes through (default: --encap alone)")
-	fl.Uint16Var(&f.cfg.OpenVPNPort, "openvpn-port", node.DefaultOpenVPNPort, "port of the OpenVPN servers (TCP and UDP, re6st's --pp): advertised in the address list when --tunnel-types has openvpn-tcp or openvpn-udp")
+	fl.StringSliceVar(&f.cfg.TunnelTypes, "tunnel-types", nil, "tunnel types in order of preference, among fou, gre, wireguard, openvpn-tcp and openvpn-udp, e.g. fou,gre,openvpn-tcp: per peer, the first both offer; the next when no Babel hello comes through (default: --encap alone). OpenVPN also runs over IPv6 (see --ipv6): a peer's IPv4 item of a type is tried before its IPv6 one, which is tried next when the first gets no hello through")
+	fl.Uint16Var(&f.cfg.OpenVPNPort, "openvpn-port", node.DefaultOpenVPNPort, "port of the OpenVPN servers (TCP and UDP, over IPv4 and IPv6, re6st's --pp): advertised in the address list when --tunnel-types has openvpn-tcp or openvpn-udp")
 	fl.Uint16Var(&f.cfg.WireGuardPort, "wireguard-port", node.DefaultWireGuardPort, "first WireGuard port: advertised in the address list; tunnel N's device listens on this port + N")
 	fl.DurationVar(&f.cfg.WireGuardRotate, "wireguard-rotate", 0, "replace the WireGuard key this often while running, sending each peer the new key's binding (0: a new key at each start only)")
 	fl.Uint16Var(&f.cfg.FOUPort, "fou-port", loader.DefaultFOUPort, "UDP port of FOU tunnels and of tunnel setup")
@@ -122,6 +123,17 @@ func (f *nodeFlags) config() (node.Config, error) {
 			return f.cfg, fmt.Errorf("--ip %q: %w", s, err)
 		}
 		f.cfg.IPs = append(f.cfg.IPs, ip)
+	}
+	for _, s := range f.ipv6 {
+		if s == "none" {
+			f.cfg.NoIPv6 = true
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return f.cfg, fmt.Errorf("--ipv6 %q: %w", s, err)
+		}
+		f.cfg.IPv6 = append(f.cfg.IPv6, ip)
 	}
 	return f.cfg, nil
 }

@@ -126,7 +126,11 @@ func printStatus(w io.Writer, s *node.Status) {
 		if !o.Running {
 			state = "NOT RUNNING"
 		}
-		fmt.Fprintf(w, "openvpn server %s (%s, port %d): %s, %d clients\n", o.Device, o.Type, o.Port, state, o.Clients)
+		family := "IPv4"
+		if o.IPv6 {
+			family = "IPv6"
+		}
+		fmt.Fprintf(w, "openvpn server %s (%s over %s, port %d): %s, %d clients\n", o.Device, o.Type, family, o.Port, state, o.Clients)
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -53,7 +53,9 @@ func TestPrintStatusOpenVPNServers(t *testing.T) {
 	printStatus(&out, &node.Status{OpenVPNServers: []node.OpenVPNServerStatus{
 		{Device: "re6stnet-tcp", Type: "openvpn-tcp", Port: 1194, Running: true, Clients: 2},
 		{Device: "re6stnet-udp", Type: "openvpn-udp", Port: 1194},
+		{Device: "re6stnet-tcp6", Type: "openvpn-tcp", IPv6: true, Port: 1194, Running: true, Clients: 1},
 	}})
-	require.Contains(t, out.String(), "openvpn server re6stnet-tcp (openvpn-tcp, port 1194): running, 2 clients\n")
-	require.Contains(t, out.String(), "openvpn server re6stnet-udp (openvpn-udp, port 1194): NOT RUNNING, 0 clients\n")
+	require.Contains(t, out.String(), "openvpn server re6stnet-tcp (openvpn-tcp over IPv4, port 1194): running, 2 clients\n")
+	require.Contains(t, out.String(), "openvpn server re6stnet-udp (openvpn-udp over IPv4, port 1194): NOT RUNNING, 0 clients\n")
+	require.Contains(t, out.String(), "openvpn server re6stnet-tcp6 (openvpn-tcp over IPv6, port 1194): running, 1 clients\n")
 }

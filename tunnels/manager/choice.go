@@ -2,6 +2,7 @@ package manager
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -11,9 +12,10 @@ import (
 // choice is what the manager remembers of one peer's tunnel types: the
 // one that last worked, and those that failed (a tunnel of that type over
 // which Babel never got a usable link: a firewall on the path drops it),
-// with when. A set-up tries the types in preference order, a type that
-// failed within the refresh period last; so after a failure the next type
-// is tried, and the faster one again once its failure is that old.
+// with when, by path (a type over one underlay family: pathOf). A set-up
+// tries the types in preference order, a path that failed within the
+// refresh period last; so after a failure the next path is tried, and the
+// faster one again once its failure is that old.
 type choice struct {
 	worked string
 	failed map[string]time.Time
@@ -42,19 +44,34 @@ func (m *Manager) rank(encap string) int {
 	return slices.Index(m.cfg.Types, encap)
 }
 
-// order keeps the IPv4 addresses of the types the backend carries and we
-// prefer, in preference order (the peer's order among equals), the types
-// that failed with the peer recently last. Run's goroutine.
+// pathOf names a type over an underlay family, what a failure is
+// remembered for: an unannounced type (OpenVPN) runs over IPv4 and IPv6,
+// and a firewall may drop one family and not the other, so its IPv6 items
+// fail apart from its IPv4 ones.
+func pathOf(encap string, ip netip.Addr) string {
+	if ip.Is6() {
+		return encap + " over IPv6"
+	}
+	return encap
+}
+
+// order keeps the addresses of the types the backend carries and we
+// prefer, in preference order (the peer's order among equals: a peer
+// lists its IPv4 items before its IPv6 ones, as re6st does), the paths
+// that failed with the peer recently last. The types the data plane
+// carries (FOU, GRE) and WireGuard are IPv4 only; an unannounced type
+// (OpenVPN) also takes IPv6 items (re6st's tcp6 and udp6). Run's goroutine.
 func (m *Manager) order(bits string, list []nodeproto.Address, now time.Time) []nodeproto.Address {
-	failed := func(encap string) bool { return m.failedRecently(bits, encap, now) }
+	failed := func(a nodeproto.Address) bool { return m.failedRecently(bits, pathOf(a.Proto, a.IP), now) }
 	var out []nodeproto.Address
 	for _, a := range list {
-		if a.IP.Is4() && m.cfg.Backend.Carries(a.Proto) && m.rank(a.Proto) >= 0 {
+		family := a.IP.Is4() || a.IP.Is6() && m.unannounced(a.Proto)
+		if family && m.cfg.Backend.Carries(a.Proto) && m.rank(a.Proto) >= 0 {
 			out = append(out, a)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b nodeproto.Address) int {
-		fa, fb := failed(a.Proto), failed(b.Proto)
+		fa, fb := failed(a), failed(b)
 		if fa != fb {
 			if fa {
 				return 1
@@ -66,13 +83,14 @@ func (m *Manager) order(bits string, list []nodeproto.Address, now time.Time) []
 	return out
 }
 
-// failedRecently: encap failed with the peer within the refresh period.
-func (m *Manager) failedRecently(bits, encap string, now time.Time) bool {
+// failedRecently: path (pathOf) failed with the peer within the refresh
+// period.
+func (m *Manager) failedRecently(bits, path string, now time.Time) bool {
 	c := m.choices[bits]
 	if c == nil {
 		return false
 	}
-	at, ok := c.failed[encap]
+	at, ok := c.failed[path]
 	return ok && now.Sub(at) < m.cfg.Params.RefreshPeriod()
 }
 
@@ -81,7 +99,7 @@ func (m *Manager) noteUsable(e *entry) {
 	if e.Outgoing {
 		c := m.choiceOf(e.Bits)
 		c.worked = e.Endpoint.Encap
-		delete(c.failed, e.Endpoint.Encap)
+		delete(c.failed, pathOf(e.Endpoint.Encap, e.Endpoint.Remote.Addr()))
 	}
 }
 
@@ -89,7 +107,7 @@ func (m *Manager) noteUsable(e *entry) {
 // peer, and, when the peer offers another type that has not failed, sets a
 // tunnel up again at once with it.
 func (m *Manager) fallBack(e *entry, now time.Time) {
-	m.choiceOf(e.Bits).failed[e.Endpoint.Encap] = now
+	m.choiceOf(e.Bits).failed[pathOf(e.Endpoint.Encap, e.Endpoint.Remote.Addr())] = now
 	addrs, ok := m.cfg.Cache.Get(e.Bits)
 	if !ok {
 		return
@@ -99,7 +117,7 @@ func (m *Manager) fallBack(e *entry, now time.Time) {
 		return
 	}
 	next := m.order(e.Bits, list, now)
-	if len(next) == 0 || m.failedRecently(e.Bits, next[0].Proto, now) || !m.claim(e.Bits) {
+	if len(next) == 0 || m.failedRecently(e.Bits, pathOf(next[0].Proto, next[0].IP), now) || !m.claim(e.Bits) {
 		return
 	}
 	m.log.Info().Stringer("peer", e.Peer).Str("encap", e.Endpoint.Encap).Str("next", next[0].Proto).

@@ -136,7 +136,7 @@ type fakeBabel struct {
 	routes   []Route
 	lan      []netip.Prefix
 	usable   map[string]bool // nil: every attached interface is usable
-	blocked  map[string]bool // encapsulations a firewall drops: never usable
+	blocked  map[string]bool // paths (pathOf: a type over a family) a firewall drops: never usable
 }
 
 func (f *fakeBabel) Attach(t Tunnel) error {
@@ -177,7 +177,7 @@ func (f *fakeBabel) Usable() map[string]bool {
 	defer f.mu.Unlock()
 	out := map[string]bool{}
 	for name, t := range f.attached {
-		out[name] = (f.usable == nil || f.usable[name]) && !f.blocked[t.Endpoint.Encap]
+		out[name] = (f.usable == nil || f.usable[name]) && !f.blocked[pathOf(t.Endpoint.Encap, t.Endpoint.Remote.Addr())]
 	}
 	return out
 }
@@ -200,13 +200,13 @@ func (f *fakeBabel) setUsable(u map[string]bool) {
 	f.usable = u
 }
 
-func (f *fakeBabel) block(encap string, on bool) {
+func (f *fakeBabel) block(path string, on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.blocked == nil {
 		f.blocked = map[string]bool{}
 	}
-	f.blocked[encap] = on
+	f.blocked[path] = on
 }
 
 func (f *fakeBabel) isDraining(ifname string) bool {

@@ -150,7 +150,7 @@ func (m *Manager) makeTunnel(bits, addresses string) {
 		if errors.Is(err, errStopped) {
 			return
 		}
-		m.noteSetupFailure(bits, a.Proto, err)
+		m.noteSetupFailure(bits, pathOf(a.Proto, a.IP), err)
 	}
 }
 

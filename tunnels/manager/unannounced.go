@@ -40,11 +40,12 @@ func (m *Manager) openUnannounced(bits string, prefix netip.Prefix, local netip.
 	return err
 }
 
-// noteSetupFailure remembers a type whose set-up got no answer from the
-// peer (a firewall drops the node protocol's UDP on the path): the next
-// set-ups try the others first, until the failure is a refresh period old.
-func (m *Manager) noteSetupFailure(bits, encap string, err error) {
+// noteSetupFailure remembers a path (pathOf) whose set-up got no answer
+// from the peer (a firewall drops the node protocol's UDP on the path):
+// the next set-ups try the others first, until the failure is a refresh
+// period old.
+func (m *Manager) noteSetupFailure(bits, path string, err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
-		m.do(func() { m.choiceOf(bits).failed[encap] = m.clock.Now() })
+		m.do(func() { m.choiceOf(bits).failed[path] = m.clock.Now() })
 	}
 }

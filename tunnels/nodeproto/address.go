@@ -22,28 +22,34 @@ const (
 	ProtoWireGuard = "wireguard"
 	// ProtoOpenVPNTCP, ProtoOpenVPNUDP: re6st's OpenVPN server at the
 	// address's TCP or UDP port. They are the tunnel types' names; the
-	// address list gives re6st's protocol names, "tcp" and "udp" (wireNames).
+	// address list gives re6st's protocol names, "tcp" and "udp" over an
+	// IPv4 address, "tcp6" and "udp6" over an IPv6 one (wireNames).
 	ProtoOpenVPNTCP = "openvpn-tcp"
 	ProtoOpenVPNUDP = "openvpn-udp"
 )
 
 // wireNames are the protocol names the address list gives types whose
-// names differ (re6st's OpenVPN items).
+// names differ (re6st's OpenVPN items) over IPv4; over IPv6, re6st's name
+// ends in 6 (ipv6Suffix).
 var wireNames = map[string]string{ProtoOpenVPNTCP: "tcp", ProtoOpenVPNUDP: "udp"}
 
-// typeOf is the tunnel type of an address list's protocol name; "" for
-// one this node does not know (re6st's tcp6 and udp6: IPv6 underlays).
-func typeOf(wire string) string {
+const ipv6Suffix = "6"
+
+// typeOf is the tunnel type of an address list's protocol name and
+// whether the name is of an IPv6 item (re6st's tcp6 and udp6); "" for one
+// this node does not know.
+func typeOf(wire string) (typ string, ipv6 bool) {
 	switch wire {
 	case ProtoFOU, ProtoGRE, ProtoWireGuard:
-		return wire
+		return wire, false
 	}
+	base, ipv6 := strings.CutSuffix(wire, ipv6Suffix)
 	for t, w := range wireNames {
-		if w == wire {
-			return t
+		if w == base {
+			return t, ipv6
 		}
 	}
-	return ""
+	return "", false
 }
 
 // Address is one underlay endpoint a node accepts tunnels on.
@@ -59,6 +65,9 @@ func (a Address) String() string {
 	proto := a.Proto
 	if w, ok := wireNames[proto]; ok {
 		proto = w
+		if a.IP.Is6() {
+			proto += ipv6Suffix
+		}
 	}
 	s := a.IP.String() + "," + strconv.Itoa(int(a.Port)) + "," + proto
 	if a.Country != "" {
@@ -68,11 +77,13 @@ func (a Address) String() string {
 }
 
 // ParseAddresses parses re6st's address list: items "ip,port,proto[,country]"
-// separated by ';', in preference order. re6st's OpenVPN items (tcp, udp)
-// are the types ProtoOpenVPNTCP and ProtoOpenVPNUDP. Items of other
-// protocols (re6st's tcp6 and udp6, or later additions) are skipped, so
-// that a list stays usable when it mixes protocols; a malformed item is an
-// error.
+// separated by ';', in preference order. re6st's OpenVPN items (tcp, udp
+// over IPv4; tcp6, udp6 over IPv6) are the types ProtoOpenVPNTCP and
+// ProtoOpenVPNUDP, the address's family telling which. Items of other
+// protocols (later additions), and OpenVPN items whose address is not of
+// their name's family (which re6st cannot use either: it resolves the
+// address in that family), are skipped, so that a list stays usable when
+// it mixes protocols; a malformed item is an error.
 // The empty string is the empty list.
 func ParseAddresses(s string) ([]Address, error) {
 	if s == "" {
@@ -92,15 +103,17 @@ func ParseAddresses(s string) ([]Address, error) {
 		if err != nil {
 			return nil, fmt.Errorf("address %q: bad port", item)
 		}
-		a := Address{IP: ip.Unmap(), Port: uint16(port), Proto: typeOf(fields[2])}
+		typ, ipv6 := typeOf(fields[2])
+		a := Address{IP: ip.Unmap(), Port: uint16(port), Proto: typ}
 		if len(fields) == 4 {
 			if fields[3] == "" {
 				return nil, fmt.Errorf("address %q: empty country", item)
 			}
 			a.Country = fields[3]
 		}
+		_, ovpn := wireNames[a.Proto]
 		switch {
-		case a.Proto == "":
+		case a.Proto == "", ovpn && a.IP.Is6() != ipv6:
 			continue
 		case a.Proto != ProtoGRE && a.Port == 0:
 			return nil, fmt.Errorf("address %q: %s needs a port", item, fields[2])

@@ -10,22 +10,26 @@ import (
 )
 
 func TestParseAndFormatAddresses(t *testing.T) {
-	list, err := nodeproto.ParseAddresses("192.0.2.1,326,fou;2001:db8::1,0,gre,FR;1.2.3.4,1194,tcp;1.2.3.4,1195,udp;2001:db8::2,1194,tcp6")
+	list, err := nodeproto.ParseAddresses("192.0.2.1,326,fou;2001:db8::1,0,gre,FR;1.2.3.4,1194,tcp;1.2.3.4,1195,udp;" +
+		"2001:db8::2,1194,tcp6;2001:db8::2,1195,udp6,FR;1.2.3.4,1194,tcp6;2001:db8::2,1194,tcp;1.2.3.4,1194,quic")
 	require.NoError(t, err)
 	require.Equal(t, []nodeproto.Address{
 		{IP: netip.MustParseAddr("192.0.2.1"), Port: 326, Proto: "fou"},
 		{IP: netip.MustParseAddr("2001:db8::1"), Proto: "gre", Country: "FR"},
 		{IP: netip.MustParseAddr("1.2.3.4"), Port: 1194, Proto: nodeproto.ProtoOpenVPNTCP},
 		{IP: netip.MustParseAddr("1.2.3.4"), Port: 1195, Proto: nodeproto.ProtoOpenVPNUDP},
-	}, list) // re6st's OpenVPN over IPv6 (tcp6, udp6) is skipped
-	require.Equal(t, "192.0.2.1,326,fou;2001:db8::1,0,gre,FR;1.2.3.4,1194,tcp;1.2.3.4,1195,udp", nodeproto.FormatAddresses(list))
+		{IP: netip.MustParseAddr("2001:db8::2"), Port: 1194, Proto: nodeproto.ProtoOpenVPNTCP},
+		{IP: netip.MustParseAddr("2001:db8::2"), Port: 1195, Proto: nodeproto.ProtoOpenVPNUDP, Country: "FR"},
+	}, list, "re6st's OpenVPN over IPv6 (tcp6, udp6) are the OpenVPN types; an item whose address is of the other family, or of an unknown protocol, is skipped")
+	require.Equal(t, "192.0.2.1,326,fou;2001:db8::1,0,gre,FR;1.2.3.4,1194,tcp;1.2.3.4,1195,udp;2001:db8::2,1194,tcp6;2001:db8::2,1195,udp6,FR",
+		nodeproto.FormatAddresses(list))
 	list, err = nodeproto.ParseAddresses("")
 	require.NoError(t, err)
 	require.Empty(t, list)
 	require.Equal(t, "", nodeproto.FormatAddresses(nil))
 	for _, bad := range []string{
 		"192.0.2.1,326", "192.0.2.1,326,fou,FR,x", "bad,326,fou", "fe80::1%eth0,326,fou",
-		"192.0.2.1,70000,fou", "192.0.2.1,0,fou", "192.0.2.1,326,gre", "192.0.2.1,326,fou,", "192.0.2.1,326,fou;", "192.0.2.1,0,tcp",
+		"192.0.2.1,70000,fou", "192.0.2.1,0,fou", "192.0.2.1,326,gre", "192.0.2.1,326,fou,", "192.0.2.1,326,fou;", "192.0.2.1,0,tcp", "2001:db8::2,0,udp6",
 	} {
 		_, err := nodeproto.ParseAddresses(bad)
 		require.Error(t, err, bad)
