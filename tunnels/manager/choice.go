@@ -145,8 +145,14 @@ func (m *Manager) TypeOf(bits string) string {
 // peer to have given up on it (it falls back after the timeout; half of it
 // here, for the clocks' and ticks' skew).
 func (m *Manager) fallingBack(e *entry, encap string) bool {
-	return !e.Outgoing && e.usable.IsZero() && e.Endpoint.Encap != encap &&
-		m.clock.Now().Sub(e.Created) >= m.timeout()/2
+	return !e.Outgoing && e.usable.IsZero() && e.Endpoint.Encap != encap && m.settled(e)
+}
+
+// settled: tunnel e is at least half a timeout old, so that a request from
+// its peer for another tunnel is not one that crossed ours or its reply:
+// the peer can have given up on e, or restarted since.
+func (m *Manager) settled(e *entry) bool {
+	return m.clock.Now().Sub(e.Created) >= m.timeout()/2
 }
 
 // upgradable returns an outgoing tunnel that works but whose peer offers a

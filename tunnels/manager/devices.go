@@ -46,11 +46,12 @@ func (m *Manager) devicePort(encap string, reply uint16) (uint16, error) {
 
 // newCredential: the peer of tunnel e (either way) asks for a tunnel of
 // e's type with another credential than the one e has of it: it restarted
-// and its WireGuard devices and key died with it (a node's credential is
-// the same for all its tunnels while it runs). The request came over the
-// node protocol's authenticated session and its credential verified: the
-// peer itself says its key changed, so the tunnel is made again, with the
-// new key, instead of waiting until the old one goes silent.
+// and its WireGuard devices and key died with it, or it rotated its key.
+// The request came over the node protocol's authenticated session and its
+// credential verified: once e is settled (a request that crossed e's
+// set-up is refused), the peer itself says it has no tunnel with us, so
+// the tunnel is made again, with the new key, instead of waiting until the
+// old one goes silent.
 func newCredential(e *entry, req nodeproto.TunnelRequest) bool {
 	return e.Endpoint.Encap == req.Encap && len(req.Binding) > 0 && e.Endpoint.PeerCredential != string(req.Binding)
 }

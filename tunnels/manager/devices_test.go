@@ -81,8 +81,10 @@ func TestDevicePortFromReply(t *testing.T) {
 }
 
 // TestNewCredentialReplacesTunnel: a peer that asks again with the same
-// credential gets the same tunnel (a retransmission); with another one (it
-// restarted with a new key) it gets a new tunnel, the old one removed.
+// credential gets the same tunnel (a retransmission); with another one at
+// once, a refusal (set-ups that crossed); with another one once the tunnel
+// is settled (it restarted with a new key), a new tunnel, the old one
+// removed.
 func TestNewCredentialReplacesTunnel(t *testing.T) {
 	h := newHarness(t, 0, 10)
 	h.cfg.Backend = deviceBackend{credBackend{h.backend}}
@@ -98,7 +100,14 @@ func TestNewCredentialReplacesTunnel(t *testing.T) {
 	assert.Equal(t, first.Created, again.Created, "the same tunnel")
 	assert.Empty(t, h.backend.removed)
 
+	// Another key at once: a request that crossed the tunnel's set-up (or
+	// a rotation between the peer's request and its reply) is refused,
+	// the tunnel kept; half a timeout later, the peer has restarted.
 	req.Binding = []byte("good-2")
+	r := h.m.Accept(from, req)
+	assert.Contains(t, r.Reason, "exists", "too early")
+	assert.Empty(t, h.backend.removed)
+	h.step(3) // the first step is at once: 2 s, half the timeout
 	require.True(t, h.m.Accept(from, req).Accepted)
 	next, ok := h.tunnelTo(p2)
 	require.True(t, ok)

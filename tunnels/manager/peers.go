@@ -56,6 +56,14 @@ func (m *Manager) Accept(peer nodeproto.Peer, req nodeproto.TunnelRequest) nodep
 			m.close(e, "the peer falls back to "+req.Encap)
 		}
 		if e := m.tunnelTo(peer.Bits); e != nil && newCredential(e, req) {
+			if !m.settled(e) {
+				// Set-ups that crossed, or a key rotation between the
+				// peer's request and its reply to ours: replacing would
+				// leave each side with a tunnel the other dropped.
+				reply = refuse("a tunnel with %s exists, made %s ago with another %s key", peer.Prefix,
+					m.clock.Now().Sub(e.Created).Round(time.Millisecond), req.Encap)
+				return
+			}
 			m.close(e, "the peer has a new "+req.Encap+" key")
 		}
 		if e := m.tunnelTo(peer.Bits); e != nil {
