@@ -18,6 +18,10 @@ import (
 // scenario offers, fastest first.
 const demoTunnelTypes = "fou,wireguard,openvpn-tcp"
 
+// demoRefresh is the scenario's tunnel refresh: short, so that the tunnels
+// move back to faster types soon after the firewall goes.
+const demoRefresh = 15 * time.Second
+
 // runTunnelTypes is the --tunnel-types scenario (docs/demo.md): nodes on
 // two ISPs offering FOU, WireGuard and OpenVPN over TCP. A firewall in the
 // core that drops UDP and GRE moves the tunnels across it to OpenVPN over
@@ -37,7 +41,7 @@ func runTunnelTypes(ctx context.Context, bin, dir string, timeout time.Duration)
 	}
 	defer func() { err = errors.Join(err, in.Close()) }()
 	describe(in, func(*internet.Host) string { return "--tunnel-types " + demoTunnelTypes })
-	c, err := cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Logf: logf, TunnelRefresh: 15,
+	c, err := cluster.Start(cluster.Options{Internet: in, Bin: bin, Dir: dir, Logf: logf, TunnelRefresh: int(demoRefresh / time.Second),
 		NodeArgs: func(*cluster.Node) []string { return []string{"--tunnel-types", demoTunnelTypes} }})
 	if err != nil {
 		return err
@@ -47,7 +51,10 @@ func runTunnelTypes(ctx context.Context, bin, dir string, timeout time.Duration)
 	if err := c.StartNodes(); err != nil {
 		return err
 	}
-	t := typesShown{c: c, ctx: ctx, timeout: timeout, in: in}
+	// A stage can wait for refreshes: a type that failed with a peer (while
+	// the firewall was up) is tried first again only once the failure is a
+	// refresh period old, and a refresh replaces one tunnel at a time.
+	t := typesShown{c: c, ctx: ctx, timeout: timeout + 4*demoRefresh, in: in}
 	if err := t.stage("no firewall: every tunnel FOU, the fastest type", nodeproto.ProtoFOU, nodeproto.ProtoFOU); err != nil {
 		return err
 	}
