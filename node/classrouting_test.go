@@ -46,6 +46,12 @@ func TestClassRouting(t *testing.T) {
 			"--traffic-class", "bulk,fd00:2::/32,dscp=10,priority=0"},
 		NodeArgs: func(n *cluster.Node) []string {
 			switch n.Name {
+			case "registry":
+				// It takes no tunnel, so that n1, n2 and relay tunnel to
+				// each other: a node without incoming tunnels keeps two
+				// outgoing ones (re6st's rule), and n1 and relay, both with
+				// theirs to the registry and n2, had none between them.
+				return []string{"--max-clients", "0"}
 			case "n1", "n2":
 				return classPeer("relay")
 			case "relay":
